@@ -1,0 +1,360 @@
+"""``LossConfig``: the one description of a loss, validated, JSON round-trippable.
+
+A config carries the family, its parameters, the weight scheme and the training
+class counts, so :meth:`LossConfig.build` rebuilds the exact Keras loss (weights
+included) later, without the data.
+
+Example:
+    >>> config = LossConfig("focal", {"gamma": 1.0}, weights="inverse",
+    ...                     class_counts=[900, 90, 10])
+    >>> LossConfig.from_json(config.to_json()) == config
+    True
+    >>> loss = config.build()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from lossearch import weights as weight_schemes
+from lossearch._params import Param, number, number_or_list, positive, resolve
+from lossearch.losses import FAMILIES, TASKS
+
+FORMAT = "lossearch.loss/1"
+
+# Config-level extras that need the class counts, resolved in ``build()``.
+_CONFIG_PARAMS = {
+    ("pos_weighted_bce", "pos_weight"): Param(
+        1.0, number_or_list(positive(), allow=("balanced",)), "scalar, per label, or 'balanced'"
+    ),
+}
+
+
+def family_params(family: str) -> dict[str, Param]:
+    """The parameters a user sets for ``family`` (class counts come from the config)."""
+    specs = {k: v for k, v in FAMILIES[family].params.items() if k != "class_counts"}
+    for (fam, name), spec in _CONFIG_PARAMS.items():
+        if fam == family:
+            specs[name] = spec
+    return specs
+
+
+def _frozen(value):
+    """Lists become tuples so configs compare equal after a JSON round trip."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+def _thawed(value):
+    if isinstance(value, tuple | list):
+        return [_thawed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _thawed(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """A loss family, its parameters, class weighting and the data facts it needs.
+
+    Args:
+        family: one of :data:`lossearch.losses.FAMILIES` (``"ce"``, ``"focal"``, ...).
+        params: the family's parameters; missing ones take their defaults.
+        weights: a scheme of :data:`lossearch.weights.SCHEMES`.
+        weight_params: the scheme's parameters (``beta``, ``normalize``, ...).
+        label_smoothing: in ``[0, 1)``.
+        drw_start: deferred re-weighting: weights stay 1 until this epoch (an
+            int) or this fraction of the epochs (a float in (0, 1)).
+        class_counts: training samples per class (binary: ``[n_neg, n_pos]``;
+            multi-label: positives per label).
+        class_names: a name per class, for messages and reports.
+        task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
+        from_logits: whether the model outputs logits.
+        n_samples: training samples in all (multi-label ``pos_weight="balanced"``).
+
+    Raises:
+        ValueError: naming the field, for anything unknown or out of range.
+    """
+
+    family: str = "ce"
+    params: dict[str, Any] = field(default_factory=dict)
+    weights: str = "none"
+    weight_params: dict[str, Any] = field(default_factory=dict)
+    label_smoothing: float = 0.0
+    drw_start: int | float | None = None
+    class_counts: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    task: str = "multiclass"
+    from_logits: bool = True
+    n_samples: int | None = None
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        if self.task not in TASKS:
+            raise ValueError(f"task: expected one of {list(TASKS)}, got {self.task!r}.")
+        if self.family not in FAMILIES:
+            raise ValueError(
+                f"family: unknown loss family {self.family!r}; expected one of: "
+                f"{', '.join(FAMILIES)}."
+            )
+        loss_class = FAMILIES[self.family]
+        if self.task not in loss_class.tasks:
+            raise ValueError(
+                f"family: {self.family!r} is not valid for task {self.task!r}; it supports "
+                f"{list(loss_class.tasks)}."
+            )
+        if not isinstance(self.params, dict) or not isinstance(self.weight_params, dict):
+            raise ValueError("params and weight_params: expected dicts of parameter values.")
+        set_(self, "class_counts", self._checked_counts())
+        set_(self, "class_names", self._checked_names())
+        params = resolve("params", family_params(self.family), self.params)
+        set_(self, "params", _frozen(params))
+        weight_params = weight_schemes.resolve_scheme(self.weights, self.weight_params)
+        set_(self, "weight_params", _frozen(weight_params))
+        self._check_needs_counts(loss_class)
+        self._check_per_class_lengths()
+        problem = number(0.0, 1.0, high_open=True)(self.label_smoothing)
+        if problem:
+            raise ValueError(f"label_smoothing: {problem}.")
+        set_(self, "label_smoothing", float(self.label_smoothing))
+        self._check_drw()
+        if not isinstance(self.from_logits, bool):
+            raise ValueError(f"from_logits: expected true or false, got {self.from_logits!r}.")
+        if self.n_samples is not None and (
+            not isinstance(self.n_samples, int)
+            or isinstance(self.n_samples, bool)
+            or self.n_samples < 1
+        ):
+            raise ValueError(f"n_samples: expected a positive integer, got {self.n_samples!r}.")
+
+    # -- validation -------------------------------------------------------------
+
+    def _checked_counts(self):
+        if self.class_counts is None:
+            return None
+        counts = weight_schemes.check_counts(self.class_counts, self.class_names)
+        if self.task == "binary" and counts.size != 2:
+            raise ValueError(
+                f"class_counts: a binary task has 2 classes [n_negative, n_positive], got "
+                f"{counts.size} counts."
+            )
+        if self.task == "multiclass" and counts.size < 2:
+            raise ValueError("class_counts: a multiclass task needs at least 2 classes.")
+        return tuple(int(c) for c in counts)
+
+    def _checked_names(self):
+        if self.class_names is None:
+            return None
+        names = tuple(str(n) for n in self.class_names)
+        if len(set(names)) != len(names):
+            raise ValueError(f"class_names: names must be unique, got {list(names)}.")
+        if self.class_counts is not None and len(names) != len(self.class_counts):
+            raise ValueError(
+                f"class_names: {len(names)} names for {len(self.class_counts)} class counts."
+            )
+        return names
+
+    def _check_needs_counts(self, loss_class):
+        if self.class_counts is not None:
+            return
+        if loss_class.needs_counts:
+            raise ValueError(
+                f"class_counts: required by the {self.family!r} family (it uses the class "
+                "prior); pass the training count of each class."
+            )
+        if weight_schemes.SCHEMES[self.weights].needs_counts:
+            raise ValueError(
+                f"class_counts: required by the {self.weights!r} weight scheme; pass the "
+                "training count of each class."
+            )
+        if self.params.get("pos_weight") == "balanced":
+            raise ValueError("class_counts: required by pos_weight='balanced'.")
+
+    def _check_per_class_lengths(self):
+        expected = self.num_classes
+        for owner, values in (("params", self.params), ("weight_params", self.weight_params)):
+            for name, value in values.items():
+                if not isinstance(value, tuple):
+                    continue
+                if self.task == "binary" and owner == "params":
+                    raise ValueError(f"params.{name}: a binary task takes a scalar, got a list.")
+                if expected is not None and len(value) != expected:
+                    raise ValueError(
+                        f"{owner}.{name}: expected one value per class ({expected}), got "
+                        f"{len(value)}."
+                    )
+        if (
+            self.weights == "manual"
+            and self.task == "binary"
+            and len(self.weight_params["values"]) != 2
+        ):
+            raise ValueError("weight_params.values: a binary task takes 2 weights [neg, pos].")
+        if (
+            self.task == "multilabel"
+            and self.params.get("pos_weight") == "balanced"
+            and self.n_samples is None
+        ):
+            raise ValueError(
+                "n_samples: pos_weight='balanced' on a multi-label task needs the total number "
+                "of training samples (class_counts holds positives per label)."
+            )
+
+    def _check_drw(self):
+        start = self.drw_start
+        if start is None:
+            return
+        valid_int = isinstance(start, int) and not isinstance(start, bool) and start >= 0
+        valid_fraction = isinstance(start, float) and 0.0 < start < 1.0
+        if not (valid_int or valid_fraction):
+            raise ValueError(
+                f"drw_start: expected an epoch index (int >= 0) or a fraction of the epochs "
+                f"(float in (0, 1)), got {start!r}."
+            )
+        if self.weights == "none":
+            raise ValueError(
+                "drw_start: deferred re-weighting needs a weight scheme; set weights= too."
+            )
+
+    # -- derived -----------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes (binary: 2) or labels (multi-label), when the counts are known."""
+        return None if self.class_counts is None else len(self.class_counts)
+
+    def class_weight_vector(self) -> list[float] | None:
+        """The static class weights this config applies, or ``None``."""
+        scheme = weight_schemes.SCHEMES[self.weights]
+        if self.weights == "none" or scheme.per_batch:
+            return None
+        return weight_schemes.class_weights(
+            self.weights,
+            self.class_counts,
+            class_names=self.class_names,
+            **_thawed(self.weight_params),
+        ).tolist()
+
+    def _loss_params(self) -> dict[str, Any]:
+        params = _thawed(self.params)
+        if params.get("pos_weight") == "balanced":
+            positives = self.class_counts[1:] if self.task == "binary" else self.class_counts
+            total = sum(self.class_counts) if self.task == "binary" else self.n_samples
+            ratios = [(total - p) / p for p in positives]
+            params["pos_weight"] = ratios[0] if self.task == "binary" else ratios
+        if FAMILIES[self.family].needs_counts:
+            params["class_counts"] = list(self.class_counts)
+        return params
+
+    # -- building and serialization -----------------------------------------------
+
+    def build(self) -> keras.losses.Loss:
+        """The Keras loss this config describes.
+
+        Example:
+            >>> loss = LossConfig("logit_adjusted", class_counts=[90, 10]).build()
+        """
+        per_batch = weight_schemes.SCHEMES[self.weights].per_batch
+        return FAMILIES[self.family](
+            **self._loss_params(),
+            task=self.task,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            class_weights=self.class_weight_vector(),
+            batch_weighting=_thawed(self.weight_params) if per_batch else None,
+            deferred_weights=self.drw_start is not None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"format": FORMAT}
+        data.update({f.name: _thawed(getattr(self, f.name)) for f in fields(self)})
+        return data
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The config as JSON text; also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> LossConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
+        if data.get("format") != FORMAT:
+            raise ValueError(
+                f"{source}: 'format' must be {FORMAT!r}, got {data.get('format')!r}; is this a "
+                "lossearch loss config?"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"format"})
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown key(s) {unknown}; valid keys: format, {', '.join(known)}."
+            )
+        values = {k: v for k, v in data.items() if k != "format"}
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> LossConfig:
+        """Parse JSON text or a JSON file. Never executes code; rejects unknown keys."""
+        source = "config"
+        text = text_or_path
+        if isinstance(text_or_path, os.PathLike) or not str(text_or_path).lstrip().startswith("{"):
+            path = Path(text_or_path)
+            if not path.is_file():
+                raise ValueError(f"config: no such file {str(path)!r} (and not JSON text).")
+            source, text = str(path), path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{source}: not valid JSON ({exc}).") from None
+        return cls.from_dict(data, source)
+
+    def describe(self) -> str:
+        """A one-line summary, e.g. ``focal(gamma=2.0) + inverse weights``."""
+        shown = {k: v for k, v in self.params.items() if v is not None}
+        text = f"{self.family}({', '.join(f'{k}={_short(v)}' for k, v in shown.items())})"
+        if self.weights != "none":
+            text += f" + {self.weights} weights"
+        if self.drw_start is not None:
+            text += f" (DRW from {self.drw_start})"
+        if self.label_smoothing:
+            text += f", label smoothing {self.label_smoothing:g}"
+        return text
+
+
+def _short(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"config: {name} is not a valid value.")
+
+
+def build_loss(config: LossConfig | dict | str | os.PathLike) -> keras.losses.Loss:
+    """The Keras loss for a :class:`LossConfig`, a config dict, or JSON text/file."""
+    if isinstance(config, dict):
+        config = LossConfig.from_dict({"format": FORMAT, **config})
+    elif not isinstance(config, LossConfig):
+        config = LossConfig.from_json(config)
+    return config.build()
+
+
+def load_loss(path_or_json: str | os.PathLike) -> keras.losses.Loss:
+    """Rebuild the exact loss saved with :meth:`LossConfig.to_json`.
+
+    Example:
+        >>> loss = load_loss('{"format": "lossearch.loss/1", "family": "ce"}')
+    """
+    return LossConfig.from_json(path_or_json).build()

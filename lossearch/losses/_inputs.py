@@ -1,0 +1,145 @@
+"""Turning ``(y_true, y_pred)`` into what every loss family works on.
+
+All families share these steps, so they live here once:
+
+* recover logits from probabilities when ``from_logits=False`` (in log space,
+  so the loss itself never takes ``log`` of a clipped probability of a logit);
+* make labels dense (sparse integers become one-hot; a binary ``(B,)`` label
+  becomes ``(B, 1)``) for any number of leading dimensions;
+* smooth labels the Keras way;
+* apply class weights: per sample by its true class (softmax families) or per
+  positive / negative term (sigmoid families).
+
+Everything here is written with ``keras.ops`` so it runs on every Keras backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from keras import config as keras_config
+from keras import ops
+
+SOFTMAX_TASKS = ("multiclass",)
+SIGMOID_TASKS = ("binary", "multilabel")
+
+# ``class_weights`` as the pure loss functions take it: nothing, a vector of one
+# weight per class, or a function of the dense labels (batch and deferred
+# schemes, which depend on the batch or on the training phase).
+ClassWeights = Any | Callable[[Any], Any] | None
+
+
+def softmax_logits(y_pred, from_logits: bool):
+    """Logits whose softmax is ``y_pred``'s distribution.
+
+    From probabilities the logits are ``log p`` (only defined up to a shift, and
+    families that scale logits, like VS, need one fixed choice on every backend).
+    When Keras attached the pre-softmax logits to the output (TensorFlow backend),
+    ``log p`` is computed exactly from them; otherwise from ``p`` clipped at
+    ``keras.config.epsilon()``, as Keras's own cross-entropy does.
+    """
+    if from_logits:
+        return y_pred
+    attached = getattr(y_pred, "_keras_logits", None)
+    if attached is not None:
+        return ops.log_softmax(ops.cast(attached, y_pred.dtype), axis=-1)
+    eps = keras_config.epsilon()
+    return ops.log(ops.clip(y_pred, eps, 1.0))
+
+
+def sigmoid_logits(y_pred, from_logits: bool):
+    """Logits whose sigmoid is ``y_pred`` (see :func:`softmax_logits`)."""
+    if from_logits:
+        return y_pred
+    attached = getattr(y_pred, "_keras_logits", None)
+    if attached is not None:
+        return ops.cast(attached, y_pred.dtype)
+    eps = keras_config.epsilon()
+    p = ops.clip(y_pred, eps, 1.0 - eps)
+    return ops.log(p) - ops.log1p(-p)
+
+
+def dense_softmax_labels(y_true, y_pred):
+    """One-hot labels shaped like ``y_pred`` from sparse or one-hot ``y_true``."""
+    num_classes = y_pred.shape[-1]
+    rank_true, rank_pred = len(y_true.shape), len(y_pred.shape)
+    if rank_true == rank_pred and y_true.shape[-1] == num_classes:
+        return ops.cast(y_true, y_pred.dtype)
+    if rank_true == rank_pred and y_true.shape[-1] == 1:
+        y_true = ops.squeeze(y_true, axis=-1)
+    return ops.one_hot(ops.cast(y_true, "int32"), num_classes, dtype=y_pred.dtype)
+
+
+def align_sigmoid(y_true, y_pred):
+    """Give binary ``(B,)`` inputs a class axis so both are ``(..., C)``."""
+    if len(y_pred.shape) == 0 or len(y_pred.shape) == 1:
+        y_pred = ops.expand_dims(y_pred, -1)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    if len(y_true.shape) == len(y_pred.shape) - 1:
+        y_true = ops.expand_dims(y_true, -1)
+    return ops.reshape(y_true, ops.shape(y_pred)), y_pred
+
+
+def smooth_softmax(labels, label_smoothing: float):
+    if not label_smoothing:
+        return labels
+    num_classes = ops.cast(ops.shape(labels)[-1], labels.dtype)
+    return labels * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
+def smooth_sigmoid(labels, label_smoothing: float):
+    if not label_smoothing:
+        return labels
+    return labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
+
+
+def log1m_softmax(logits):
+    """``log(1 - softmax(logits))`` without cancellation.
+
+    For the arg-max class ``1 - p`` is the sum of the other probabilities,
+    computed as a masked log-sum-exp; every other class has ``p <= 1/2`` and
+    ``log1p(-p)`` is exact. Both branches get safe inputs so the unused one
+    cannot inject NaN into the gradient.
+    """
+    log_z = ops.logsumexp(logits, axis=-1, keepdims=True)
+    is_top = ops.one_hot(ops.argmax(logits, axis=-1), logits.shape[-1], dtype=logits.dtype)
+    very_negative = ops.cast(-1e30 if logits.dtype != "float16" else -6e4, logits.dtype)
+    others = ops.logsumexp(ops.where(is_top > 0, very_negative, logits), axis=-1, keepdims=True)
+    top_branch = others - log_z
+    p_safe = ops.where(is_top > 0, 0.0, ops.exp(logits - log_z))
+    return ops.where(is_top > 0, top_branch, ops.log1p(-p_safe))
+
+
+def resolve_weights(class_weights: ClassWeights, labels):
+    if class_weights is None:
+        return None
+    if callable(class_weights):
+        return class_weights(labels)
+    return ops.cast(class_weights, labels.dtype)
+
+
+def weight_softmax(per_sample, labels, class_weights: ClassWeights):
+    """Scale each sample's loss by the weight of its true class."""
+    weights = resolve_weights(class_weights, labels)
+    if weights is None:
+        return per_sample
+    return per_sample * ops.sum(labels * weights, axis=-1)
+
+
+def combine_sigmoid(pos_term, neg_term, targets, labels, task: str, class_weights: ClassWeights):
+    """Mean over labels of ``w+ * t * pos_term + w- * (1 - t) * neg_term``.
+
+    ``pos_term`` / ``neg_term`` are the losses for a positive / negative label.
+    Binary weights are ``[w_negative_class, w_positive_class]``; multi-label
+    weights are one per label and apply to its positive term.
+    """
+    weights = resolve_weights(class_weights, labels)
+    if weights is None:
+        w_pos, w_neg = 1.0, 1.0
+    elif task == "binary":
+        w_neg, w_pos = weights[0], weights[1]
+    else:
+        w_pos, w_neg = weights, 1.0
+    per_label = w_pos * targets * pos_term + w_neg * (1.0 - targets) * neg_term
+    return ops.mean(per_label, axis=-1)

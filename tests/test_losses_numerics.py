@@ -1,0 +1,106 @@
+"""Acceptance 3 and 4: finite gradients at extreme logits; absent classes are safe."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lossearch import SCHEMES, LossConfig
+from lossearch.losses import FAMILIES
+
+COUNTS = {"multiclass": [1000, 100, 10], "binary": [990, 10], "multilabel": [500, 50, 5]}
+
+
+def _all_cases():
+    for family, cls in FAMILIES.items():
+        for task in cls.tasks:
+            yield family, task
+
+
+def _inputs(task, scale):
+    # Half the samples confidently right, half confidently wrong, at |z| = scale.
+    if task == "multiclass":
+        labels = np.array([0, 1, 2, 0, 1, 2])
+        z = np.full((6, 3), -scale, dtype="float32")
+        z[np.arange(6), labels] = scale
+        z[3:] = -z[3:]
+        return labels, z
+    width = 1 if task == "binary" else 3
+    labels = np.array([[1.0] * width, [0.0] * width, [1.0] * width, [0.0] * width])
+    z = np.where(labels > 0, scale, -scale).astype("float32")
+    z[2:] = -z[2:]
+    return labels.astype("float32"), z
+
+
+def _grad(loss, labels, logits):
+    z = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        value = loss(labels, z)
+    return value.numpy(), tape.gradient(value, z).numpy()
+
+
+@pytest.mark.parametrize(("family", "task"), list(_all_cases()))
+@pytest.mark.parametrize("scale", [30.0, 1e-3])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_gradients_finite_at_extreme_logits(family, task, scale, smoothing):
+    config = LossConfig(
+        family, task=task, class_counts=COUNTS[task], weights="inverse", label_smoothing=smoothing
+    )
+    value, grad = _grad(config.build(), *_inputs(task, scale))
+    assert np.isfinite(value)
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("gamma", [0.2, 0.5])
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
+def test_focal_small_gamma_gradients_finite_when_confident(gamma, task):
+    loss = LossConfig("focal", {"gamma": gamma}, task=task).build()
+    for scale in (30.0, 60.0, 100.0):
+        value, grad = _grad(loss, *_inputs(task, scale))
+        assert np.isfinite(value) and np.all(np.isfinite(grad)), (scale, grad)
+
+
+@pytest.mark.parametrize("gamma", [0.2, 0.5])
+def test_asymmetric_small_gammas_finite(gamma):
+    loss = LossConfig(
+        "asymmetric", {"gamma_pos": gamma, "gamma_neg": gamma, "clip": 0.0}, task="multilabel"
+    ).build()
+    value, grad = _grad(loss, *_inputs("multilabel", 30.0))
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def _scheme_params(scheme, task):
+    if scheme == "manual":
+        return {"values": [1.0, 2.0] if task == "binary" else [1.0, 2.0, 3.0]}
+    return {}
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+@pytest.mark.parametrize(("family", "task"), list(_all_cases()))
+def test_batch_without_a_class_is_finite(scheme, family, task):
+    config = LossConfig(
+        family,
+        task=task,
+        class_counts=COUNTS[task],
+        weights=scheme,
+        weight_params=_scheme_params(scheme, task),
+    )
+    rng = np.random.default_rng(0)
+    if task == "multiclass":
+        labels = np.array([0, 0, 1, 0])  # class 2 absent
+        logits = rng.normal(size=(4, 3)).astype("float32")
+    else:
+        width = 1 if task == "binary" else 3
+        labels = np.zeros((4, width), dtype="float32")  # no positive at all
+        logits = rng.normal(size=(4, width)).astype("float32")
+    value, grad = _grad(config.build(), labels, logits)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_batch_scheme_weights_present_classes_by_inverse_frequency():
+    from lossearch.weights import batch_class_weights
+
+    labels = np.eye(3, dtype="float32")[[0, 0, 0, 1]]
+    w = np.asarray(batch_class_weights(labels, task="multiclass", smoothing=0.0))
+    assert w[2] == 0.0  # absent: no samples to weight, no inf
+    np.testing.assert_allclose(w[:2], [0.5, 1.5])  # 1/3 : 1/1, mean 1 over present classes
