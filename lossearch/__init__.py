@@ -1,14 +1,19 @@
 """lossearch: find the best loss function for a Keras classifier on imbalanced data.
 
-The loss family and its parameters are hyperparameters: :class:`LossConfig`
+:func:`optimize` searches loss families, their parameters and class weighting
+against your model builder. :class:`LossConfig`
 describes one loss, :func:`build_loss` / :func:`load_loss` rebuild it as a
 Keras 3 loss, and :func:`callbacks_for` returns the callbacks it needs in ``fit``.
 """
 
-from lossearch import layers, losses, weights
+from lossearch import layers, losses, metrics, weights
+from lossearch.api import optimize
 from lossearch.callbacks import DeferredReweighting, callbacks_for
 from lossearch.config import FORMAT, LossConfig, build_loss, load_loss
 from lossearch.losses import FAMILIES
+from lossearch.metrics import Objective
+from lossearch.result import SearchResult
+from lossearch.search_space import SearchSpace, bundled_spaces
 from lossearch.weights import SCHEMES
 
 __version__ = "0.1.0"
@@ -19,10 +24,16 @@ __all__ = [
     "SCHEMES",
     "DeferredReweighting",
     "LossConfig",
+    "Objective",
+    "SearchResult",
+    "SearchSpace",
     "build_loss",
+    "bundled_spaces",
     "callbacks_for",
     "layers",
     "load_loss",
     "losses",
+    "metrics",
+    "optimize",
     "weights",
 ]

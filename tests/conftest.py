@@ -15,3 +15,18 @@ def _seeded():
     keras.utils.set_random_seed(0)
     yield
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory):
+    """One real MLflow tracking store (SQLite) for the session; tests use their own experiments."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+@pytest.fixture
+def experiment(request):
+    """A fresh experiment name per test."""
+    import re
+    import uuid
+
+    return re.sub(r"\W", "_", request.node.name)[:60] + "_" + uuid.uuid4().hex[:6]

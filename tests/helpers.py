@@ -2,7 +2,8 @@
 
 import keras
 import numpy as np
-from sklearn.datasets import load_digits
+
+from lossearch import datasets
 
 
 def task_of(family):
@@ -22,16 +23,7 @@ def mlp(input_dim, outputs, activation=None, hidden=32):
 
 
 def long_tailed_digits(imbalance=20, seed=0):
-    """scikit-learn's bundled digits with class sizes decaying geometrically."""
-    x, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in range(10):
-        idx = np.flatnonzero(y == c)
-        n = max(2, int(len(idx) * imbalance ** (-c / 9)))
-        keep.extend(rng.choice(idx, n, replace=False))
-    keep = rng.permutation(keep)
-    return (x[keep] / 16.0).astype("float32"), y[keep]
+    return datasets.long_tailed_digits(imbalance, seed)
 
 
 def multilabel_from_digits(y):

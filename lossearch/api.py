@@ -1,0 +1,540 @@
+"""``lossearch.optimize``: the search, from the user's model builder and data to a loss."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from lossearch import plots
+from lossearch.backends.optuna import (
+    PARENT_RUN_ATTR,
+    OptunaSearch,
+    TrialRecord,
+    default_pruner,
+    default_sampler,
+)
+from lossearch.callbacks import callbacks_for
+from lossearch.config import LossConfig
+from lossearch.data import prepare_data
+from lossearch.metrics import default_minority_classes, resolve_objective
+from lossearch.result import SearchResult
+from lossearch.runner import FORBIDDEN_FIT_KWARGS, TrialRunner, model_builder, probe_model
+from lossearch.search_space import SearchSpace
+from lossearch.selection import FixedHyperParameters, select
+from lossearch.tracking import Tracker, mask_credentials
+
+DEFAULT_STORAGE = "sqlite:///lossearch.db"
+CHOICE_ATTR = "lossearch_choice"  # the chosen trial, for `lossearch export`
+SELECTIONS = ("robust", "best")
+
+
+def _check_int(name, value, low, allow_none=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}.")
+
+
+def _check_arguments(
+    n_trials,
+    timeout,
+    epochs,
+    batch_size,
+    n_jobs,
+    fit_kwargs,
+    storage,
+    study_name,
+    experiment_name,
+    selection,
+    confirm_seeds,
+    seed,
+):
+    _check_int("n_trials", n_trials, 1)
+    _check_int("epochs", epochs, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("confirm_seeds", confirm_seeds, 0)
+    _check_int("seed", seed, 0, allow_none=True)
+    if not (
+        n_jobs == -1 or (isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs >= 1)
+    ):
+        raise ValueError(f"n_jobs: expected an integer >= 1 (or -1 for all cores), got {n_jobs!r}.")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise ValueError(f"timeout: expected seconds > 0 or None, got {timeout!r}.")
+    if fit_kwargs is not None:
+        if not isinstance(fit_kwargs, dict):
+            raise ValueError("fit_kwargs: expected a dict of extra model.fit arguments.")
+        clash = sorted(set(fit_kwargs) & set(FORBIDDEN_FIT_KWARGS))
+        if clash:
+            raise ValueError(
+                f"fit_kwargs: {clash} are set by optimize itself; use its epochs=, batch_size=, "
+                "validation= / data= arguments instead."
+            )
+    is_storage_object = isinstance(storage, optuna.storages.BaseStorage)
+    if (
+        storage is not None
+        and not is_storage_object
+        and (not isinstance(storage, str) or "://" not in storage)
+    ):
+        raise ValueError(
+            f"storage: expected an Optuna storage URL such as sqlite:///lossearch.db or "
+            f"postgresql://user@host/db, got {mask_credentials(storage)!r}."
+        )
+    if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
+        raise ValueError(f"study_name: expected a non-empty string, got {study_name!r}.")
+    if not isinstance(experiment_name, str) or not experiment_name.strip():
+        raise ValueError(f"experiment_name: expected a non-empty string, got {experiment_name!r}.")
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection: expected one of {list(SELECTIONS)}, got {selection!r}.")
+
+
+def _minority(minority_classes, class_names: list[str], counts, task) -> list[int]:
+    if minority_classes is None:
+        return default_minority_classes(counts, task)
+    if (
+        not isinstance(minority_classes, Sequence)
+        or isinstance(minority_classes, str)
+        or not minority_classes
+    ):
+        raise ValueError("minority_classes: expected a non-empty list of class indices or names.")
+    indices = []
+    for item in minority_classes:
+        if isinstance(item, str) and item in class_names:
+            indices.append(class_names.index(item))
+        elif isinstance(item, int | np.integer) and 0 <= int(item) < len(class_names):
+            indices.append(int(item))
+        else:
+            raise ValueError(
+                f"minority_classes: {item!r} is neither a class index in [0, {len(class_names)}) "
+                f"nor one of the class names {class_names}."
+            )
+    return sorted(set(indices))
+
+
+def _storage_for(storage, study_name):
+    if storage is None and study_name is not None:
+        return DEFAULT_STORAGE
+    return storage
+
+
+def optimize(
+    build_model: Callable,
+    data,
+    *,
+    space: Any = "default",
+    objective: Any = None,
+    n_trials: int = 30,
+    timeout: float | None = None,
+    epochs: int = 20,
+    batch_size: int = 32,
+    validation: float | None = None,
+    cv: int | None = None,
+    minority_classes: Sequence[int | str] | None = None,
+    class_names: Sequence[str] | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+    tracking_uri: str | None = None,
+    experiment_name: str = "lossearch",
+    seed: int | None = None,
+    n_jobs: int = 1,
+    fit_kwargs: dict | None = None,
+    refit: bool = True,
+    show_progress: bool = True,
+    selection: str = "robust",
+    confirm_seeds: int = 2,
+) -> SearchResult:
+    """Search loss families, their parameters and class weighting for ``build_model``.
+
+    Every argument is checked before the first trial; bad input is a
+    ``ValueError`` naming the argument.
+
+    Args:
+        build_model: ``build_model()`` or ``build_model(hp)`` returning a Keras model,
+            compiled (optimizer and metrics kept, loss replaced) or not (Adam 1e-3).
+            ``hp`` offers ``Float``, ``Int``, ``Choice``, ``Boolean``. A last layer with
+            softmax/sigmoid activation means the model outputs probabilities.
+        data: ``(x, y)`` (a stratified ``validation`` split is carved out),
+            ``((x, y), (x_val, y_val))``, ``{"train": ..., "validation": ...}`` or a pair
+            of ``tf.data.Dataset``.
+        space: a bundled space name, a YAML path, a dict or a :class:`SearchSpace`.
+        objective: a name from :data:`lossearch.metrics.OBJECTIVES` (default:
+            ``balanced_accuracy`` multiclass, ``pr_auc`` binary, ``macro_pr_auc``
+            multi-label), a callable ``f(y_true, y_prob)``, or ``(callable, direction)``.
+        n_trials: finished trials the study should hold (a rerun resumes to this).
+        cv: stratified k-fold per trial, scored on out-of-fold predictions.
+        storage / study_name: an Optuna storage URL; a ``study_name`` alone stores
+            in ``sqlite:///lossearch.db`` so a rerun resumes.
+        tracking_uri / experiment_name: where MLflow runs go (MLflow's default URI).
+        selection: ``"robust"`` confirms the leaders with ``confirm_seeds`` extra
+            seeds and keeps a recipe unless the leader beats it clearly (see
+            :mod:`lossearch.selection`); ``"best"`` takes the top trial as is.
+        refit: retrain the chosen config on train + validation; see ``result.model``.
+
+    Example:
+        >>> result = lossearch.optimize(build_model, (x, y), n_trials=20)  # doctest: +SKIP
+        >>> print(result.summary())                                       # doctest: +SKIP
+        >>> result.best_config.to_json("best_loss.json")                  # doctest: +SKIP
+    """
+    _check_arguments(
+        n_trials,
+        timeout,
+        epochs,
+        batch_size,
+        n_jobs,
+        fit_kwargs,
+        storage,
+        study_name,
+        experiment_name,
+        selection,
+        confirm_seeds,
+        seed,
+    )
+    build = model_builder(build_model)
+    try:
+        facts = probe_model(build)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"build_model: raised {type(exc).__name__}: {exc}") from exc
+    prepared = prepare_data(
+        data,
+        output_shape=facts.output_shape,
+        activation=facts.activation,
+        validation=validation,
+        cv=cv,
+        class_names=class_names,
+        seed=seed,
+    )
+    resolved_objective = resolve_objective(objective, prepared.task)
+    minority = _minority(
+        minority_classes, prepared.class_names, prepared.class_counts, prepared.task
+    )
+    search_space = SearchSpace.load(space, task=prepared.task)
+    storage = _storage_for(storage, study_name)
+    tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
+
+    runner = TrialRunner(
+        build_model,
+        prepared,
+        resolved_objective,
+        minority_classes=minority,
+        facts=facts,
+        epochs=epochs,
+        batch_size=batch_size,
+        fit_kwargs=fit_kwargs,
+    )
+    n_recipes = len(search_space.recipes)
+    search = OptunaSearch.create(
+        runner,
+        search_space,
+        tracker,
+        direction=resolved_objective.direction,
+        sampler=sampler or default_sampler(seed, max(10, n_recipes + 2), parallel=n_jobs != 1),
+        pruner=pruner or default_pruner(n_recipes, epochs),
+        storage=storage,
+        study_name=study_name,
+        seed=seed,
+    )
+    study = search.study
+    parent_id = _start_parent(
+        tracker,
+        study,
+        search_space,
+        resolved_objective,
+        prepared,
+        minority,
+        n_trials,
+        epochs,
+        batch_size,
+        cv,
+        validation,
+        seed,
+        storage,
+        study_name is not None,
+    )
+    search.enqueue_recipes(n_trials)
+    try:
+        search.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
+    except KeyboardInterrupt:
+        tracker.end_search("KILLED")
+        print(
+            f"\nInterrupted. Completed trials are kept in the study {study.study_name!r}"
+            + (
+                f" ({mask_credentials(storage)}); rerun with the same storage and study_name to "
+                "resume."
+                if storage
+                else "; pass storage= and study_name= to make searches resumable."
+            ),
+            file=sys.stderr,
+        )
+        raise
+
+    records = _records(study, search)
+    if not records:
+        tracker.end_search("FAILED")
+        reasons = [
+            t.user_attrs.get("fail_reason") for t in study.trials if t.user_attrs.get("fail_reason")
+        ]
+        raise RuntimeError(
+            "lossearch: no trial completed" + (f"; first failure: {reasons[0]}" if reasons else ".")
+        )
+    chosen_number, chosen_value, value_std, choice = _choose(
+        records, runner, resolved_objective, selection, confirm_seeds, seed
+    )
+    chosen = next(r for r in records if r.number == chosen_number)
+    baseline = _baseline(records)
+    model = _refit(runner, chosen, seed) if refit else None
+    result = SearchResult(
+        best_config=chosen.config,
+        best_value=chosen_value,
+        best_value_std=value_std,
+        best_metrics=chosen.metrics,
+        baseline_metrics=baseline.metrics if baseline else None,
+        baseline_value=baseline.value if baseline else None,
+        objective=resolved_objective.name,
+        direction=resolved_objective.direction,
+        study=study,
+        mlflow_run_id=parent_id,
+        best_trial_number=chosen.number,
+        model=model,
+        selection=choice,
+        class_counts=prepared.class_counts,
+    )
+    study.set_user_attr(
+        CHOICE_ATTR,
+        {"trial": chosen.number, "value": chosen_value, "reason": choice.get("reason", "")},
+    )
+    _finish_parent(tracker, result, study, prepared)
+    return result
+
+
+def _start_parent(
+    tracker,
+    study,
+    space,
+    objective,
+    prepared,
+    minority,
+    n_trials,
+    epochs,
+    batch_size,
+    cv,
+    validation,
+    seed,
+    storage,
+    study_name_given,
+) -> str:
+    existing = study.user_attrs.get(PARENT_RUN_ATTR)
+    if existing:
+        try:
+            tracker.client.update_run(existing, status="RUNNING")
+            return tracker.resume_search(existing)
+        except Exception:  # the run was deleted or lives in another store
+            pass
+    names = prepared.class_names
+    parent = tracker.start_search(
+        run_name=study.study_name
+        if study_name_given
+        else f"{space.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        params={
+            "space": space.name,
+            "objective": objective.name,
+            "direction": objective.direction,
+            "n_trials": n_trials,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "task": prepared.task,
+            "cv": cv,
+            "validation": validation if cv is None else None,
+            "class_counts": dict(zip(names, prepared.class_counts, strict=True)),
+            "minority_classes": [names[i] for i in minority],
+            "sampler": type(study.sampler).__name__,
+            "pruner": type(study.pruner).__name__,
+            "seed": seed,
+        },
+        tags={
+            "study_name": study.study_name,
+            "storage": storage or "in-memory",
+            "lossearch.space": space.source,
+        },
+    )
+    study.set_user_attr(PARENT_RUN_ATTR, parent)
+    split = prepared.splits[0]
+    tracker.log_dataset(split.x_train, split.y_train, prepared.class_counts, names)
+    return parent
+
+
+def _records(study, search: OptunaSearch) -> list[TrialRecord]:
+    """Completed trials: from memory when this process ran them, else from the study."""
+    records = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.number in search.records:
+            record = search.records[trial.number]
+        else:
+            config = LossConfig.from_dict(trial.user_attrs["config"])
+            loss_names = {"family", "weights", "label_smoothing", "drw_start"}
+            hp_values = {
+                k: v for k, v in trial.params.items() if "." not in k and k not in loss_names
+            }
+            record = TrialRecord(
+                trial.number, trial.value, config, hp_values, trial.user_attrs.get("recipe")
+            )
+        record.metrics = trial.user_attrs.get("metrics", {})
+        records.append(record)
+    return records
+
+
+def _choose(records, runner, objective, selection, confirm_seeds, seed):
+    maximize = objective.direction == "maximize"
+    if selection == "best" or confirm_seeds == 0 or len(records) == 1:
+        best = max(records, key=lambda r: r.value if maximize else -r.value)
+        return (
+            best.number,
+            best.value,
+            0.0,
+            {"runs": 1, "recipe": best.recipe, "reason": "the top trial by search score"},
+        )
+    picked = select(records, runner, objective, confirm_seeds=confirm_seeds, seed=seed)
+    chosen = picked.chosen
+    return (
+        chosen.trial_number,
+        chosen.mean,
+        math.sqrt(chosen.seed_var),
+        {
+            "runs": len(chosen.values),
+            "recipe": chosen.recipe,
+            "reason": picked.reason,
+            "gain_over_recipe": picked.gain,
+            "gain_se": picked.gain_se,
+            "leader_trial": picked.leader.trial_number,
+            "table": picked.table(),
+        },
+    )
+
+
+def _baseline(records):
+    for record in records:
+        if record.recipe == "ce_baseline":
+            return record
+    plain = [r for r in records if r.config.family == "ce" and r.config.weights == "none"]
+    return plain[0] if plain else None
+
+
+def _refit(runner: TrialRunner, chosen: TrialRecord, seed):
+    """The chosen config retrained on all labelled data (train + validation)."""
+    keras.backend.clear_session()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    model = runner.build(FixedHyperParameters(chosen.hp_values))
+    runner.compile(model, chosen.config)
+    x, y = runner.data.train_val
+    callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks_for(chosen.config)]
+    fit_kwargs = {k: v for k, v in runner.fit_kwargs.items() if k != "callbacks"}
+    if y is None:
+        model.fit(x, epochs=runner.epochs, verbose=0, callbacks=callbacks, **fit_kwargs)
+    else:
+        model.fit(
+            x,
+            y,
+            epochs=runner.epochs,
+            batch_size=runner.batch_size,
+            verbose=0,
+            callbacks=callbacks,
+            **fit_kwargs,
+        )
+    return model
+
+
+def _trials_csv(study) -> str:
+    frame = study.trials_dataframe(
+        attrs=("number", "state", "value", "params", "duration", "user_attrs")
+    )
+    drop = [c for c in frame.columns if c in ("user_attrs_config", "user_attrs_metrics")]
+    buffer = io.StringIO()
+    frame.drop(columns=drop).to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
+    return buffer.getvalue()
+
+
+def _finish_parent(tracker: Tracker, result: SearchResult, study, prepared):
+    completed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    figures = {}
+    try:
+        figures["plots/optimization_history.png"] = plots.optimization_history(
+            [(t.number, t.value) for t in completed], result.direction, result.objective
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "few trials per regime" on small studies
+                importances = optuna.importance.get_param_importances(study)
+        except (RuntimeError, ValueError):  # too few trials or no varying parameter
+            importances = {}
+        if importances:
+            figures["plots/param_importances.png"] = plots.param_importances(importances)
+        best_per_class = result.best_metrics.get("per_class", {})
+        base_per_class = (result.baseline_metrics or {}).get("per_class")
+        figures["plots/per_class_recall.png"] = plots.per_class_recall(
+            prepared.class_names, best_per_class, base_per_class
+        )
+        if result.best_metrics.get("confusion"):
+            figures["plots/confusion_matrix.png"] = plots.confusion_matrix(
+                result.best_metrics["confusion"], prepared.class_names
+            )
+        tracker.log_artifacts(
+            {
+                "best_loss.json": result.best_config.to_dict(),
+                "trials.csv": _trials_csv(study),
+                "selection.json": {k: v for k, v in result.selection.items()},
+                "summary.txt": result.summary(),
+                **figures,
+            }
+        )
+    finally:
+        plots.close(*figures.values())
+    metrics = {
+        "best_value": result.best_value,
+        "best_value_std": result.best_value_std,
+        "best_trial": result.best_trial_number,
+    }
+    if result.baseline_value is not None:
+        metrics["baseline_value"] = result.baseline_value
+    tracker.log_search_metrics(metrics)
+    tracker.client.set_tag(result.mlflow_run_id, "best_loss", result.best_config.describe())
+    tracker.end_search("FINISHED")
+
+
+def load_best_config(storage: str, study_name: str) -> LossConfig:
+    """The chosen (else the best) config of a stored study, without the data.
+
+    Example:
+        >>> config = load_best_config("sqlite:///lossearch.db", "digits")  # doctest: +SKIP
+    """
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise ValueError(
+            f"study: no study named {study_name!r} in {mask_credentials(storage)}; "
+            f"studies there: {optuna.get_all_study_names(storage)}."
+        ) from None
+    choice = study.user_attrs.get(CHOICE_ATTR)
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        raise ValueError(f"study: {study_name!r} has no completed trial yet.")
+    if choice is not None:
+        trial = next((t for t in completed if t.number == choice["trial"]), None)
+    else:
+        trial = study.best_trial
+    if trial is None or "config" not in trial.user_attrs:
+        raise ValueError(f"study: {study_name!r} was not written by lossearch (no loss config).")
+    return LossConfig.from_dict(trial.user_attrs["config"], source=f"study {study_name}")

@@ -1,0 +1,228 @@
+"""The Optuna driver: a study whose trials draw loss configs from the space.
+
+Recipes are enqueued first; each trial samples a config define-by-run through
+:class:`OptunaSource`, hands it to the shared trial runner, reports the
+per-epoch objective for pruning, and stores its config and metrics as trial user
+attributes (so the study alone is enough to export the best loss).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from lossearch.hyperparameters import HyperParameters
+from lossearch.runner import TrialPruned, TrialRunner
+from lossearch.search_space import SearchSpace
+from lossearch.tracking import Tracker, TrialRun, mask_credentials
+
+log = logging.getLogger("lossearch")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+
+
+class OptunaSource:
+    """:class:`lossearch.search_space.ParamSource` over an Optuna trial."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+
+    def float(self, name, low, high, *, log, step, default):
+        return self.trial.suggest_float(name, low, high, log=log, step=step)
+
+    def int(self, name, low, high, *, log, step, default):
+        return self.trial.suggest_int(name, low, high, log=log, step=step)
+
+    def categorical(self, name, choices, *, default):
+        return self.trial.suggest_categorical(name, list(choices))
+
+
+class OptunaHyperParameters(HyperParameters):
+    """``hp`` for ``build_model(hp)`` backed by an Optuna trial."""
+
+    def __init__(self, trial: optuna.Trial):
+        super().__init__()
+        self.trial = trial
+
+    def _suggest_float(self, name, low, high, step, log, default):
+        return self.trial.suggest_float(name, low, high, step=step, log=log)
+
+    def _suggest_int(self, name, low, high, step, log, default):
+        return self.trial.suggest_int(name, low, high, step=step, log=log)
+
+    def _suggest_choice(self, name, values, default):
+        return self.trial.suggest_categorical(name, list(values))
+
+
+class _Reporter:
+    def __init__(self, trial: optuna.Trial, tracker: Tracker, run: TrialRun):
+        self.trial, self.tracker, self.run = trial, tracker, run
+
+    def report(self, step: int, value: float, logs: dict[str, float]) -> bool:
+        self.trial.report(value, step)
+        self.tracker.log_epoch(self.run, step, logs)
+        return self.trial.should_prune()
+
+
+def default_sampler(
+    seed: int | None, n_startup: int, parallel: bool
+) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            multivariate=True,
+            group=True,  # the loss parameters are conditional on the family / scheme
+            seed=seed,
+            n_startup_trials=n_startup,
+            constant_liar=parallel,
+        )
+
+
+def default_pruner(n_recipes: int, epochs: int) -> optuna.pruners.BasePruner:
+    # Recipes (the CE baseline first) always finish; early epochs are too noisy to judge.
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=max(5, n_recipes), n_warmup_steps=max(1, epochs // 3)
+    )
+
+
+@dataclass
+class TrialRecord:
+    """What the search keeps in memory of a finished trial (for selection)."""
+
+    number: int
+    value: float
+    config: Any
+    hp_values: dict
+    recipe: str | None
+    y_prob: Any = None
+    metrics: Any = None
+
+
+@dataclass
+class OptunaSearch:
+    runner: TrialRunner
+    space: SearchSpace
+    tracker: Tracker
+    study: optuna.Study
+    seed: int | None = None
+    records: dict[int, TrialRecord] = field(default_factory=dict)
+    on_trial_end: Callable | None = None
+
+    @classmethod
+    def create(
+        cls, runner, space, tracker, *, direction, sampler, pruner, storage, study_name, seed
+    ):
+        # The progress bar and MLflow report progress; failures get one line from us below.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = optuna.create_study(
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            study_name=study_name,
+            direction=direction,
+            load_if_exists=True,
+        )
+        return cls(runner, space, tracker, study, seed)
+
+    def enqueue_recipes(self, n_trials: int):
+        """Queue the recipes not measured yet, as many as the trial budget leaves room for."""
+        queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        room = n_trials - self.finished_count() - len(queued)
+        done = {t.user_attrs.get("recipe") for t in self.study.get_trials(deepcopy=False)}
+        for recipe in [r for r in self.space.recipes if r.name not in done][: max(room, 0)]:
+            self.study.enqueue_trial(
+                self.space.recipe_values(recipe),
+                user_attrs={"recipe": recipe.name},
+                skip_if_exists=True,
+            )
+
+    def finished_count(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=FINISHED))
+
+    def optimize(self, n_trials: int, *, timeout=None, n_jobs=1, show_progress=True):
+        remaining = n_trials - self.finished_count()
+        if remaining <= 0:
+            return
+        self.study.optimize(
+            self.objective,
+            n_trials=remaining,
+            timeout=timeout,
+            n_jobs=n_jobs,
+            catch=(Exception,),
+            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)],
+            show_progress_bar=show_progress,
+            gc_after_trial=True,
+        )
+
+    def objective(self, trial: optuna.Trial) -> float:
+        config = self.space.sample(OptunaSource(trial), **self.runner.config_facts())
+        duplicate = self._completed_twin(trial)
+        if duplicate is not None:
+            return self._replay(trial, duplicate, config)
+        hp = OptunaHyperParameters(trial)
+        recipe = trial.user_attrs.get("recipe")
+        run = self.tracker.start_trial(
+            trial.number, config, {"recipe": recipe or "", "study": self.study.study_name}
+        )
+        trial.set_user_attr("mlflow_run_id", run.run_id)
+        trial.set_user_attr("config", config.to_dict())
+        seed = None if self.seed is None else self.seed + trial.number
+        try:
+            outcome = self.runner.run(
+                config, hp=hp, reporter=_Reporter(trial, self.tracker, run), seed=seed
+            )
+        except TrialPruned as exc:
+            self.tracker.end_trial(run, "PRUNED", reason=str(exc), config=config, hp=hp.values)
+            raise optuna.TrialPruned(str(exc)) from None
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", mask_credentials(reason)[:2000])
+            self.tracker.end_trial(run, "FAIL", reason=reason, config=config, hp=hp.values)
+            log.warning(
+                "lossearch: trial %d failed (%s); the search goes on.", trial.number, reason
+            )
+            raise
+        trial.set_user_attr("metrics", outcome.metrics.to_dict())
+        trial.set_user_attr("epochs_trained", outcome.epochs_trained)
+        # val_<objective> is the per-epoch series; the final scores go under their own names.
+        final = {**outcome.metrics.flat(), "objective": outcome.value}
+        self.tracker.end_trial(run, "COMPLETE", metrics=final, config=config, hp=hp.values)
+        self.records[trial.number] = TrialRecord(
+            trial.number,
+            outcome.value,
+            config,
+            dict(hp.values),
+            recipe,
+            outcome.y_prob,
+            outcome.metrics,
+        )
+        return outcome.value
+
+    def _completed_twin(self, trial: optuna.Trial):
+        """A completed trial with exactly these parameters (a model without ``hp``)."""
+        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if other.params == trial.params and "metrics" in other.user_attrs:
+                return other
+        return None
+
+    def _replay(self, trial: optuna.Trial, twin, config) -> float:
+        """Record a re-drawn config with its twin's result instead of training it again."""
+        from lossearch.metrics import Metrics
+
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr("metrics", twin.user_attrs["metrics"])
+        run = self.tracker.start_trial(
+            trial.number, config, {"duplicate_of": twin.number, "study": self.study.study_name}
+        )
+        trial.set_user_attr("mlflow_run_id", run.run_id)
+        metrics = Metrics(**twin.user_attrs["metrics"]).flat()
+        metrics["objective"] = twin.value
+        self.tracker.end_trial(run, "COMPLETE", metrics=metrics, config=config)
+        return twin.value

@@ -1,0 +1,199 @@
+"""The ``lossearch`` command: ``demo``, ``optimize``, ``export``, ``spaces``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _load_attr(spec: str, option: str):
+    """``package.module:name`` or ``path/to/file.py:name``."""
+    if ":" not in spec:
+        raise ValueError(
+            f"{option}: expected MODULE:NAME (e.g. mymodels:build_model), got {spec!r}."
+        )
+    module_name, _, attr = spec.rpartition(":")
+    try:
+        if module_name.endswith(".py") or os.sep in module_name:
+            path = Path(module_name)
+            if not path.is_file():
+                raise ValueError(f"{option}: no such file {module_name!r}.")
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"{option}: cannot import {module_name!r} ({exc}).") from None
+    if not hasattr(module, attr):
+        raise ValueError(f"{option}: {module_name!r} has no attribute {attr!r}.")
+    return getattr(module, attr)
+
+
+def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int, space: str):
+    parser.add_argument("--space", default=space, help="bundled name or YAML path")
+    parser.add_argument("--objective", default=None, help="e.g. balanced_accuracy, pr_auc")
+    parser.add_argument("--trials", type=int, default=trials)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--cv", type=int, default=None)
+    parser.add_argument("--validation", type=float, default=None)
+    parser.add_argument("--storage", default=None, help="Optuna storage URL")
+    parser.add_argument("--study", default=None, help="study name (resumable)")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    parser.add_argument("--experiment", default="lossearch", help="MLflow experiment name")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "-o", "--output", default="best_loss.json", help="where to write the best loss"
+    )
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _run_search(build_model, data, args, refit: bool, class_names=None):
+    import lossearch
+
+    result = lossearch.optimize(
+        build_model,
+        data,
+        space=args.space,
+        objective=args.objective,
+        n_trials=args.trials,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        cv=args.cv,
+        validation=args.validation,
+        storage=args.storage,
+        study_name=args.study,
+        tracking_uri=args.tracking_uri,
+        experiment_name=args.experiment,
+        seed=args.seed,
+        refit=refit,
+        show_progress=not args.no_progress,
+        class_names=class_names,
+    )
+    print()
+    print(result.summary())
+    result.export(args.output)
+    print(f"\nbest loss written to {args.output}  (rebuild: lossearch.load_loss({args.output!r}))")
+    _print_mlflow_hint(result, args.experiment)
+    return result
+
+
+def _print_mlflow_hint(result, experiment: str):
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("http"):
+        print(f"MLflow: open {uri}, experiment {experiment!r}, run {result.mlflow_run_id}.")
+        return
+    print(
+        f"MLflow: parent run {result.mlflow_run_id} in experiment {experiment!r}; to compare the "
+        f"trials (nested under it) run\n  .venv/bin/mlflow ui --backend-store-uri {uri}\n"
+        "and open http://127.0.0.1:5000"
+    )
+
+
+def cmd_demo(args):
+    import keras
+
+    from lossearch.datasets import long_tailed_digits
+
+    x, y = long_tailed_digits(imbalance=args.imbalance, seed=args.seed)
+
+    def build_model():
+        return keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(64, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+
+    counts = ", ".join(str(int((y == c).sum())) for c in range(10))
+    print(
+        f"lossearch demo: long-tailed digits (imbalance {args.imbalance:g}; class counts {counts}),"
+        f" space {args.space!r}, {args.trials} trials of {args.epochs} epochs"
+    )
+    _run_search(
+        build_model, (x, y), args, refit=False, class_names=[f"digit{c}" for c in range(10)]
+    )
+
+
+def cmd_optimize(args):
+    build_model = _load_attr(args.build_model, "build_model")
+    load_data = _load_attr(args.data, "--data")
+    data = load_data() if callable(load_data) else load_data
+    _run_search(build_model, data, args, refit=False)
+
+
+def cmd_export(args):
+    from lossearch.api import load_best_config
+
+    config = load_best_config(args.storage, args.study)
+    config.to_json(args.output)
+    print(f"{config.describe()}\nwritten to {args.output}")
+
+
+def cmd_spaces(args):
+    from lossearch.search_space import SearchSpace, bundled_spaces
+
+    for name in bundled_spaces():
+        space = SearchSpace.load(name)
+        if name == "default":
+            print(f"{name:<11} {space.description or 'chosen by task'}")
+            continue
+        print(f"{name:<11} tasks: {', '.join(space.tasks)}")
+        print(f"{'':<11} families: {', '.join(space.families)}")
+        print(
+            f"{'':<11} weights: {', '.join(space.weights)}; recipes: "
+            f"{', '.join(r.name for r in space.recipes)}"
+        )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lossearch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
+    _search_arguments(demo, trials=20, epochs=15, space="quick")
+    demo.add_argument("--imbalance", type=float, default=20.0)
+    demo.set_defaults(func=cmd_demo)
+
+    opt = sub.add_parser("optimize", help="search a loss for your model and data")
+    opt.add_argument("build_model", help="MODULE:build_model")
+    opt.add_argument("--data", required=True, help="MODULE:load_data (returns data for optimize)")
+    _search_arguments(opt, trials=30, epochs=20, space="default")
+    opt.set_defaults(func=cmd_optimize)
+
+    export = sub.add_parser("export", help="write the best loss of a stored study")
+    export.add_argument("--storage", required=True)
+    export.add_argument("--study", required=True)
+    export.add_argument("-o", "--output", default="best_loss.json")
+    export.set_defaults(func=cmd_export)
+
+    spaces = sub.add_parser("spaces", help="list the bundled search spaces")
+    spaces.set_defaults(func=cmd_spaces)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ValueError as exc:
+        print(f"lossearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""The data boundary: every accepted ``data`` form is checked and normalised here.
+
+``optimize`` accepts ``(x, y)``, ``((x, y), (x_val, y_val))``, ``{"train": ...,
+"validation": ...}`` or a pair of ``tf.data.Dataset``. :func:`prepare_data`
+validates it once (shapes, label ranges, empty classes, NaN features) and returns a
+:class:`PreparedData` that the trial runner trusts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LABEL_FORMATS = ("sparse", "onehot", "binary", "multihot")
+
+
+@dataclass
+class Split:
+    """Arrays of one training/validation split."""
+
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
+
+
+@dataclass
+class PreparedData:
+    """Validated data and the facts the search needs about it.
+
+    ``y_*`` keep the user's label format for ``fit``; :meth:`targets` gives the
+    labels metrics use (class indices, or 0/1 per label).
+    """
+
+    task: str
+    label_format: str
+    num_outputs: int
+    class_counts: list[int]
+    class_names: list[str]
+    splits: list[Split] = field(default_factory=list)
+    cv: int | None = None
+    datasets: tuple[Any, Any] | None = None
+    n_samples: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_counts)
+
+    def targets(self, y) -> np.ndarray:
+        """Labels for metrics: class indices (multiclass) or 0/1 per label, samples flattened."""
+        y = np.asarray(y)
+        if self.label_format == "onehot":
+            return y.reshape(-1, y.shape[-1]).argmax(-1)
+        if self.label_format == "sparse":
+            return y.reshape(-1).astype(np.int64)
+        return y.reshape(-1, self.num_outputs).astype(np.int64)
+
+    @property
+    def validation_targets(self) -> np.ndarray:
+        """Every validation label in evaluation order (out-of-fold order with ``cv``)."""
+        return np.concatenate([self.targets(s.y_val) for s in self.splits])
+
+    @property
+    def train_val(self) -> tuple[Any, Any]:
+        """All labelled data (train + validation) for the final refit."""
+        if self.datasets is not None:
+            train, val = self.datasets
+            return train.concatenate(val), None
+        if self.cv:
+            first = self.splits[0]
+            return (
+                np.concatenate([first.x_train, first.x_val]),
+                np.concatenate([first.y_train, first.y_val]),
+            )
+        s = self.splits[0]
+        return np.concatenate([s.x_train, s.x_val]), np.concatenate([s.y_train, s.y_val])
+
+
+def _as_array(value, name: str) -> np.ndarray:
+    if hasattr(value, "to_numpy"):  # pandas
+        value = value.to_numpy()
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(
+            f"{name}: expected an array, got {type(value).__name__} ({exc})."
+        ) from None
+    if array.dtype == object:
+        raise ValueError(f"{name}: expected a numeric array, got an object array.")
+    if array.ndim == 0:
+        raise ValueError(f"{name}: expected an array with one row per sample, got a scalar.")
+    return array
+
+
+def _check_features(x, name: str):
+    if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
+        raise ValueError(f"{name}: expected numeric features, got dtype {x.dtype}.")
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise ValueError(
+                f"{name}: {int(bad.sum())} NaN or infinite feature value(s) (first in sample "
+                f"{row}); impute or drop them before searching."
+            )
+
+
+def _check_pair(x, y, name: str):
+    x, y = _as_array(x, f"{name} x"), _as_array(y, f"{name} y")
+    if len(x) != len(y):
+        raise ValueError(
+            f"data: {name} x has {len(x)} samples but {name} y has {len(y)}; they must match."
+        )
+    if len(x) == 0:
+        raise ValueError(f"data: {name} set is empty.")
+    _check_features(x, f"data: {name} x")
+    if not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
+        raise ValueError(f"data: {name} y must hold numeric labels, got dtype {y.dtype}.")
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        raise ValueError(f"data: {name} y contains NaN or infinite labels.")
+    return x, y
+
+
+def _label_format(y: np.ndarray, output_shape: tuple, activation: str | None) -> str:
+    """How labels relate to the model output ``(None, ..., width)``."""
+    width = output_shape[-1]
+    out_rank = len(output_shape)  # includes the batch axis
+    if y.ndim == out_rank - 1 and width != 1:
+        return "sparse"
+    if y.ndim == out_rank and y.shape[-1] == 1 and width != 1:
+        return "sparse"
+    if width == 1:
+        return "binary"
+    if y.ndim != out_rank or y.shape[-1] != width:
+        raise ValueError(
+            f"data: labels of shape {y.shape[1:]} per sample do not fit a model output of "
+            f"shape {tuple(output_shape[1:])}; pass class indices or one column per output."
+        )
+    rows = y.reshape(-1, width)
+    one_hot = np.all((rows == 0) | (rows == 1)) and np.all(rows.sum(-1) == 1)
+    if one_hot and activation != "sigmoid":
+        return "onehot"
+    if not np.all((rows == 0) | (rows == 1)):
+        raise ValueError(
+            "data: labels with one column per output must be one-hot (multiclass) or 0/1 "
+            "multi-hot (multi-label)."
+        )
+    return "multihot"
+
+
+TASK_OF_FORMAT = {
+    "sparse": "multiclass",
+    "onehot": "multiclass",
+    "binary": "binary",
+    "multihot": "multilabel",
+}
+
+
+def _counts(y: np.ndarray, label_format: str, width: int, name: str) -> np.ndarray:
+    if label_format == "sparse":
+        flat = y.reshape(-1)
+        if not np.all(flat == np.round(flat)):
+            raise ValueError(f"data: {name} y holds non-integer class labels.")
+        flat = flat.astype(np.int64)
+        if flat.min() < 0 or flat.max() >= width:
+            bad = flat[(flat < 0) | (flat >= width)][0]
+            raise ValueError(
+                f"data: {name} y has label {bad}, outside [0, {width}) for a model with "
+                f"{width} outputs."
+            )
+        return np.bincount(flat, minlength=width)
+    if label_format == "onehot":
+        return y.reshape(-1, width).sum(0).astype(np.int64)
+    flat = y.reshape(-1, width)
+    if not np.all((flat == 0) | (flat == 1)):
+        raise ValueError(f"data: {name} y must be 0/1 for a model with sigmoid outputs.")
+    if label_format == "binary":
+        positives = int(flat.sum())
+        return np.array([len(flat) - positives, positives])
+    return flat.sum(0).astype(np.int64)
+
+
+def _check_all_present(counts, names, where: str, hint: str):
+    empty = [names[i] for i in np.flatnonzero(np.asarray(counts) == 0)]
+    if empty:
+        raise ValueError(f"data: class {empty[0]!r} has no samples in the {where} set. {hint}")
+
+
+def _stratify_key(y: np.ndarray, label_format: str, counts) -> np.ndarray:
+    """One class per sample to stratify on: its label, or its rarest positive/class."""
+    if label_format == "sparse" and y.ndim == 1:
+        return y.astype(np.int64)
+    if label_format == "onehot" and y.ndim == 2:
+        return y.argmax(-1)
+    if label_format == "binary":
+        return y.reshape(len(y), -1).max(-1).astype(np.int64)
+    # dense (per-pixel) or multi-label: the rarest class a sample contains
+    rarity = np.argsort(np.argsort(counts))  # 0 = rarest
+    width = len(counts)
+    if label_format == "sparse":
+        flat = y.reshape(len(y), -1).astype(np.int64)
+        present = np.zeros((len(y), width), bool)
+        np.put_along_axis(present, flat, True, axis=1)
+    else:
+        present = y.reshape(len(y), -1, y.shape[-1]).max(1) > 0
+        if label_format == "multihot" and width != present.shape[-1]:  # pragma: no cover
+            present = present[:, :width]
+    keyed = np.where(present, rarity[None, :], width)
+    return keyed.argmin(-1) if keyed.size else np.zeros(len(y), np.int64)
+
+
+def prepare_data(
+    data,
+    *,
+    output_shape: tuple,
+    activation: str | None,
+    validation: float | None = None,
+    cv: int | None = None,
+    class_names: list[str] | None = None,
+    seed: int | None = None,
+) -> PreparedData:
+    """Check ``data`` against the model's output and split it.
+
+    Raises:
+        ValueError: naming the argument and what was expected.
+    """
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    if validation is not None and not (0.0 < validation < 1.0):
+        raise ValueError(f"validation: expected a fraction in (0, 1), got {validation!r}.")
+    if cv is not None and (not isinstance(cv, int) or isinstance(cv, bool) or cv < 2):
+        raise ValueError(f"cv: expected an integer number of folds >= 2, got {cv!r}.")
+
+    train, val = _unpack(data)
+    if _is_tf_dataset(train):
+        if cv is not None:
+            raise ValueError("cv: cross-validation needs arrays, not tf.data.Dataset inputs.")
+        return _prepare_datasets(train, val, output_shape, activation, class_names)
+
+    x, y = _check_pair(*train, "training")
+    if val is not None:
+        if cv is not None:
+            raise ValueError("cv: pass either a validation set or cv=, not both.")
+        if validation is not None:
+            raise ValueError("validation: a validation set was given in data; drop validation=.")
+        x_val, y_val = _check_pair(*val, "validation")
+        if x_val.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"data: validation x has per-sample shape {x_val.shape[1:]}, training x has "
+                f"{x.shape[1:]}."
+            )
+    label_format = _label_format(y, output_shape, activation)
+    width = output_shape[-1]
+    names = _class_names(class_names, label_format, width)
+    counts = _counts(y, label_format, width, "training")
+    task = TASK_OF_FORMAT[label_format]
+
+    prepared = PreparedData(
+        task=task,
+        label_format=label_format,
+        num_outputs=width,
+        class_counts=[],
+        class_names=names,
+        cv=cv,
+        n_samples=len(x),
+    )
+    if val is not None:
+        _label_format(y_val, output_shape, activation)  # same checks on validation labels
+        _check_all_present(counts, names, "training", "Every class needs training samples.")
+        val_counts = _counts(y_val, label_format, width, "validation")
+        _check_all_present(
+            val_counts, names, "validation", "Add samples of it, or pass (x, y) with cv=."
+        )
+        prepared.splits = [Split(x, y, x_val, y_val)]
+        prepared.class_counts = counts.tolist()
+        return prepared
+
+    _check_all_present(counts, names, "training", "Every class needs at least one sample.")
+    key = _stratify_key(y, label_format, counts)
+    per_class = np.bincount(key, minlength=len(counts))
+    if cv is not None:
+        smallest = int(per_class[per_class > 0].min())
+        if smallest < cv:
+            raise ValueError(
+                f"cv: the rarest class has {smallest} sample(s), fewer than cv={cv} folds; lower "
+                "cv or collect more samples."
+            )
+        folds = StratifiedKFold(cv, shuffle=True, random_state=seed).split(x, key)
+        prepared.splits = [Split(x[a], y[a], x[b], y[b]) for a, b in folds]
+        # Class counts of the data a trial trains on (the mean fold is n * (k-1)/k).
+        prepared.class_counts = _counts(
+            prepared.splits[0].y_train, label_format, width, "training"
+        ).tolist()
+        _check_all_present(prepared.class_counts, names, "training", "Lower cv=.")
+        return prepared
+
+    fraction = 0.2 if validation is None else validation
+    if per_class[per_class > 0].min() < 2:
+        rare = names[int(np.flatnonzero((per_class > 0) & (per_class < 2))[0])]
+        raise ValueError(
+            f"data: class {rare!r} has fewer than 2 samples, so a validation split cannot hold it "
+            "on both sides; pass an explicit validation set or collect more samples."
+        )
+    x_tr, x_va, y_tr, y_va = train_test_split(
+        x, y, test_size=fraction, stratify=key, random_state=seed
+    )
+    tr_counts = _counts(y_tr, label_format, width, "training")
+    hint = "Use a larger validation= fraction, or cv= for tiny classes."
+    _check_all_present(tr_counts, names, "training", hint)
+    _check_all_present(_counts(y_va, label_format, width, "validation"), names, "validation", hint)
+    prepared.splits = [Split(x_tr, y_tr, x_va, y_va)]
+    prepared.class_counts = tr_counts.tolist()
+    return prepared
+
+
+def _class_names(class_names, label_format: str, width: int) -> list[str]:
+    expected = 2 if label_format == "binary" else width
+    if class_names is None:
+        return [str(i) for i in range(expected)]
+    names = [str(n) for n in class_names]
+    if len(names) != expected or len(set(names)) != len(names):
+        raise ValueError(
+            f"class_names: expected {expected} unique names (one per "
+            f"{'class: negative, positive' if label_format == 'binary' else 'model output'}), "
+            f"got {list(class_names)}."
+        )
+    return names
+
+
+def _is_tf_dataset(value) -> bool:
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(value, tf.data.Dataset)
+
+
+def _unpack(data):
+    """``(train, validation or None)`` from every accepted form."""
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"train", "validation"})
+        if "train" not in data or unknown:
+            raise ValueError(
+                "data: a dict needs the key 'train' (and optionally 'validation'), got keys "
+                f"{sorted(data)}."
+            )
+        return data["train"], data.get("validation")
+    if not isinstance(data, tuple | list) or len(data) != 2:
+        raise ValueError(
+            "data: expected (x, y), ((x, y), (x_val, y_val)), {'train': ..., 'validation': ...} "
+            f"or a pair of tf.data.Dataset, got {type(data).__name__}."
+        )
+    first, second = data
+    if _is_tf_dataset(first):
+        if not _is_tf_dataset(second):
+            raise ValueError("data: pass (train_dataset, validation_dataset), both tf.data.")
+        return first, second
+    if isinstance(first, tuple | list) and len(first) == 2:
+        if not (isinstance(second, tuple | list) and len(second) == 2):
+            raise ValueError("data: the validation part must be (x_val, y_val).")
+        return tuple(first), tuple(second)
+    return (first, second), None
+
+
+def _dataset_labels(dataset, name: str) -> np.ndarray:
+    """All labels of a dataset of ``(x, y)`` elements, in one pass."""
+    labels = []
+    for element in dataset:
+        if not isinstance(element, tuple) or len(element) < 2:
+            raise ValueError(f"data: the {name} dataset must yield (x, y) pairs.")
+        labels.append(np.asarray(element[1]))
+    if not labels:
+        raise ValueError(f"data: the {name} dataset is empty.")
+    return np.concatenate([lab.reshape(-1, *lab.shape[1:]) for lab in labels])
+
+
+def _prepare_datasets(train, val, output_shape, activation, class_names) -> PreparedData:
+    y_train = _dataset_labels(train, "training")
+    y_val = _dataset_labels(val, "validation")
+    label_format = _label_format(y_train, output_shape, activation)
+    width = output_shape[-1]
+    names = _class_names(class_names, label_format, width)
+    counts = _counts(y_train, label_format, width, "training")
+    _check_all_present(counts, names, "training", "Every class needs training samples.")
+    val_counts = _counts(y_val, label_format, width, "validation")
+    _check_all_present(val_counts, names, "validation", "Add samples of it to the validation set.")
+    return PreparedData(
+        task=TASK_OF_FORMAT[label_format],
+        label_format=label_format,
+        num_outputs=width,
+        class_counts=counts.tolist(),
+        class_names=names,
+        splits=[Split(train, y_train, val, y_val)],
+        datasets=(train, val),
+        n_samples=len(y_train),
+    )

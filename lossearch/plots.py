@@ -1,0 +1,80 @@
+"""Matplotlib figures of a finished search (logged to MLflow, embedded in reports)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are written to files, never shown
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def optimization_history(values: list[tuple[int, float]], direction: str, name: str):
+    """Objective of each completed trial and the best so far."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if values:
+        numbers, scores = zip(*values, strict=True)
+        best = (
+            np.maximum.accumulate(scores)
+            if direction == "maximize"
+            else np.minimum.accumulate(scores)
+        )
+        ax.plot(numbers, scores, "o", alpha=0.6, label="trial")
+        ax.step(numbers, best, where="post", color="C3", label="best so far")
+        ax.legend()
+    ax.set_xlabel("trial")
+    ax.set_ylabel(name)
+    ax.set_title("Optimisation history")
+    fig.tight_layout()
+    return fig
+
+
+def param_importances(importances: dict[str, float]):
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.4 * len(importances) + 1)))
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names], color="C0")
+    ax.set_xlabel("importance (fANOVA)")
+    ax.set_title("Parameter importances")
+    fig.tight_layout()
+    return fig
+
+
+def per_class_recall(class_names, best: dict, baseline: dict | None):
+    """Recall per class of the best config beside the CE baseline."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(class_names) + 2), 4))
+    x = np.arange(len(class_names))
+    width = 0.4
+    if baseline is not None:
+        ax.bar(
+            x - width / 2, [baseline[c]["recall"] for c in class_names], width, label="CE baseline"
+        )
+    ax.bar(x + width / 2, [best[c]["recall"] for c in class_names], width, label="best")
+    ax.set_xticks(x, class_names, rotation=45 if len(class_names) > 8 else 0)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("recall")
+    ax.set_title("Per-class recall: best vs CE baseline")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(matrix, class_names):
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(class_names) + 2),) * 2)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=90)
+    ax.set_yticks(range(len(class_names)), class_names)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix of the best config")
+    fig.tight_layout()
+    return fig
+
+
+def close(*figures):
+    for figure in figures:
+        if figure is not None:
+            plt.close(figure)

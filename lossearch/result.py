@@ -1,0 +1,115 @@
+"""``SearchResult``: what ``optimize`` returns."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from lossearch.config import LossConfig
+
+
+@dataclass
+class SearchResult:
+    """The chosen loss, how it compares with the CE baseline, and the study behind it.
+
+    Attributes:
+        best_config: the chosen :class:`LossConfig` (carries class counts and names).
+        best_value: its objective, the mean over its confirmation runs.
+        best_value_std: seed-to-seed standard deviation of that objective.
+        best_metrics: per-class and summary metrics of its search trial.
+        baseline_metrics: the same for the plain cross-entropy trial (or None).
+        objective / direction: what was optimised.
+        study: the Optuna study; ``mlflow_run_id``: the parent MLflow run.
+        model: the best config retrained on train + validation (``refit=True``).
+        selection: the confirmation table and the reason for the choice.
+    """
+
+    best_config: LossConfig
+    best_value: float
+    best_metrics: dict
+    baseline_metrics: dict | None
+    objective: str
+    direction: str
+    study: Any
+    mlflow_run_id: str | None
+    best_trial_number: int
+    best_value_std: float = 0.0
+    baseline_value: float | None = None
+    model: Any = None
+    selection: dict = field(default_factory=dict)
+    class_counts: list[int] = field(default_factory=list)
+
+    def trials_dataframe(self):
+        """One row per trial (Optuna's ``trials_dataframe`` with user attributes)."""
+        return self.study.trials_dataframe()
+
+    def export(self, path: str | os.PathLike) -> str:
+        """Write the best config as JSON (rebuild later with ``lossearch.load_loss``)."""
+        return self.best_config.to_json(path)
+
+    def summary(self) -> str:
+        """A table of the best config against the CE baseline, per class."""
+        from optuna.trial import TrialState
+
+        trials = self.study.get_trials(deepcopy=False)
+        states = {s: sum(t.state == s for t in trials) for s in TrialState}
+        lines = [
+            f"lossearch: {len(trials)} trials ({states[TrialState.COMPLETE]} complete, "
+            f"{states[TrialState.PRUNED]} pruned, {states[TrialState.FAIL]} failed); "
+            f"objective {self.objective} ({self.direction})",
+            f"best:      {self.best_config.describe()}"
+            + (
+                f"  [recipe {self.selection.get('recipe')}]" if self.selection.get("recipe") else ""
+            ),
+            f"           {self.objective} = {self.best_value:.4f}"
+            + (
+                f" ± {self.best_value_std:.4f} over {self.selection['runs']} runs"
+                if self.selection.get("runs", 1) > 1
+                else ""
+            ),
+        ]
+        if self.baseline_value is not None:
+            lines.append(f"baseline:  ce() {self.objective} = {self.baseline_value:.4f}")
+        if self.selection.get("reason"):
+            lines.append(f"selection: {self.selection['reason']}")
+        lines.append("")
+        lines.append(self._per_class_table())
+        return "\n".join(lines)
+
+    def _per_class_table(self) -> str:
+        best = self.best_metrics.get("per_class", {})
+        base = (self.baseline_metrics or {}).get("per_class", {})
+        names = list(best)
+        width = max([5, *map(len, names)])
+        header = f"{'class':<{width}} {'n_train':>8} " + " ".join(
+            f"{k + '(' + who + ')':>11}" for k in ("recall", "f1", "ap") for who in ("CE", "best")
+        )
+        rows = [header, "-" * len(header)]
+        for i, name in enumerate(names):
+            count = self.class_counts[i] if i < len(self.class_counts) else ""
+            cells = []
+            for key in ("recall", "f1", "ap"):
+                for source in (base, best):
+                    value = source.get(name, {}).get(key)
+                    cells.append(f"{value:>11.3f}" if value is not None else f"{'-':>11}")
+            rows.append(f"{name:<{width}} {count:>8} " + " ".join(cells))
+        summary_keys = (
+            "balanced_accuracy",
+            "macro_f1",
+            "minority_recall",
+            "worst_class_recall",
+            "pr_auc",
+        )
+        base_summary = (self.baseline_metrics or {}).get("summary", {})
+        best_summary = self.best_metrics.get("summary", {})
+        rows.append("")
+        rows.append(f"{'metric':<20} {'CE':>8} {'best':>8}")
+        for key in summary_keys:
+            b, s = base_summary.get(key), best_summary.get(key)
+            rows.append(f"{key:<20} {_cell(b):>8} {_cell(s):>8}")
+        return "\n".join(rows)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,291 @@
+"""The trial runner, shared by every backend: one loss config in, one scored trial out.
+
+It builds the user's model, compiles it with the trial's loss (keeping the
+user's optimizer and metrics), trains it, reports the validation objective each
+epoch (for pruning and live tracking), and scores the final predictions with
+:func:`lossearch.metrics.evaluate`. Backends only decide *which* configs to run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+
+from lossearch.callbacks import callbacks_for
+from lossearch.config import LossConfig
+from lossearch.data import PreparedData
+from lossearch.hyperparameters import DefaultHyperParameters, HyperParameters
+from lossearch.metrics import Metrics, Objective, evaluate
+
+FORBIDDEN_FIT_KWARGS = ("x", "y", "epochs", "batch_size", "validation_data", "validation_split")
+
+
+class TrialPruned(Exception):
+    """The backend's pruner stopped this trial early."""
+
+
+class TrialDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class Reporter(Protocol):
+    """Receives the validation objective after each epoch; returns True to prune."""
+
+    def report(self, step: int, value: float, logs: dict[str, float]) -> bool: ...
+
+
+@dataclass
+class TrialOutcome:
+    value: float
+    metrics: Metrics
+    y_prob: np.ndarray
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs_trained: int = 0
+    seconds: float = 0.0
+    model: Any = None
+
+
+def model_builder(build_model: Callable) -> Callable[[HyperParameters], keras.Model]:
+    """``build_model()`` or ``build_model(hp)`` as a function of ``hp``."""
+    if not callable(build_model):
+        raise ValueError(f"build_model: expected a callable, got {type(build_model).__name__}.")
+    try:
+        params = inspect.signature(build_model).parameters.values()
+    except (TypeError, ValueError):  # builtins, C callables
+        return lambda hp: build_model(hp)
+    required = [
+        p
+        for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(required) > 1:
+        raise ValueError("build_model: expected build_model() or build_model(hp).")
+    takes_hp = bool(required) or any(p.kind is p.VAR_POSITIONAL for p in params)
+    return (lambda hp: build_model(hp)) if takes_hp else (lambda hp: build_model())
+
+
+def _activation_name(layer) -> str | None:
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return name if name in ("softmax", "sigmoid") else None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    output_shape: tuple
+    activation: str | None  # "softmax" / "sigmoid" when the model outputs probabilities
+
+    @property
+    def from_logits(self) -> bool:
+        return self.activation is None
+
+
+def probe_model(build: Callable[[HyperParameters], keras.Model]) -> ModelFacts:
+    """Build once with default hyperparameters to learn the output shape and activation."""
+    model = build(DefaultHyperParameters())
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"build_model: must return a keras.Model, got {type(model).__name__}.")
+    if len(model.outputs or []) != 1:
+        raise ValueError("build_model: the model must have exactly one output.")
+    shape = tuple(model.outputs[0].shape)
+    facts = ModelFacts(shape, _activation_name(model.layers[-1]))
+    keras.backend.clear_session()
+    return facts
+
+
+def _probabilities(outputs: np.ndarray, task: str, from_logits: bool) -> np.ndarray:
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if not from_logits:
+        return outputs
+    if task == "multiclass":
+        shifted = outputs - outputs.max(-1, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(-1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-outputs))
+
+
+class _EpochObjective(keras.callbacks.Callback):
+    """Scores the validation split after each epoch and reports it."""
+
+    def __init__(self, runner: TrialRunner, x_val, y_true, reporter, step_offset, history):
+        super().__init__()
+        self.runner, self.x_val, self.y_true = runner, x_val, y_true
+        self.reporter, self.step_offset, self.history = reporter, step_offset, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        loss = float(logs.get("loss", float("nan")))
+        self.history.setdefault("loss", []).append(loss)
+        if not math.isfinite(loss):
+            return  # TerminateOnNaN stops the fit; the runner records the divergence
+        value, _ = self.runner.score(self.model, self.x_val, self.y_true)
+        key = f"val_{self.runner.objective.name}"
+        self.history.setdefault(key, []).append(value)
+        logs[key] = value
+        if self.reporter is not None and self.reporter.report(
+            self.step_offset + epoch, value, {"loss": loss, key: value}
+        ):
+            self.model.stop_training = True
+            raise TrialPruned(f"pruned after epoch {epoch + 1}")
+
+
+class TrialRunner:
+    """Runs one loss config against the user's model on the prepared data.
+
+    Args:
+        build_model: ``build_model()`` or ``build_model(hp)``, returning a Keras
+            model, compiled (its optimizer and metrics are kept) or not (Adam 1e-3).
+        data: from :func:`lossearch.data.prepare_data`.
+        objective: what to maximise / minimise on the validation predictions.
+        minority_classes: class indices for the minority metrics.
+        facts: the model's output shape and activation (from :func:`probe_model`).
+    """
+
+    def __init__(
+        self,
+        build_model: Callable,
+        data: PreparedData,
+        objective: Objective,
+        *,
+        minority_classes: list[int],
+        facts: ModelFacts,
+        epochs: int = 20,
+        batch_size: int = 32,
+        fit_kwargs: dict | None = None,
+        verbose: int = 0,
+    ):
+        self.build = model_builder(build_model)
+        self.data, self.objective = data, objective
+        self.minority_classes = minority_classes
+        self.facts = facts
+        self.epochs, self.batch_size = epochs, batch_size
+        self.fit_kwargs = dict(fit_kwargs or {})
+        self.verbose = verbose
+
+    @property
+    def context(self) -> dict:
+        return {
+            "task": self.data.task,
+            "class_names": self.data.class_names,
+            "minority_classes": self.minority_classes,
+        }
+
+    def config_facts(self) -> dict:
+        """The data fields every trial's :class:`LossConfig` carries."""
+        return {
+            "class_counts": self.data.class_counts,
+            "class_names": self.data.class_names,
+            "task": self.data.task,
+            "from_logits": self.facts.from_logits,
+            "n_samples": self.data.n_samples if self.data.task == "multilabel" else None,
+        }
+
+    def predict(self, model, x) -> np.ndarray:
+        if isinstance(x, np.ndarray) and len(x) <= 4096:
+            outputs = keras.ops.convert_to_numpy(model(x, training=False))
+        else:
+            outputs = model.predict(x, batch_size=max(self.batch_size, 256), verbose=0)
+        probs = _probabilities(outputs, self.data.task, self.facts.from_logits)
+        return probs.reshape(-1, probs.shape[-1])
+
+    def score(self, model, x_val, y_true) -> tuple[float, np.ndarray]:
+        y_prob = self.predict(model, x_val)
+        return self.objective(y_true, y_prob, **self.context), y_prob
+
+    def compile(self, model: keras.Model, config: LossConfig) -> None:
+        loss = config.build()
+        previous = getattr(model, "_compile_config", None)
+        if getattr(model, "compiled", False) and previous is not None:
+            kwargs = dict(previous.config)
+            kwargs.update(loss=loss, optimizer=model.optimizer)
+            model.compile(**kwargs)
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+
+    def run(
+        self,
+        config: LossConfig,
+        hp: HyperParameters | None = None,
+        reporter: Reporter | None = None,
+        seed: int | None = None,
+        keep_model: bool = False,
+        splits=None,
+    ) -> TrialOutcome:
+        """Train and score ``config``; raises :class:`TrialPruned` or :class:`TrialDiverged`."""
+        start = time.perf_counter()
+        hp = hp if hp is not None else DefaultHyperParameters()
+        history: dict[str, list[float]] = {}
+        probs, epochs_trained, model = [], 0, None
+        splits = self.data.splits if splits is None else splits
+        for index, split in enumerate(splits):
+            keras.backend.clear_session()  # free the previous model's graph and memory
+            if seed is not None:
+                keras.utils.set_random_seed(seed + index)
+            model = self.build(hp)
+            self.compile(model, config)
+            callbacks = [
+                keras.callbacks.TerminateOnNaN(),
+                *callbacks_for(config),
+                _EpochObjective(
+                    self,
+                    split.x_val,
+                    self.data.targets(split.y_val),
+                    reporter,
+                    index * self.epochs,
+                    history,
+                ),
+                *self.fit_kwargs.get("callbacks", []),
+            ]
+            fit_kwargs = {k: v for k, v in self.fit_kwargs.items() if k != "callbacks"}
+            if self.data.datasets is not None:
+                fitted = model.fit(
+                    split.x_train,
+                    shuffle=False,  # a dataset brings its own shuffling
+                    epochs=self.epochs,
+                    verbose=self.verbose,
+                    callbacks=callbacks,
+                    **fit_kwargs,
+                )
+            else:
+                fitted = model.fit(
+                    split.x_train,
+                    split.y_train,
+                    epochs=self.epochs,
+                    batch_size=self.batch_size,
+                    verbose=self.verbose,
+                    callbacks=callbacks,
+                    **fit_kwargs,
+                )
+            losses = fitted.history.get("loss", [])
+            epochs_trained += len(losses)
+            bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+            if bad:
+                raise TrialDiverged(f"loss became NaN/inf at epoch {bad[0] + 1}")
+            y_prob = self.predict(model, split.x_val)
+            if not np.all(np.isfinite(y_prob)):
+                raise TrialDiverged("the model predicted NaN/inf")
+            probs.append(y_prob)
+        y_prob = np.concatenate(probs)
+        y_true = np.concatenate([self.data.targets(s.y_val) for s in splits])
+        metrics = evaluate(y_true, y_prob, **self.context)
+        value = self.objective(y_true, y_prob, metrics, **self.context)
+        if not math.isfinite(value):
+            raise TrialDiverged(f"the objective {self.objective.name} is {value}")
+        return TrialOutcome(
+            value=value,
+            metrics=metrics,
+            y_prob=y_prob,
+            history=history,
+            epochs_trained=epochs_trained,
+            seconds=time.perf_counter() - start,
+            model=model if keep_model else None,
+        )

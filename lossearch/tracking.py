@@ -1,0 +1,249 @@
+"""MLflow tracking: one parent run per search, one nested child run per trial.
+
+Child runs carry the flattened loss config as params (``loss.family``,
+``loss.gamma``, ``loss.weights``, ``loss.beta``, ...), per-epoch validation
+objective and loss, final metrics with per-class names (``recall.<class>``,
+``f1.<class>``, ``ap.<class>``), tags (``trial_number``, ``state``) and the
+``loss_config.json`` artifact, so runs compare side by side in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from lossearch.config import LossConfig
+
+_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
+)
+_PARAM_LIMIT = 6000
+STATUS_OF_STATE = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+
+
+def mask_credentials(text: Any) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+
+
+def flatten_config(config: LossConfig) -> dict[str, str]:
+    """MLflow params for a loss config: ``loss.family``, ``loss.<param>``, ..."""
+    params = {"loss.family": config.family, "loss.weights": config.weights}
+    params.update({f"loss.{k}": v for k, v in config.params.items()})
+    params.update({f"loss.{k}": v for k, v in config.weight_params.items()})
+    params["loss.label_smoothing"] = config.label_smoothing
+    params["loss.drw_start"] = config.drw_start
+    params["loss.description"] = config.describe()
+    return {k: _param_value(v) for k, v in params.items()}
+
+
+def _param_value(value) -> str:
+    if isinstance(value, tuple | list):
+        value = list(value)
+    text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return text if len(text) <= _PARAM_LIMIT else text[: _PARAM_LIMIT - 3] + "..."
+
+
+@contextmanager
+def _no_retries():
+    """Probe a tracking server once, quickly, instead of retrying for minutes."""
+    saved = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    }
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class TrialRun:
+    run_id: str
+    pending: list = field(default_factory=list)  # async logging operations
+
+
+class Tracker:
+    """Writes a search to MLflow. Construct it before the first trial: it fails fast
+    when the tracking store cannot be reached."""
+
+    def __init__(self, tracking_uri: str | None, experiment_name: str):
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.mlflow = mlflow
+        if tracking_uri is not None:
+            mlflow.set_tracking_uri(tracking_uri)
+        self.tracking_uri = mlflow.get_tracking_uri()
+        self.client = MlflowClient(self.tracking_uri)
+        try:
+            with _no_retries():
+                experiment = self.client.get_experiment_by_name(experiment_name)
+                self.experiment_id = (
+                    experiment.experiment_id
+                    if experiment is not None
+                    else self.client.create_experiment(experiment_name)
+                )
+        except Exception as exc:
+            raise ValueError(
+                f"tracking_uri: cannot reach the MLflow tracking store at "
+                f"{mask_credentials(self.tracking_uri)} ({type(exc).__name__}: "
+                f"{mask_credentials(str(exc))[:300]}). Start the server (mlflow server ...) or "
+                "pass another tracking_uri."
+            ) from None
+        self.parent_id: str | None = None
+
+    # -- the parent run -------------------------------------------------------------------
+
+    def start_search(self, run_name: str, params: dict[str, Any], tags: dict[str, Any]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={k: mask_credentials(v) for k, v in tags.items()},
+        )
+        self.parent_id = run.info.run_id
+        self.client.log_batch(self.parent_id, params=_params(params), synchronous=True)
+        return self.parent_id
+
+    def resume_search(self, run_id: str) -> str:
+        self.parent_id = run_id
+        return run_id
+
+    def log_dataset(self, features, targets, class_counts, class_names):
+        """The training data as an MLflow dataset input, with its class distribution."""
+        import numpy as np
+
+        mlflow = self.mlflow
+        distribution = dict(zip(class_names, map(int, class_counts), strict=True))
+        self.client.log_dict(self.parent_id, distribution, "class_distribution.json")
+        try:
+            dataset = mlflow.data.from_numpy(
+                np.asarray(features), targets=np.asarray(targets), name="training"
+            )
+        except Exception:  # tf.data inputs: log the labels alone
+            dataset = mlflow.data.from_numpy(np.asarray(targets), name="training_labels")
+        from mlflow.entities import DatasetInput, InputTag
+
+        self.client.log_inputs(
+            self.parent_id,
+            datasets=[
+                DatasetInput(
+                    dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")]
+                )
+            ],
+        )
+
+    def log_search_metrics(self, metrics: dict[str, float]):
+        self.client.log_batch(self.parent_id, metrics=_metrics(metrics), synchronous=True)
+
+    def log_artifacts(self, files: dict[str, Any]):
+        """``{artifact name: text | dict | matplotlib figure}`` onto the parent run."""
+        for name, content in files.items():
+            if content is None:
+                continue
+            if isinstance(content, dict | list):
+                self.client.log_dict(self.parent_id, content, name)
+            elif isinstance(content, str):
+                self.client.log_text(self.parent_id, content, name)
+            else:
+                self.client.log_figure(self.parent_id, content, name)
+
+    def end_search(self, status: str = "FINISHED"):
+        if self.parent_id is not None:
+            self.client.set_terminated(self.parent_id, status=status)
+
+    # -- child runs ------------------------------------------------------------------------
+
+    def start_trial(self, number: int, config: LossConfig, tags: dict) -> TrialRun:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{number:03d} {config.family}",
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "trial_number": str(number),
+                "state": "RUNNING",
+                **{k: str(v) for k, v in tags.items()},
+            },
+        )
+        self.client.log_batch(
+            run.info.run_id, params=_params(flatten_config(config)), synchronous=True
+        )
+        return TrialRun(run.info.run_id)
+
+    def log_epoch(self, trial: TrialRun, step: int, values: dict[str, float]):
+        op = self.client.log_batch(
+            trial.run_id, metrics=_metrics(values, step=step), synchronous=False
+        )
+        if op is not None:
+            trial.pending.append(op)
+
+    def end_trial(
+        self,
+        trial: TrialRun,
+        state: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        config: LossConfig | None = None,
+        reason: str | None = None,
+        hp: dict | None = None,
+    ):
+        for op in trial.pending:
+            op.wait()
+        trial.pending.clear()
+        tags = {"state": state}
+        if reason:
+            tags["fail_reason"] = mask_credentials(reason)[:5000]
+        self.client.log_batch(
+            trial.run_id,
+            metrics=_metrics(metrics or {}),
+            params=_params({f"hp.{k}": v for k, v in (hp or {}).items()}),
+            tags=_tags(tags),
+            synchronous=True,
+        )
+        if config is not None:
+            self.client.log_dict(trial.run_id, config.to_dict(), "loss_config.json")
+        self.client.set_terminated(trial.run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
+
+
+def _params(values: dict[str, Any]):
+    from mlflow.entities import Param
+
+    return [
+        Param(str(k), _param_value(mask_credentials(v) if isinstance(v, str) else v))
+        for k, v in values.items()
+    ]
+
+
+def _metrics(values: dict[str, float], step: int = 0):
+    import math
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [
+        Metric(_metric_key(k), float(v), now, step)
+        for k, v in values.items()
+        if v is not None and math.isfinite(float(v))
+    ]
+
+
+def _metric_key(key: str) -> str:
+    # MLflow keys allow alphanumerics, _ - . space : / only.
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", key)
+
+
+def _tags(values: dict[str, str]):
+    from mlflow.entities import RunTag
+
+    return [RunTag(k, str(v)) for k, v in values.items()]

@@ -1,0 +1,47 @@
+"""Tiny models and data for end-to-end searches."""
+
+import keras
+import mlflow
+import numpy as np
+
+from lossearch.datasets import fraud_like, long_tailed_digits, multilabel_digits
+
+FAST = {"epochs": 3, "batch_size": 64, "show_progress": False, "seed": 0}
+
+
+def digits(imbalance=10):
+    return long_tailed_digits(imbalance=imbalance)
+
+
+def small_fraud():
+    return fraud_like(n_samples=1500, positive_rate=0.05)
+
+
+def ml_digits():
+    return multilabel_digits()
+
+
+def dense_model(inputs, outputs, activation=None, hidden=16):
+    def build_model():
+        return keras.Sequential(
+            [
+                keras.Input((inputs,)),
+                keras.layers.Dense(hidden, activation="relu"),
+                keras.layers.Dense(outputs, activation=activation),
+            ]
+        )
+
+    return build_model
+
+
+def runs_of(tracking_uri, experiment):
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def onehot(y, classes):
+    return np.eye(classes, dtype="float32")[y]

@@ -1,0 +1,349 @@
+"""Acceptance 2 and 3 of the search: real end-to-end searches on tiny data."""
+
+import json
+
+import keras
+import numpy as np
+import optuna
+import pytest
+
+import lossearch
+from lossearch import LossConfig
+from tests.search_helpers import FAST, dense_model, digits, ml_digits, onehot, runs_of, small_fraud
+
+QUICK_MULTICLASS_RECIPES = [
+    "ce_baseline",
+    "inverse_weighted_ce",
+    "effective_number_ce",
+    "logit_adjusted",
+    "focal",
+    "ldam_drw",
+]
+
+
+@pytest.mark.slow
+def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
+    x, y = digits()
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result = lossearch.optimize(
+        dense_model(64, 10),
+        (x, y),
+        space="quick",
+        n_trials=8,
+        storage=storage,
+        study_name="sparse",
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        confirm_seeds=1,
+        **FAST,
+    )
+    trials = result.study.trials
+    # recipes are the first trials, in order
+    assert [t.user_attrs.get("recipe") for t in trials[:6]] == QUICK_MULTICLASS_RECIPES
+    assert len(trials) == 8
+    assert trials[0].params == {"family": "ce", "weights": "none"}
+    # the CE baseline is measured and reported
+    assert result.baseline_metrics["per_class"]["0"]["support"] > 0
+    assert set(result.best_metrics["per_class"]) == {str(c) for c in range(10)}
+    assert result.best_config.class_counts == tuple(result.class_counts)
+    assert result.model is not None and result.model.output_shape == (None, 10)
+    # MLflow: one parent, one child per trial with loss params, metrics and tags
+    client, parents, children = runs_of(mlflow_uri, experiment)
+    assert len(parents) == 1 and parents[0].info.run_id == result.mlflow_run_id
+    assert len(children) == 8
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {result.mlflow_run_id}
+    by_number = {int(c.data.tags["trial_number"]): c for c in children}
+    assert sorted(by_number) == list(range(8))
+    first = by_number[0].data
+    assert first.params["loss.family"] == "ce" and first.params["loss.weights"] == "none"
+    assert first.tags["state"] == "COMPLETE" and by_number[0].info.status == "FINISHED"
+    assert {"balanced_accuracy", "recall.9", "f1.9", "ap.9", "val_balanced_accuracy"} <= set(
+        first.metrics
+    )
+    history = client.get_metric_history(by_number[0].info.run_id, "val_balanced_accuracy")
+    assert [m.step for m in history] == [0, 1, 2]
+    focal = by_number[4].data.params
+    assert focal["loss.family"] == "focal" and float(focal["loss.gamma"]) == 2.0
+    parent = parents[0].data
+    assert parent.params["space"] == "quick" and parent.params["task"] == "multiclass"
+    assert parent.params["objective"] == "balanced_accuracy"
+    assert json.loads(parent.params["class_counts"].replace("'", '"'))["9"] >= 1
+    artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
+    assert {"best_loss.json", "trials.csv", "plots", "summary.txt"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(result.mlflow_run_id, "plots")}
+    assert "plots/per_class_recall.png" in plots and "plots/confusion_matrix.png" in plots
+    assert parents[0].inputs.dataset_inputs  # the training data as an MLflow dataset
+    # exported JSON rebuilds an identical loss
+    path = tmp_path / "best_loss.json"
+    result.export(path)
+    rebuilt = lossearch.load_loss(path)
+    logits = np.random.default_rng(0).normal(size=(32, 10)).astype("float32")
+    labels = y[:32]
+    assert float(rebuilt(labels, logits)) == float(result.best_config.build()(labels, logits))
+    assert "best:" in result.summary() and "recall(CE)" in result.summary()
+
+
+@pytest.mark.slow
+def test_multiclass_onehot_keeps_the_users_optimizer_and_metrics(mlflow_uri, experiment):
+    x, y = digits()
+
+    def build_model():
+        model = dense_model(64, 10, activation="softmax")()
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["accuracy"])
+        return model
+
+    result = lossearch.optimize(
+        build_model,
+        (x, onehot(y, 10)),
+        space="quick",
+        n_trials=3,
+        selection="best",
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    assert result.best_config.from_logits is False  # softmax output detected
+    assert isinstance(result.model.optimizer, keras.optimizers.SGD)
+    assert isinstance(result.model.loss, lossearch.losses.LossearchLoss)
+    assert "compile_metrics" in [m.name for m in result.model.metrics]
+
+
+@pytest.mark.slow
+def test_binary_end_to_end_defaults_to_minority_pr_auc(mlflow_uri, experiment):
+    x, y = small_fraud()
+    result = lossearch.optimize(
+        dense_model(20, 1, activation="sigmoid"),
+        (x, y),
+        n_trials=7,
+        confirm_seeds=1,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    assert result.objective == "pr_auc"
+    assert result.best_config.task == "binary" and result.best_config.from_logits is False
+    assert result.best_config.class_counts[1] < result.best_config.class_counts[0]
+    recipes = [t.user_attrs.get("recipe") for t in result.study.trials[:6]]
+    assert recipes == [
+        "ce_baseline",
+        "inverse_weighted_ce",
+        "effective_number_ce",
+        "logit_adjusted",
+        "focal",
+        "balanced_pos_weight",
+    ]
+    _, parents, children = runs_of(mlflow_uri, experiment)
+    assert len(parents) == 1 and len(children) == 7
+
+
+@pytest.mark.slow
+def test_multilabel_end_to_end(mlflow_uri, experiment):
+    x, y = ml_digits()
+    result = lossearch.optimize(
+        dense_model(64, 3),
+        (x, y),
+        n_trials=6,
+        selection="best",
+        class_names=["even", "big", "zero"],
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    assert result.best_config.task == "multilabel"
+    assert result.objective == "macro_pr_auc"
+    assert set(result.best_metrics["per_class"]) == {"even", "big", "zero"}
+    assert result.best_config.n_samples is not None
+
+
+class PruneOddTrials(optuna.pruners.BasePruner):
+    """A real Optuna pruner that prunes every odd-numbered trial after its first epoch."""
+
+    def prune(self, study, trial):
+        step = trial.last_step
+        return trial.number % 2 == 1 and step is not None and step >= 1
+
+
+@pytest.mark.slow
+def test_pruned_and_nan_trials_are_recorded_and_the_study_goes_on(tmp_path, mlflow_uri, experiment):
+    x, y = digits()
+    storage = f"sqlite:///{tmp_path}/nan.db"
+
+    def build_model(hp):
+        lr = hp.Choice("lr", [1e-3, 1e12])  # 1e12 makes SGD diverge to NaN
+        model = dense_model(64, 10)()
+        model.compile(optimizer=keras.optimizers.SGD(lr))
+        return model
+
+    study = optuna.create_study(storage=storage, study_name="nan", direction="maximize")
+    study.enqueue_trial({"family": "ce", "weights": "none", "lr": 1e12})
+    result = lossearch.optimize(
+        build_model,
+        (x, y),
+        space="quick",
+        n_trials=6,
+        storage=storage,
+        study_name="nan",
+        pruner=PruneOddTrials(),
+        selection="best",
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    trials = result.study.trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    assert "NaN" in trials[0].user_attrs["fail_reason"]
+    states = [t.state.name for t in trials]
+    assert len(trials) == 6 and "COMPLETE" in states and "PRUNED" in states
+    # every odd trial that trained without diverging was pruned, every even one completed
+    assert all(s == "PRUNED" for s in states[1::2] if s != "FAIL")
+    assert all(s == "COMPLETE" for s in states[2::2] if s != "FAIL")
+    diverged = [t for t in trials if t.state.name == "FAIL"]
+    assert all(t.params["lr"] == 1e12 for t in diverged)
+    _, _, children = runs_of(mlflow_uri, experiment)
+    by_number = {int(c.data.tags["trial_number"]): c for c in children}
+    assert by_number[0].info.status == "FAILED" and "NaN" in by_number[0].data.tags["fail_reason"]
+    pruned = [c for c in children if c.data.tags["state"] == "PRUNED"]
+    assert pruned and all(c.info.status == "FINISHED" for c in pruned)
+
+
+@pytest.mark.slow
+def test_rerun_with_the_same_study_name_resumes(tmp_path, mlflow_uri, experiment, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # study_name alone -> sqlite:///lossearch.db here
+    x, y = digits()
+    kwargs = dict(
+        space="quick",
+        study_name="resume",
+        selection="best",
+        refit=False,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    first = lossearch.optimize(dense_model(64, 10), (x, y), n_trials=3, **kwargs)
+    values = [t.value for t in first.study.trials]
+    assert (tmp_path / "lossearch.db").exists()
+    second = lossearch.optimize(dense_model(64, 10), (x, y), n_trials=5, **kwargs)
+    trials = second.study.trials
+    assert len(trials) == 5
+    assert [t.value for t in trials[:3]] == values  # nothing recomputed or lost
+    assert [t.user_attrs.get("recipe") for t in trials] == QUICK_MULTICLASS_RECIPES[:5]
+    assert second.mlflow_run_id == first.mlflow_run_id
+    _, parents, children = runs_of(mlflow_uri, experiment)
+    assert len(parents) == 1 and len(children) == 5
+
+
+@pytest.mark.slow
+def test_build_model_hp_tunes_the_learning_rate_with_the_loss(mlflow_uri, experiment):
+    x, y = digits()
+    seen = []
+
+    def build_model(hp):
+        lr = hp.Float("learning_rate", 1e-4, 1e-1, sampling="log")
+        units = hp.Int("units", 8, 32, step=8)
+        seen.append((lr, units))
+        model = dense_model(64, 10, hidden=units)()
+        model.compile(optimizer=keras.optimizers.Adam(lr))
+        return model
+
+    result = lossearch.optimize(
+        build_model,
+        (x, y),
+        space="quick",
+        n_trials=8,
+        confirm_seeds=1,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    trials = result.study.trials
+    assert all("learning_rate" in t.params and "units" in t.params for t in trials)
+    assert len({t.params["learning_rate"] for t in trials}) > 1
+    assert len({lr for lr, _ in seen}) > 2
+    _, _, children = runs_of(mlflow_uri, experiment)
+    assert all("hp.learning_rate" in c.data.params for c in children)
+    chosen = trials[result.best_trial_number].params["learning_rate"]
+    assert result.model.optimizer.learning_rate.numpy() == pytest.approx(chosen, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_cross_validation_scores_out_of_fold(mlflow_uri, experiment):
+    x, y = digits(imbalance=5)
+    result = lossearch.optimize(
+        dense_model(64, 10),
+        (x, y),
+        space="quick",
+        n_trials=2,
+        cv=3,
+        selection="best",
+        refit=False,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    support = sum(v["support"] for v in result.best_metrics["per_class"].values())
+    assert support == len(y)  # every sample is scored once, out of fold
+    assert result.study.trials[0].user_attrs["epochs_trained"] == 3 * FAST["epochs"]
+
+
+@pytest.mark.slow
+def test_tf_data_datasets_and_explicit_validation(mlflow_uri, experiment):
+    import tensorflow as tf
+
+    x, y = digits()
+    cut = int(0.8 * len(y))
+    order = np.argsort(np.arange(len(y)) % 5 == 0, kind="stable")  # keep every class both sides
+    x, y = x[order], y[order]
+    cut = len(y) - len(y) // 5
+    train = tf.data.Dataset.from_tensor_slices((x[:cut], y[:cut])).batch(64)
+    val = tf.data.Dataset.from_tensor_slices((x[cut:], y[cut:])).batch(64)
+    result = lossearch.optimize(
+        dense_model(64, 10),
+        (train, val),
+        space="quick",
+        n_trials=2,
+        selection="best",
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    assert result.class_counts == np.bincount(y[:cut], minlength=10).tolist()
+    explicit = lossearch.optimize(
+        dense_model(64, 10),
+        {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])},
+        space="quick",
+        n_trials=2,
+        selection="best",
+        refit=False,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    assert explicit.class_counts == result.class_counts
+
+
+def test_the_selection_keeps_a_recipe_unless_the_gain_is_clear():
+    from lossearch.selection import Candidate, decide
+
+    config = LossConfig("ce")
+    recipe = Candidate(0, config, {}, "logit_adjusted", 0.76, [0.76, 0.75, 0.77])
+    small = Candidate(7, config, {}, None, 0.78, [0.78, 0.77, 0.78])
+    large = Candidate(8, config, {}, None, 0.90, [0.90, 0.89, 0.91])
+    assert decide(small, recipe, 0.02, True, [recipe, small]).chosen is recipe
+    chosen = decide(large, recipe, 0.02, True, [recipe, large])
+    assert chosen.chosen is large and chosen.gain == pytest.approx(0.14)
+    # minimizing: lower is better
+    low = Candidate(9, config, {}, None, 0.2, [0.2, 0.2, 0.2])
+    high = Candidate(1, config, {}, "r", 0.5, [0.5, 0.5, 0.5])
+    assert decide(low, high, 0.01, False, [low, high]).chosen is low
+
+
+def test_recipe_values_replay_to_the_recipe_config():
+    from lossearch.search_space import RecipeSource, SearchSpace
+
+    space = SearchSpace.load("long_tail", task="multiclass")
+    for recipe in space.recipes:
+        config = space.sample(RecipeSource(recipe), class_counts=[50, 10, 2])
+        assert config.family == recipe.family and config.weights == recipe.weights
+        assert config.drw_start == recipe.drw_start
+        for key, value in recipe.params.items():
+            assert config.params[key] == value
