@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
-.PHONY: setup test test-fast demo lint format clean
+.PHONY: setup test test-fast demo benchmark lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The main job on bundled data: a loss search on long-tailed digits (about 1-2 minutes).
+demo: $(STAMP)
+	$(BIN)/lossearch demo
+
+# Search quality and overhead figures, written to BENCHMARKS.md (about 20 minutes).
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/search_benchmark.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra

@@ -226,7 +226,7 @@ def prepare_data(
     Raises:
         ValueError: naming the argument and what was expected.
     """
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.model_selection import StratifiedKFold
 
     if validation is not None and not (0.0 < validation < 1.0):
         raise ValueError(f"validation: expected a fraction in (0, 1), got {validation!r}.")
@@ -277,7 +277,12 @@ def prepare_data(
         prepared.class_counts = counts.tolist()
         return prepared
 
-    _check_all_present(counts, names, "training", "Every class needs at least one sample.")
+    _check_all_present(
+        counts,
+        names,
+        "training",
+        f"Every class needs samples; does the model have more outputs ({width}) than classes?",
+    )
     key = _stratify_key(y, label_format, counts)
     per_class = np.bincount(key, minlength=len(counts))
     if cv is not None:
@@ -303,9 +308,8 @@ def prepare_data(
             f"data: class {rare!r} has fewer than 2 samples, so a validation split cannot hold it "
             "on both sides; pass an explicit validation set or collect more samples."
         )
-    x_tr, x_va, y_tr, y_va = train_test_split(
-        x, y, test_size=fraction, stratify=key, random_state=seed
-    )
+    train_idx, val_idx = stratified_holdout(key, fraction, seed)
+    x_tr, x_va, y_tr, y_va = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
     tr_counts = _counts(y_tr, label_format, width, "training")
     hint = "Use a larger validation= fraction, or cv= for tiny classes."
     _check_all_present(tr_counts, names, "training", hint)
@@ -313,6 +317,22 @@ def prepare_data(
     prepared.splits = [Split(x_tr, y_tr, x_va, y_va)]
     prepared.class_counts = tr_counts.tolist()
     return prepared
+
+
+def stratified_holdout(key: np.ndarray, fraction: float, seed: int | None):
+    """Per class, ``round(fraction * n)`` samples to validation, but at least one on each side.
+
+    Unlike largest-remainder stratification, a class with 2 or 3 samples is never
+    left out of the validation set.
+    """
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for cls in np.unique(key):
+        members = rng.permutation(np.flatnonzero(key == cls))
+        n_val = min(max(1, int(round(fraction * len(members)))), len(members) - 1)
+        val.extend(members[:n_val])
+        train.extend(members[n_val:])
+    return rng.permutation(train), rng.permutation(val)
 
 
 def _class_names(class_names, label_format: str, width: int) -> list[str]:

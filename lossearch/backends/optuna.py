@@ -156,8 +156,7 @@ class OptunaSearch:
             n_jobs=n_jobs,
             catch=(Exception,),
             callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)],
-            show_progress_bar=show_progress,
-            gc_after_trial=True,
+            show_progress_bar=show_progress,  # the runner's clear_session already collects garbage
         )
 
     def objective(self, trial: optuna.Trial) -> float:

@@ -1,0 +1,60 @@
+"""The data boundary: splits, task inference, dense outputs."""
+
+import keras
+import numpy as np
+import pytest
+
+import lossearch
+from lossearch.data import prepare_data, stratified_holdout
+from tests.search_helpers import FAST
+
+
+def test_holdout_puts_every_class_with_two_or_more_samples_on_both_sides():
+    key = np.repeat(np.arange(5), [200, 40, 7, 3, 2])
+    for seed in range(20):
+        train, val = stratified_holdout(key, 0.2, seed)
+        assert len(set(train) | set(val)) == len(key) and not set(train) & set(val)
+        assert set(np.unique(key[train])) == set(range(5)) == set(np.unique(key[val]))
+        assert abs(len(val) - 0.2 * len(key)) <= 5
+
+
+@pytest.mark.parametrize(
+    ("y", "shape", "activation", "task", "fmt"),
+    [
+        (np.array([0, 1, 2, 1]), (None, 3), None, "multiclass", "sparse"),
+        (np.array([[0], [1], [2], [1]]), (None, 3), None, "multiclass", "sparse"),
+        (np.eye(3)[[0, 1, 2, 1]], (None, 3), "softmax", "multiclass", "onehot"),
+        (np.eye(3)[[0, 1, 2, 1]], (None, 3), "sigmoid", "multilabel", "multihot"),
+        (np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1]]), (None, 3), None, "multilabel", "multihot"),
+        (np.array([0, 1, 1, 0]), (None, 1), "sigmoid", "binary", "binary"),
+    ],
+)
+def test_task_inference(y, shape, activation, task, fmt):
+    x = np.zeros((len(y), 2), "float32")
+    data = ((x, y), (x, y))
+    prepared = prepare_data(data, output_shape=shape, activation=activation)
+    assert (prepared.task, prepared.label_format) == (task, fmt)
+
+
+@pytest.mark.slow
+def test_dense_per_pixel_outputs_search_end_to_end(mlflow_uri, experiment):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4, 4, 2)).astype("float32")
+    # per-pixel classes from the first channel, class 2 rare
+    y = np.digitize(x[..., 0], [0.0, 1.6]).astype("int64")
+
+    def build_model():
+        return keras.Sequential([
+            keras.Input((4, 4, 2)),
+            keras.layers.Conv2D(8, 1, activation="relu"),
+            keras.layers.Conv2D(3, 1),
+        ])
+
+    result = lossearch.optimize(
+        build_model, (x, y), space="quick", n_trials=2, selection="best", refit=False,
+        tracking_uri=mlflow_uri, experiment_name=experiment, **FAST,
+    )
+    assert result.best_config.task == "multiclass"
+    per_class = result.best_metrics["per_class"]
+    assert sum(v["support"] for v in per_class.values()) % 16 == 0  # pixels of whole images
+    assert per_class["2"]["support"] > 0

@@ -1,0 +1,100 @@
+"""The examples run as users run them, and the CLI commands do what they say."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from lossearch import cli
+from tests.search_helpers import runs_of
+
+ROOT = Path(__file__).parent.parent
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+
+
+def _run_example(name, cwd, *args):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_then_load_best_loss(tmp_path):
+    out = _run_example("quickstart.py", tmp_path)
+    assert "recall(CE)" in out and (tmp_path / "best_loss.json").exists()
+    out = _run_example("load_best_loss.py", tmp_path)
+    assert "trained 10 epochs" in out and (tmp_path / "model_with_best_loss.keras").exists()
+    _, parents, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db", "examples")
+    assert len(parents) == 1 and len(children) == 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["binary_fraud.py", "multilabel.py", "tune_learning_rate.py"])
+def test_example_runs(name, tmp_path):
+    out = _run_example(name, tmp_path)
+    assert "best:" in out
+
+
+def test_spaces_lists_the_bundled_spaces(capsys):
+    assert cli.main(["spaces"]) == 0
+    out = capsys.readouterr().out
+    for name in ("default", "long_tail", "binary", "multilabel", "quick"):
+        assert name in out
+    assert "logit_adjusted" in out
+
+
+@pytest.mark.slow
+def test_optimize_and_export_commands(tmp_path, monkeypatch, capsys, mlflow_uri):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mymodel.py").write_text(
+        "import keras\n"
+        "from lossearch.datasets import long_tailed_digits\n"
+        "def build_model():\n"
+        "    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])\n"
+        "def load_data():\n"
+        "    return long_tailed_digits(10)\n"
+    )
+    storage = f"sqlite:///{tmp_path}/cli.db"
+    code = cli.main([
+        "optimize", "mymodel:build_model", "--data", "mymodel:load_data", "--space", "quick",
+        "--trials", "3", "--epochs", "2", "--storage", storage, "--study", "cli",
+        "--tracking-uri", mlflow_uri, "--experiment", "cli", "--no-progress", "-o", "opt.json",
+    ])
+    assert code == 0
+    assert "best loss written to opt.json" in capsys.readouterr().out
+    assert cli.main(["export", "--storage", storage, "--study", "cli", "-o", "exported.json"]) == 0
+    exported = json.loads((tmp_path / "exported.json").read_text())
+    assert exported == json.loads((tmp_path / "opt.json").read_text())
+    assert exported["format"] == "lossearch.loss/1"
+    _, parents, children = runs_of(mlflow_uri, "cli")
+    assert len(parents) == 1 and len(children) == 3
+
+
+def test_cli_errors_are_one_clear_line(capsys, tmp_path):
+    assert cli.main(["export", "--storage", f"sqlite:///{tmp_path}/none.db", "--study", "x"]) == 2
+    assert "study: no study named 'x'" in capsys.readouterr().err
+    assert cli.main(["optimize", "nomodule:build", "--data", "nomodule:load"]) == 2
+    assert "build_model: cannot import 'nomodule'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert cli.main(["demo", "--trials", "7", "--epochs", "3", "--no-progress",
+                     "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "mlflow ui --backend-store-uri" in out and (tmp_path / "best_loss.json").exists()
+    runs = mlflow.search_runs(experiment_names=["lossearch"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 7
+    assert all("loss.family" in c.data.params and "recall.digit9" in c.data.metrics
+               for c in children if c.data.tags["state"] == "COMPLETE")
