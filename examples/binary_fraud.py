@@ -27,8 +27,16 @@ def build_model():
 if __name__ == "__main__":
     x, y = fraud_like(n_samples=4000, positive_rate=0.01)
     result = lossearch.optimize(
-        build_model, (x, y), space="binary", objective="pr_auc", n_trials=10, epochs=8,
-        batch_size=128, class_names=["legit", "fraud"], seed=0, experiment_name="examples",
+        build_model,
+        (x, y),
+        space="binary",
+        objective="pr_auc",
+        n_trials=10,
+        epochs=8,
+        batch_size=128,
+        class_names=["legit", "fraud"],
+        seed=0,
+        experiment_name="examples",
     )
     print(result.summary())
     print("fraud recall with the chosen loss:", result.best_metrics["per_class"]["fraud"]["recall"])

@@ -28,8 +28,10 @@ if __name__ == "__main__":
     )
     model.compile(optimizer="adam", loss=lossearch.load_loss(path), metrics=["accuracy"])
     # Deferred re-weighting and similar need their callbacks: callbacks_for supplies them.
-    history = model.fit(x, y, epochs=10, batch_size=32, verbose=0,
-                        callbacks=lossearch.callbacks_for(config))
-    print(f"trained 10 epochs: loss {history.history['loss'][0]:.3f} -> {history.history['loss'][-1]:.3f}")
+    history = model.fit(
+        x, y, epochs=10, batch_size=32, verbose=0, callbacks=lossearch.callbacks_for(config)
+    )
+    first, last = history.history["loss"][0], history.history["loss"][-1]
+    print(f"trained 10 epochs: loss {first:.3f} -> {last:.3f}")
     model.save("model_with_best_loss.keras")  # reloads with plain keras.models.load_model
     print("saved model_with_best_loss.keras")

@@ -22,7 +22,13 @@ def build_model():
 if __name__ == "__main__":
     x, labels = multilabel_digits(imbalance=10)  # multi-hot: [even, above six, zero]
     result = lossearch.optimize(
-        build_model, (x, labels), space="multilabel", n_trials=10, epochs=8, seed=0,
-        class_names=["even", "above_six", "zero"], experiment_name="examples",
+        build_model,
+        (x, labels),
+        space="multilabel",
+        n_trials=10,
+        epochs=8,
+        seed=0,
+        class_names=["even", "above_six", "zero"],
+        experiment_name="examples",
     )
     print(result.summary())

@@ -24,7 +24,12 @@ def build_model():
 if __name__ == "__main__":
     x, y = long_tailed_digits(imbalance=20)  # digit 0: 178 samples ... digit 9: 9
     result = lossearch.optimize(
-        build_model, (x, y), space="quick", n_trials=12, epochs=10, seed=0,
+        build_model,
+        (x, y),
+        space="quick",
+        n_trials=12,
+        epochs=10,
+        seed=0,
         experiment_name="examples",
     )
     print(result.summary())

@@ -28,7 +28,12 @@ def build_model(hp):
 if __name__ == "__main__":
     x, y = long_tailed_digits(imbalance=20)
     result = lossearch.optimize(
-        build_model, (x, y), space="quick", n_trials=12, epochs=8, seed=0,
+        build_model,
+        (x, y),
+        space="quick",
+        n_trials=12,
+        epochs=8,
+        seed=0,
         experiment_name="examples",
     )
     best = result.study.trials[result.best_trial_number]

@@ -7,7 +7,6 @@ import io
 import math
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,9 +17,8 @@ from optuna.trial import TrialState
 
 from lossearch import plots
 from lossearch.backends.optuna import (
-    PARENT_RUN_ATTR,
+    CHOICE_ATTR,
     OptunaSearch,
-    TrialRecord,
     default_pruner,
     default_sampler,
 )
@@ -29,13 +27,19 @@ from lossearch.config import LossConfig
 from lossearch.data import prepare_data
 from lossearch.metrics import default_minority_classes, resolve_objective
 from lossearch.result import SearchResult
-from lossearch.runner import FORBIDDEN_FIT_KWARGS, TrialRunner, model_builder, probe_model
+from lossearch.runner import (
+    FORBIDDEN_FIT_KWARGS,
+    TrialRecord,
+    TrialRunner,
+    model_builder,
+    probe_model,
+)
 from lossearch.search_space import SearchSpace
 from lossearch.selection import FixedHyperParameters, select
 from lossearch.tracking import Tracker, mask_credentials
 
 DEFAULT_STORAGE = "sqlite:///lossearch.db"
-CHOICE_ATTR = "lossearch_choice"  # the chosen trial, for `lossearch export`
+BACKENDS = ("optuna", "keras_tuner")
 SELECTIONS = ("robust", "best")
 
 
@@ -154,6 +158,8 @@ def optimize(
     show_progress: bool = True,
     selection: str = "robust",
     confirm_seeds: int = 2,
+    backend: str = "optuna",
+    tuner: str = "hyperband",
 ) -> SearchResult:
     """Search loss families, their parameters and class weighting for ``build_model``.
 
@@ -181,6 +187,10 @@ def optimize(
             seeds and keeps a recipe unless the leader beats it clearly (see
             :mod:`lossearch.selection`); ``"best"`` takes the top trial as is.
         refit: retrain the chosen config on train + validation; see ``result.model``.
+        backend: ``"optuna"`` (default) or ``"keras_tuner"``; the same space, recipes,
+            runner, metrics, MLflow runs and result either way.
+        tuner: with ``backend="keras_tuner"``: ``"hyperband"``, ``"bayesian"``,
+            ``"random"`` or ``"grid"``.
 
     Example:
         >>> result = lossearch.optimize(build_model, (x, y), n_trials=20)  # doctest: +SKIP
@@ -201,6 +211,18 @@ def optimize(
         confirm_seeds,
         seed,
     )
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}.")
+    if backend == "keras_tuner":
+        from lossearch.backends.keras_tuner import TUNERS
+
+        if tuner not in TUNERS:
+            raise ValueError(f"tuner: expected one of {list(TUNERS)}, got {tuner!r}.")
+        if sampler is not None or pruner is not None or storage is not None:
+            raise ValueError(
+                "sampler, pruner and storage: Optuna settings; the Keras Tuner backend takes "
+                "tuner= (and study_name= to resume a tuner project)."
+            )
     build = model_builder(build_model)
     try:
         facts = probe_model(build)
@@ -235,22 +257,25 @@ def optimize(
         batch_size=batch_size,
         fit_kwargs=fit_kwargs,
     )
-    n_recipes = len(search_space.recipes)
-    search = OptunaSearch.create(
+    search = _make_search(
+        backend,
+        tuner,
         runner,
         search_space,
         tracker,
-        direction=resolved_objective.direction,
-        sampler=sampler or default_sampler(seed, max(10, n_recipes + 2), parallel=n_jobs != 1),
-        pruner=pruner or default_pruner(n_recipes, epochs),
-        storage=storage,
-        study_name=study_name,
-        seed=seed,
+        resolved_objective,
+        sampler,
+        pruner,
+        storage,
+        study_name,
+        seed,
+        n_jobs,
+        n_trials,
+        epochs,
     )
-    study = search.study
     parent_id = _start_parent(
         tracker,
-        study,
+        search,
         search_space,
         resolved_objective,
         prepared,
@@ -264,29 +289,26 @@ def optimize(
         storage,
         study_name is not None,
     )
-    search.enqueue_recipes(n_trials)
     try:
-        search.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
+        search.run(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
     except KeyboardInterrupt:
         tracker.end_search("KILLED")
+        where = f" ({mask_credentials(storage)})" if storage else ""
         print(
-            f"\nInterrupted. Completed trials are kept in the study {study.study_name!r}"
+            f"\nInterrupted. Completed trials are kept in {search.name!r}{where}; "
             + (
-                f" ({mask_credentials(storage)}); rerun with the same storage and study_name to "
-                "resume."
-                if storage
-                else "; pass storage= and study_name= to make searches resumable."
+                "rerun with the same storage and study_name to resume."
+                if storage or backend == "keras_tuner"
+                else "pass storage= and study_name= to make searches resumable."
             ),
             file=sys.stderr,
         )
         raise
 
-    records = _records(study, search)
+    records = search.completed_records()
     if not records:
         tracker.end_search("FAILED")
-        reasons = [
-            t.user_attrs.get("fail_reason") for t in study.trials if t.user_attrs.get("fail_reason")
-        ]
+        reasons = search.failure_reasons()
         raise RuntimeError(
             "lossearch: no trial completed" + (f"; first failure: {reasons[0]}" if reasons else ".")
         )
@@ -305,24 +327,73 @@ def optimize(
         baseline_value=baseline.value if baseline else None,
         objective=resolved_objective.name,
         direction=resolved_objective.direction,
-        study=study,
+        study=search.handle,
+        search=search,
         mlflow_run_id=parent_id,
         best_trial_number=chosen.number,
         model=model,
         selection=choice,
         class_counts=prepared.class_counts,
     )
-    study.set_user_attr(
-        CHOICE_ATTR,
-        {"trial": chosen.number, "value": chosen_value, "reason": choice.get("reason", "")},
+    search.remember_choice(
+        {"trial": chosen.number, "value": chosen_value, "reason": choice.get("reason", "")}
     )
-    _finish_parent(tracker, result, study, prepared)
+    _finish_parent(tracker, result, search, prepared)
     return result
+
+
+def _make_search(
+    backend,
+    tuner,
+    runner,
+    space,
+    tracker,
+    objective,
+    sampler,
+    pruner,
+    storage,
+    study_name,
+    seed,
+    n_jobs,
+    n_trials,
+    epochs,
+):
+    if backend == "optuna":
+        n_recipes = len(space.recipes)
+        return OptunaSearch.create(
+            runner,
+            space,
+            tracker,
+            direction=objective.direction,
+            sampler=sampler or default_sampler(seed, max(10, n_recipes + 2), parallel=n_jobs != 1),
+            pruner=pruner or default_pruner(n_recipes, epochs),
+            storage=storage,
+            study_name=study_name,
+            seed=seed,
+        )
+    from lossearch.backends.keras_tuner import KerasTunerSearch, default_directory
+    from lossearch.keras_tuner import LossHyperModel
+
+    hypermodel = LossHyperModel.for_runner(runner, space)
+    return KerasTunerSearch.create(
+        runner,
+        space,
+        tracker,
+        hypermodel,
+        tuner=tuner,
+        direction=objective.direction,
+        n_trials=n_trials,
+        epochs=epochs,
+        seed=seed,
+        directory=default_directory(),
+        project_name=study_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+        overwrite=study_name is None,
+    )
 
 
 def _start_parent(
     tracker,
-    study,
+    search,
     space,
     objective,
     prepared,
@@ -334,9 +405,9 @@ def _start_parent(
     validation,
     seed,
     storage,
-    study_name_given,
+    named,
 ) -> str:
-    existing = study.user_attrs.get(PARENT_RUN_ATTR)
+    existing = search.saved_parent_run()
     if existing:
         try:
             tracker.client.update_run(existing, status="RUNNING")
@@ -345,9 +416,7 @@ def _start_parent(
             pass
     names = prepared.class_names
     parent = tracker.start_search(
-        run_name=study.study_name
-        if study_name_given
-        else f"{space.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        run_name=search.name if named else f"{space.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
         params={
             "space": space.name,
             "objective": objective.name,
@@ -360,40 +429,19 @@ def _start_parent(
             "validation": validation if cv is None else None,
             "class_counts": dict(zip(names, prepared.class_counts, strict=True)),
             "minority_classes": [names[i] for i in minority],
-            "sampler": type(study.sampler).__name__,
-            "pruner": type(study.pruner).__name__,
             "seed": seed,
+            **search.describe(),
         },
         tags={
-            "study_name": study.study_name,
+            "study_name": search.name,
             "storage": storage or "in-memory",
             "lossearch.space": space.source,
         },
     )
-    study.set_user_attr(PARENT_RUN_ATTR, parent)
+    search.save_parent_run(parent)
     split = prepared.splits[0]
     tracker.log_dataset(split.x_train, split.y_train, prepared.class_counts, names)
     return parent
-
-
-def _records(study, search: OptunaSearch) -> list[TrialRecord]:
-    """Completed trials: from memory when this process ran them, else from the study."""
-    records = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.number in search.records:
-            record = search.records[trial.number]
-        else:
-            config = LossConfig.from_dict(trial.user_attrs["config"])
-            loss_names = {"family", "weights", "label_smoothing", "drw_start"}
-            hp_values = {
-                k: v for k, v in trial.params.items() if "." not in k and k not in loss_names
-            }
-            record = TrialRecord(
-                trial.number, trial.value, config, hp_values, trial.user_attrs.get("recipe")
-            )
-        record.metrics = trial.user_attrs.get("metrics", {})
-        records.append(record)
-    return records
 
 
 def _choose(records, runner, objective, selection, confirm_seeds, seed):
@@ -457,35 +505,26 @@ def _refit(runner: TrialRunner, chosen: TrialRecord, seed):
     return model
 
 
-def _trials_csv(study) -> str:
-    frame = study.trials_dataframe(
-        attrs=("number", "state", "value", "params", "duration", "user_attrs")
-    )
-    drop = [c for c in frame.columns if c in ("user_attrs_config", "user_attrs_metrics")]
+def _trials_csv(search) -> str:
     buffer = io.StringIO()
-    frame.drop(columns=drop).to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
+    search.trials_dataframe().to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
     return buffer.getvalue()
 
 
-def _finish_parent(tracker: Tracker, result: SearchResult, study, prepared):
-    completed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+def _finish_parent(tracker: Tracker, result: SearchResult, search, prepared):
+    completed = [(n, v) for n, state, v in search.trial_states() if state == "COMPLETE"]
     figures = {}
     try:
         figures["plots/optimization_history.png"] = plots.optimization_history(
-            [(t.number, t.value) for t in completed], result.direction, result.objective
+            completed, result.direction, result.objective
         )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "few trials per regime" on small studies
-                importances = optuna.importance.get_param_importances(study)
-        except (RuntimeError, ValueError):  # too few trials or no varying parameter
-            importances = {}
+        importances = search.importances()
         if importances:
             figures["plots/param_importances.png"] = plots.param_importances(importances)
-        best_per_class = result.best_metrics.get("per_class", {})
-        base_per_class = (result.baseline_metrics or {}).get("per_class")
         figures["plots/per_class_recall.png"] = plots.per_class_recall(
-            prepared.class_names, best_per_class, base_per_class
+            prepared.class_names,
+            result.best_metrics.get("per_class", {}),
+            (result.baseline_metrics or {}).get("per_class"),
         )
         if result.best_metrics.get("confusion"):
             figures["plots/confusion_matrix.png"] = plots.confusion_matrix(
@@ -494,8 +533,8 @@ def _finish_parent(tracker: Tracker, result: SearchResult, study, prepared):
         tracker.log_artifacts(
             {
                 "best_loss.json": result.best_config.to_dict(),
-                "trials.csv": _trials_csv(study),
-                "selection.json": {k: v for k, v in result.selection.items()},
+                "trials.csv": _trials_csv(search),
+                "selection.json": dict(result.selection),
                 "summary.txt": result.summary(),
                 **figures,
             }

@@ -20,7 +20,8 @@ class SearchResult:
         best_metrics: per-class and summary metrics of its search trial.
         baseline_metrics: the same for the plain cross-entropy trial (or None).
         objective / direction: what was optimised.
-        study: the Optuna study; ``mlflow_run_id``: the parent MLflow run.
+        study: the Optuna study (Keras Tuner backend: the tuner);
+            ``mlflow_run_id``: the parent MLflow run.
         model: the best config retrained on train + validation (``refit=True``).
         selection: the confirmation table and the reason for the choice.
     """
@@ -39,10 +40,11 @@ class SearchResult:
     model: Any = None
     selection: dict = field(default_factory=dict)
     class_counts: list[int] = field(default_factory=list)
+    search: Any = None  # the backend driver, for trial listings
 
     def trials_dataframe(self):
-        """One row per trial (Optuna's ``trials_dataframe`` with user attributes)."""
-        return self.study.trials_dataframe()
+        """One row per trial: number, state, value and parameters."""
+        return self.search.trials_dataframe()
 
     def export(self, path: str | os.PathLike) -> str:
         """Write the best config as JSON (rebuild later with ``lossearch.load_loss``)."""
@@ -50,13 +52,14 @@ class SearchResult:
 
     def summary(self) -> str:
         """A table of the best config against the CE baseline, per class."""
-        from optuna.trial import TrialState
-
-        trials = self.study.get_trials(deepcopy=False)
-        states = {s: sum(t.state == s for t in trials) for s in TrialState}
+        trials = self.search.trial_states()
+        states = {
+            name: sum(state == name for _, state, _ in trials)
+            for name in ("COMPLETE", "PRUNED", "FAIL")
+        }
         lines = [
-            f"lossearch: {len(trials)} trials ({states[TrialState.COMPLETE]} complete, "
-            f"{states[TrialState.PRUNED]} pruned, {states[TrialState.FAIL]} failed); "
+            f"lossearch: {len(trials)} trials ({states['COMPLETE']} complete, "
+            f"{states['PRUNED']} pruned, {states['FAIL']} failed); "
             f"objective {self.objective} ({self.direction})",
             f"best:      {self.best_config.describe()}"
             + (

@@ -219,6 +219,7 @@ class TrialRunner:
         seed: int | None = None,
         keep_model: bool = False,
         splits=None,
+        epochs: int | None = None,
     ) -> TrialOutcome:
         """Train and score ``config``; raises :class:`TrialPruned` or :class:`TrialDiverged`."""
         start = time.perf_counter()
@@ -226,6 +227,7 @@ class TrialRunner:
         history: dict[str, list[float]] = {}
         probs, epochs_trained, model = [], 0, None
         splits = self.data.splits if splits is None else splits
+        epochs = self.epochs if epochs is None else epochs
         for index, split in enumerate(splits):
             keras.backend.clear_session()  # free the previous model's graph and memory
             if seed is not None:
@@ -240,7 +242,7 @@ class TrialRunner:
                     split.x_val,
                     self.data.targets(split.y_val),
                     reporter,
-                    index * self.epochs,
+                    index * epochs,
                     history,
                 ),
                 *self.fit_kwargs.get("callbacks", []),
@@ -250,7 +252,7 @@ class TrialRunner:
                 fitted = model.fit(
                     split.x_train,
                     shuffle=False,  # a dataset brings its own shuffling
-                    epochs=self.epochs,
+                    epochs=epochs,
                     verbose=self.verbose,
                     callbacks=callbacks,
                     **fit_kwargs,
@@ -259,7 +261,7 @@ class TrialRunner:
                 fitted = model.fit(
                     split.x_train,
                     split.y_train,
-                    epochs=self.epochs,
+                    epochs=epochs,
                     batch_size=self.batch_size,
                     verbose=self.verbose,
                     callbacks=callbacks,
@@ -289,3 +291,76 @@ class TrialRunner:
             seconds=time.perf_counter() - start,
             model=model if keep_model else None,
         )
+
+
+@dataclass
+class TrialRecord:
+    """What a search keeps in memory of a completed trial (for selection and the result)."""
+
+    number: int
+    value: float
+    config: LossConfig
+    hp_values: dict
+    recipe: str | None
+    y_prob: Any = None
+    metrics: Any = None
+    epochs_trained: int = 0
+
+
+def run_tracked(
+    runner: TrialRunner,
+    tracker,
+    *,
+    number: int,
+    config: LossConfig,
+    hp,
+    recipe: str | None,
+    tags: dict,
+    seed: int | None,
+    reporter_for: Callable,
+    epochs: int | None = None,
+) -> TrialRecord:
+    """One trial of any backend: a child run opened, the config run, the outcome recorded.
+
+    Pruned and failed trials close their child run (state PRUNED / FAIL, with the
+    reason) and re-raise, for the backend to report in its own terms.
+    """
+    run = tracker.start_trial(number, config, {"recipe": recipe or "", **tags})
+
+    def user_values():
+        return _user_hp_values(hp)
+
+    try:
+        outcome = runner.run(config, hp=hp, seed=seed, epochs=epochs, reporter=reporter_for(run))
+    except TrialPruned as exc:
+        tracker.end_trial(run, "PRUNED", reason=str(exc), config=config, hp=user_values())
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        tracker.end_trial(run, "FAIL", reason=reason, config=config, hp=user_values())
+        raise
+    # val_<objective> is the per-epoch series; the final scores go under their own names.
+    final = {**outcome.metrics.flat(), "objective": outcome.value}
+    tracker.end_trial(run, "COMPLETE", metrics=final, config=config, hp=user_values())
+    return TrialRecord(
+        number,
+        outcome.value,
+        config,
+        user_values(),
+        recipe,
+        outcome.y_prob,
+        outcome.metrics.to_dict(),
+        outcome.epochs_trained,
+    )
+
+
+LOSS_PARAM_NAMES = ("family", "weights", "label_smoothing", "drw_start")
+
+
+def _user_hp_values(hp) -> dict:
+    """The user's own hyperparameters: not the loss's, not a tuner's bookkeeping."""
+    return {
+        k: v
+        for k, v in dict(getattr(hp, "values", {})).items()
+        if not k.startswith("tuner/") and "." not in k and k not in LOSS_PARAM_NAMES
+    }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,10 @@ class ParamSource(Protocol):
     def int(self, name: str, low: int, high: int, *, log: bool, step: int, default: Any) -> int: ...
 
     def categorical(self, name: str, choices: Sequence[Any], *, default: Any) -> Any: ...
+
+    def scope(self, parent: str, values: Sequence[Any]) -> AbstractContextManager:
+        """Parameters drawn inside exist only when ``parent`` takes one of ``values``."""
+        ...
 
 
 class SpaceError(ValueError):
@@ -306,18 +311,23 @@ class SearchSpace:
     def draw(self, source: ParamSource) -> dict[str, Any]:
         """Draw the loss fields of one configuration (define-by-run)."""
         family = source.categorical("family", tuple(self.families), default=None)
-        params = {
-            name: dist.draw(source, f"{family}.{name}", _default(family_params(family), name))
-            for name, dist in self.families[family].items()
-        }
+        with source.scope("family", [family]):
+            params = {
+                name: dist.draw(source, f"{family}.{name}", _default(family_params(family), name))
+                for name, dist in self.families[family].items()
+            }
         weights = source.categorical("weights", tuple(self.weights), default="none")
         scheme_params = SCHEMES[weights].params
-        weight_params = {
-            name: dist.draw(source, f"weights.{weights}.{name}", _default(scheme_params, name))
-            for name, dist in self.weights[weights].items()
-        }
+        with source.scope("weights", [weights]):
+            weight_params = {
+                name: dist.draw(source, f"weights.{weights}.{name}", _default(scheme_params, name))
+                for name, dist in self.weights[weights].items()
+            }
         smoothing = self.label_smoothing.draw(source, "label_smoothing", 0.0)
-        drw = None if weights == "none" else self.drw_start.draw(source, "drw_start", None)
+        drw = None
+        if weights != "none":
+            with source.scope("weights", [w for w in self.weights if w != "none"]):
+                drw = self.drw_start.draw(source, "drw_start", None)
         return {
             "family": family,
             "params": params,
@@ -398,6 +408,9 @@ class RecipeSource:
 
     def categorical(self, name, choices, *, default):
         return self._answer(name, default)
+
+    def scope(self, parent, values):
+        return nullcontext()
 
 
 def _default(specs: Mapping[str, Param], name: str):

@@ -44,10 +44,18 @@ CASES = [
     ("output narrower than labels", {"build_model": dense_model(64, 5)}, "outside [0, 5)"),
     ("output wider than classes", {"build_model": dense_model(64, 12)}, "more outputs (12)"),
     ("build_model not callable", {"build_model": 3}, "build_model: expected a callable"),
-    ("build_model returns a layer", {"build_model": lambda: keras.layers.Dense(3)}, "build_model: must return a keras.Model"),
+    (
+        "build_model returns a layer",
+        {"build_model": lambda: keras.layers.Dense(3)},
+        "build_model: must return a keras.Model",
+    ),
     ("build_model raises", {"build_model": lambda: 1 / 0}, "build_model: raised ZeroDivisionError"),
     ("unknown objective", {"objective": "auc_roc"}, "objective: unknown objective 'auc_roc'"),
-    ("bad objective direction", {"objective": (lambda y, p: 0.0, "upward")}, "objective: direction"),
+    (
+        "bad objective direction",
+        {"objective": (lambda y, p: 0.0, "upward")},
+        "objective: direction",
+    ),
     ("unknown space", {"space": "tiny"}, "space: unknown space 'tiny'"),
     ("space for another task", {"space": "binary"}, "space: 'binary' is for ['binary']"),
     ("n_trials zero", {"n_trials": 0}, "n_trials"),
@@ -77,7 +85,9 @@ class CountingBuilder:
         return self.build()
 
 
-@pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("overrides", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input_fails_before_the_first_trial(overrides, message, mlflow_uri, experiment):
     kwargs = {"tracking_uri": mlflow_uri, "experiment_name": experiment, **FEW, **overrides}
     build = kwargs.pop("build_model", dense_model(64, 10))
@@ -94,23 +104,45 @@ SPACE_CASES = [
     ("malformed YAML", "families: {ce: {}\n", "not valid YAML"),
     ("unknown family", "families: {dice: {}}", "families.dice"),
     ("unknown parameter", "families: {focal: {gama: 2}}", "families.focal.gama"),
-    ("low above high", "families: {focal: {gamma: {type: float, low: 3, high: 1}}}", "'low' (3) is above"),
-    ("invalid range for the parameter", "families: {focal: {gamma: {type: float, low: -1, high: 1}}}", "families.focal.gamma"),
+    (
+        "low above high",
+        "families: {focal: {gamma: {type: float, low: 3, high: 1}}}",
+        "'low' (3) is above",
+    ),
+    (
+        "invalid range for the parameter",
+        "families: {focal: {gamma: {type: float, low: -1, high: 1}}}",
+        "families.focal.gamma",
+    ),
     ("unknown distribution", "families: {focal: {gamma: {type: normal}}}", "'type' must be one of"),
     ("unknown top-level key", "families: {ce: {}}\nfamilys: {}", "unknown key"),
     ("unknown scheme", "families: {ce: {}}\nweights: {sqrt: {}}", "weights.sqrt"),
-    ("recipe outside the space", "families: {ce: {}}\nrecipes: [{family: focal}]", "recipes.recipe_0"),
+    (
+        "recipe outside the space",
+        "families: {ce: {}}\nrecipes: [{family: focal}]",
+        "recipes.recipe_0",
+    ),
     ("smoothing of one", "families: {ce: {}}\nlabel_smoothing: 1.0", "label_smoothing"),
     ("bare list", "families: {focal: {gamma: [1, 2]}}", "ambiguous"),
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), [c[1:] for c in SPACE_CASES], ids=[c[0] for c in SPACE_CASES])
-def test_malformed_space_file_names_file_key_and_reason(text, message, tmp_path, mlflow_uri, experiment):
+@pytest.mark.parametrize(
+    ("text", "message"), [c[1:] for c in SPACE_CASES], ids=[c[0] for c in SPACE_CASES]
+)
+def test_malformed_space_file_names_file_key_and_reason(
+    text, message, tmp_path, mlflow_uri, experiment
+):
     path = _yaml(tmp_path, text)
     with pytest.raises(ValueError) as info:
-        lossearch.optimize(dense_model(64, 10), (X, Y), space=path, tracking_uri=mlflow_uri,
-                           experiment_name=experiment, **FEW)
+        lossearch.optimize(
+            dense_model(64, 10),
+            (X, Y),
+            space=path,
+            tracking_uri=mlflow_uri,
+            experiment_name=experiment,
+            **FEW,
+        )
     assert message in str(info.value)
     if "YAML" not in message:
         assert path in str(info.value)

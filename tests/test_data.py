@@ -25,7 +25,13 @@ def test_holdout_puts_every_class_with_two_or_more_samples_on_both_sides():
         (np.array([[0], [1], [2], [1]]), (None, 3), None, "multiclass", "sparse"),
         (np.eye(3)[[0, 1, 2, 1]], (None, 3), "softmax", "multiclass", "onehot"),
         (np.eye(3)[[0, 1, 2, 1]], (None, 3), "sigmoid", "multilabel", "multihot"),
-        (np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1]]), (None, 3), None, "multilabel", "multihot"),
+        (
+            np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1]]),
+            (None, 3),
+            None,
+            "multilabel",
+            "multihot",
+        ),
         (np.array([0, 1, 1, 0]), (None, 1), "sigmoid", "binary", "binary"),
     ],
 )
@@ -44,15 +50,24 @@ def test_dense_per_pixel_outputs_search_end_to_end(mlflow_uri, experiment):
     y = np.digitize(x[..., 0], [0.0, 1.6]).astype("int64")
 
     def build_model():
-        return keras.Sequential([
-            keras.Input((4, 4, 2)),
-            keras.layers.Conv2D(8, 1, activation="relu"),
-            keras.layers.Conv2D(3, 1),
-        ])
+        return keras.Sequential(
+            [
+                keras.Input((4, 4, 2)),
+                keras.layers.Conv2D(8, 1, activation="relu"),
+                keras.layers.Conv2D(3, 1),
+            ]
+        )
 
     result = lossearch.optimize(
-        build_model, (x, y), space="quick", n_trials=2, selection="best", refit=False,
-        tracking_uri=mlflow_uri, experiment_name=experiment, **FAST,
+        build_model,
+        (x, y),
+        space="quick",
+        n_trials=2,
+        selection="best",
+        refit=False,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
     )
     assert result.best_config.task == "multiclass"
     per_class = result.best_metrics["per_class"]

@@ -19,7 +19,11 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 def _run_example(name, cwd, *args):
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / name), *args],
-        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -62,11 +66,31 @@ def test_optimize_and_export_commands(tmp_path, monkeypatch, capsys, mlflow_uri)
         "    return long_tailed_digits(10)\n"
     )
     storage = f"sqlite:///{tmp_path}/cli.db"
-    code = cli.main([
-        "optimize", "mymodel:build_model", "--data", "mymodel:load_data", "--space", "quick",
-        "--trials", "3", "--epochs", "2", "--storage", storage, "--study", "cli",
-        "--tracking-uri", mlflow_uri, "--experiment", "cli", "--no-progress", "-o", "opt.json",
-    ])
+    code = cli.main(
+        [
+            "optimize",
+            "mymodel:build_model",
+            "--data",
+            "mymodel:load_data",
+            "--space",
+            "quick",
+            "--trials",
+            "3",
+            "--epochs",
+            "2",
+            "--storage",
+            storage,
+            "--study",
+            "cli",
+            "--tracking-uri",
+            mlflow_uri,
+            "--experiment",
+            "cli",
+            "--no-progress",
+            "-o",
+            "opt.json",
+        ]
+    )
     assert code == 0
     assert "best loss written to opt.json" in capsys.readouterr().out
     assert cli.main(["export", "--storage", storage, "--study", "cli", "-o", "exported.json"]) == 0
@@ -88,13 +112,18 @@ def test_cli_errors_are_one_clear_line(capsys, tmp_path):
 def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    assert cli.main(["demo", "--trials", "7", "--epochs", "3", "--no-progress",
-                     "--tracking-uri", uri]) == 0
+    assert (
+        cli.main(["demo", "--trials", "7", "--epochs", "3", "--no-progress", "--tracking-uri", uri])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "mlflow ui --backend-store-uri" in out and (tmp_path / "best_loss.json").exists()
     runs = mlflow.search_runs(experiment_names=["lossearch"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 7
-    assert all("loss.family" in c.data.params and "recall.digit9" in c.data.metrics
-               for c in children if c.data.tags["state"] == "COMPLETE")
+    assert all(
+        "loss.family" in c.data.params and "recall.digit9" in c.data.metrics
+        for c in children
+        if c.data.tags["state"] == "COMPLETE"
+    )

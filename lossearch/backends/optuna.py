@@ -11,20 +11,27 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from lossearch.hyperparameters import HyperParameters
-from lossearch.runner import TrialPruned, TrialRunner
+from lossearch.runner import (
+    LOSS_PARAM_NAMES,
+    TrialPruned,
+    TrialRecord,
+    TrialRunner,
+    run_tracked,
+)
 from lossearch.search_space import SearchSpace
 from lossearch.tracking import Tracker, TrialRun, mask_credentials
 
 log = logging.getLogger("lossearch")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
+CHOICE_ATTR = "lossearch_choice"  # the chosen trial, for `lossearch export`
 
 
 class OptunaSource:
@@ -41,6 +48,9 @@ class OptunaSource:
 
     def categorical(self, name, choices, *, default):
         return self.trial.suggest_categorical(name, list(choices))
+
+    def scope(self, parent, values):
+        return nullcontext()  # define-by-run: a parameter exists once it is suggested
 
 
 class OptunaHyperParameters(HyperParameters):
@@ -89,19 +99,6 @@ def default_pruner(n_recipes: int, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(
         n_startup_trials=max(5, n_recipes), n_warmup_steps=max(1, epochs // 3)
     )
-
-
-@dataclass
-class TrialRecord:
-    """What the search keeps in memory of a finished trial (for selection)."""
-
-    number: int
-    value: float
-    config: Any
-    hp_values: dict
-    recipe: str | None
-    y_prob: Any = None
-    metrics: Any = None
 
 
 @dataclass
@@ -165,43 +162,32 @@ class OptunaSearch:
         if duplicate is not None:
             return self._replay(trial, duplicate, config)
         hp = OptunaHyperParameters(trial)
-        recipe = trial.user_attrs.get("recipe")
-        run = self.tracker.start_trial(
-            trial.number, config, {"recipe": recipe or "", "study": self.study.study_name}
-        )
-        trial.set_user_attr("mlflow_run_id", run.run_id)
         trial.set_user_attr("config", config.to_dict())
-        seed = None if self.seed is None else self.seed + trial.number
         try:
-            outcome = self.runner.run(
-                config, hp=hp, reporter=_Reporter(trial, self.tracker, run), seed=seed
+            record = run_tracked(
+                self.runner,
+                self.tracker,
+                number=trial.number,
+                config=config,
+                hp=hp,
+                recipe=trial.user_attrs.get("recipe"),
+                tags={"study": self.study.study_name},
+                seed=None if self.seed is None else self.seed + trial.number,
+                reporter_for=lambda run: _Reporter(trial, self.tracker, run),
             )
         except TrialPruned as exc:
-            self.tracker.end_trial(run, "PRUNED", reason=str(exc), config=config, hp=hp.values)
             raise optuna.TrialPruned(str(exc)) from None
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("fail_reason", mask_credentials(reason)[:2000])
-            self.tracker.end_trial(run, "FAIL", reason=reason, config=config, hp=hp.values)
             log.warning(
                 "lossearch: trial %d failed (%s); the search goes on.", trial.number, reason
             )
             raise
-        trial.set_user_attr("metrics", outcome.metrics.to_dict())
-        trial.set_user_attr("epochs_trained", outcome.epochs_trained)
-        # val_<objective> is the per-epoch series; the final scores go under their own names.
-        final = {**outcome.metrics.flat(), "objective": outcome.value}
-        self.tracker.end_trial(run, "COMPLETE", metrics=final, config=config, hp=hp.values)
-        self.records[trial.number] = TrialRecord(
-            trial.number,
-            outcome.value,
-            config,
-            dict(hp.values),
-            recipe,
-            outcome.y_prob,
-            outcome.metrics,
-        )
-        return outcome.value
+        trial.set_user_attr("metrics", record.metrics)
+        trial.set_user_attr("epochs_trained", record.epochs_trained)
+        self.records[trial.number] = record
+        return record.value
 
     def _completed_twin(self, trial: optuna.Trial):
         """A completed trial with exactly these parameters (a model without ``hp``)."""
@@ -225,3 +211,81 @@ class OptunaSearch:
         metrics["objective"] = twin.value
         self.tracker.end_trial(run, "COMPLETE", metrics=metrics, config=config)
         return twin.value
+
+    # -- what optimize() needs from any driver -------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def handle(self):
+        """What ``SearchResult.study`` exposes: the Optuna study."""
+        return self.study
+
+    def describe(self) -> dict:
+        return {
+            "backend": "optuna",
+            "sampler": type(self.study.sampler).__name__,
+            "pruner": type(self.study.pruner).__name__,
+        }
+
+    def saved_parent_run(self) -> str | None:
+        return self.study.user_attrs.get(PARENT_RUN_ATTR)
+
+    def save_parent_run(self, run_id: str):
+        self.study.set_user_attr(PARENT_RUN_ATTR, run_id)
+
+    def remember_choice(self, choice: dict):
+        self.study.set_user_attr(CHOICE_ATTR, choice)
+
+    def run(self, n_trials, *, timeout, n_jobs, show_progress):
+        self.enqueue_recipes(n_trials)
+        self.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
+
+    def completed_records(self) -> list[TrialRecord]:
+        """Completed trials: from memory when this process ran them, else from the study."""
+        from lossearch.config import LossConfig
+
+        records = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            record = self.records.get(trial.number)
+            if record is None:
+                hp_values = {
+                    k: v
+                    for k, v in trial.params.items()
+                    if k not in LOSS_PARAM_NAMES and "." not in k
+                }
+                record = TrialRecord(
+                    trial.number,
+                    trial.value,
+                    LossConfig.from_dict(trial.user_attrs["config"]),
+                    hp_values,
+                    trial.user_attrs.get("recipe"),
+                )
+            record.metrics = trial.user_attrs.get("metrics", {})
+            records.append(record)
+        return records
+
+    def trial_states(self) -> list[tuple[int, str, float | None]]:
+        return [(t.number, t.state.name, t.value) for t in self.study.get_trials(deepcopy=False)]
+
+    def failure_reasons(self) -> list[str]:
+        return [
+            t.user_attrs["fail_reason"] for t in self.study.trials if "fail_reason" in t.user_attrs
+        ]
+
+    def trials_dataframe(self):
+        frame = self.study.trials_dataframe(
+            attrs=("number", "state", "value", "params", "duration", "user_attrs")
+        )
+        drop = [c for c in frame.columns if c in ("user_attrs_config", "user_attrs_metrics")]
+        return frame.drop(columns=drop)
+
+    def importances(self) -> dict[str, float]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "few trials per regime" on small studies
+                return optuna.importance.get_param_importances(self.study)
+        except (RuntimeError, ValueError):  # too few trials or no varying parameter
+            return {}

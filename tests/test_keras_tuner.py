@@ -1,0 +1,196 @@
+"""The Keras Tuner backend: same search, four tuners, LossHyperModel, distributed mode."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+import lossearch
+from lossearch.keras_tuner import LossHyperModel, best_config
+from tests.search_helpers import dense_model, digits, runs_of
+
+ROOT = Path(__file__).parent.parent
+FAST = {"epochs": 3, "batch_size": 64, "show_progress": False, "seed": 0, "confirm_seeds": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tuner", ["hyperband", "bayesian", "random", "grid"])
+def test_optimize_with_each_keras_tuner(tuner, tmp_path, monkeypatch, mlflow_uri, experiment):
+    monkeypatch.chdir(tmp_path)  # the tuner project lives in ./lossearch_tuner
+    x, y = digits()
+    result = lossearch.optimize(
+        dense_model(64, 10),
+        (x, y),
+        space="quick",
+        backend="keras_tuner",
+        tuner=tuner,
+        n_trials=6,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    assert isinstance(result.study, kt.engine.base_tuner.BaseTuner)
+    states = result.search.trial_states()
+    assert states and all(state == "COMPLETE" for _, state, _ in states)
+    _, parents, children = runs_of(mlflow_uri, experiment)
+    assert len(parents) == 1 and len(children) == len(states)
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {result.mlflow_run_id}
+    for child in children:  # the same params and metrics as the Optuna backend logs
+        assert {"loss.family", "loss.weights"} <= set(child.data.params)
+        assert {"balanced_accuracy", "recall.9", "f1.9", "ap.9"} <= set(child.data.metrics)
+    if tuner != "grid":  # grid search enumerates; the others take the recipes first
+        first = sorted(children, key=lambda c: int(c.data.tags["trial_number"]))[0]
+        assert first.data.tags["recipe"] == "ce_baseline"
+    path = tmp_path / "best.json"
+    result.export(path)
+    logits = np.random.default_rng(0).normal(size=(16, 10)).astype("float32")
+    assert float(lossearch.load_loss(path)(y[:16], logits)) == float(
+        result.best_config.build()(y[:16], logits)
+    )
+
+
+@pytest.mark.slow
+def test_loss_hypermodel_in_a_user_made_hyperband(tmp_path):
+    x, y = digits()
+    xv, yv = x[::4], y[::4]
+
+    def build_model(hp):
+        units = hp.Int("units", 8, 16, step=8)
+        return keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(units, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+
+    counts = np.bincount(y).tolist()
+    tuner = kt.Hyperband(
+        LossHyperModel(build_model, space="long_tail", class_counts=counts),
+        objective=kt.Objective("val_balanced_accuracy", "max"),
+        max_epochs=3,
+        directory=str(tmp_path),
+        project_name="user",
+        seed=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv), verbose=0)
+    best_hp = tuner.get_best_hyperparameters()[0]
+    config = best_config(tuner)
+    assert config.family == best_hp.values["family"]
+    assert config.class_counts == tuple(counts)
+    # conditional parameters never appear for a family or scheme that doesn't use them
+    for trial in tuner.oracle.trials.values():
+        values = trial.hyperparameters.values
+        for name in values:
+            if "." in name and not name.startswith("weights."):
+                assert name.split(".")[0] == values["family"], values
+            if name.startswith("weights."):
+                assert name.split(".")[1] == values["weights"], values
+            if name == "drw_start":
+                assert values["weights"] != "none"
+    assert "units" in best_hp.values  # the user's own hp lives beside the loss's
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert "val_balanced_accuracy" in best.metrics.metrics
+
+
+def test_loss_hypermodel_rejects_counts_that_do_not_fit_the_model():
+    with pytest.raises(ValueError, match="class_counts"):
+        LossHyperModel(dense_model(64, 10), class_counts=[5, 3])
+    with pytest.raises(ValueError, match="class_counts"):
+        LossHyperModel(dense_model(64, 10))
+
+
+@pytest.mark.slow
+def test_one_space_file_drives_both_backends(tmp_path, monkeypatch, mlflow_uri, experiment):
+    monkeypatch.chdir(tmp_path)
+    space = tmp_path / "mine.yaml"
+    space.write_text(
+        "format: lossearch.space/1\nname: mine\n"
+        "families:\n  ce: {}\n  focal:\n    gamma: {type: float, low: 0.5, high: 2.5}\n"
+        "weights:\n  none: {}\n  effective_number:\n"
+        "    beta: {type: categorical, choices: [0.99, 0.999]}\n"
+        "drw_start: {type: categorical, choices: [null, 0.5]}\n"
+        "recipes:\n  - {name: base, family: ce}\n"
+        "  - {name: cb_focal, family: focal, params: {gamma: 1.0}, weights: effective_number,"
+        " weight_params: {beta: 0.999}}\n"
+    )
+    x, y = digits()
+    loaded = lossearch.SearchSpace.load(str(space), task="multiclass")
+    results = {
+        backend: lossearch.optimize(
+            dense_model(64, 10),
+            (x, y),
+            space=loaded,
+            backend=backend,
+            tuner="random",
+            n_trials=4,
+            selection="best",
+            refit=False,
+            tracking_uri=mlflow_uri,
+            experiment_name=f"{experiment}_{backend}",
+            **{**FAST, "confirm_seeds": 0},
+        )
+        for backend in ("optuna", "keras_tuner")
+    }
+    for backend, result in results.items():
+        assert result.best_config.family in ("ce", "focal")
+        _, _, children = runs_of(mlflow_uri, f"{experiment}_{backend}")
+        ordered = sorted(children, key=lambda c: int(c.data.tags["trial_number"]))
+        assert [c.data.tags["recipe"] for c in ordered[:2]] == ["base", "cb_focal"], backend
+        second = ordered[1].data.params
+        assert (second["loss.family"], second["loss.gamma"], second["loss.beta"]) == (
+            "focal",
+            "1.0",
+            "0.999",
+        ), backend
+        assert all(c.data.params["loss.family"] in ("ce", "focal") for c in children)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_distributed_keras_tuner_chief_and_two_workers(tmp_path):
+    port = str(_free_port())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = str(ROOT / "tests" / "kt_distributed.py")
+
+    def start(role):
+        return subprocess.Popen(
+            [sys.executable, script, role, port, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    chief = start("chief")
+    time.sleep(3)
+    workers = [start("tuner0"), start("tuner1")]
+    try:
+        for process in [*workers, chief]:
+            out, _ = process.communicate(timeout=400)
+            assert process.returncode == 0, out[-3000:]
+    finally:
+        for process in [chief, *workers]:
+            if process.poll() is None:
+                process.kill()
+    report = json.loads((tmp_path / "chief.json").read_text())
+    ran = [json.loads((tmp_path / f"tuner{i}.json").read_text())["ran"] for i in range(2)]
+    trials = report["trials"]
+    assert len(trials) == 6
+    assert set(trials.values()) == {"COMPLETED"}
+    # every trial is accounted for: run by exactly one worker
+    assert sorted(ran[0] + ran[1]) == sorted(trials)
+    assert report["best"]["format"] == "lossearch.loss/1"
