@@ -365,7 +365,9 @@ def _make_search(
             space,
             tracker,
             direction=objective.direction,
-            sampler=sampler or default_sampler(seed, max(10, n_recipes + 2), parallel=n_jobs != 1),
+            # Other threads or processes may hold running trials: let TPE lie about them.
+            sampler=sampler
+            or default_sampler(seed, max(10, n_recipes + 2), parallel=n_jobs != 1 or bool(storage)),
             pruner=pruner or default_pruner(n_recipes, epochs),
             storage=storage,
             study_name=study_name,

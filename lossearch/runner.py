@@ -335,6 +335,11 @@ def run_tracked(
     except TrialPruned as exc:
         tracker.end_trial(run, "PRUNED", reason=str(exc), config=config, hp=user_values())
         raise
+    except KeyboardInterrupt:
+        tracker.end_trial(
+            run, "INTERRUPTED", reason="KeyboardInterrupt", config=config, hp=user_values()
+        )
+        raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         tracker.end_trial(run, "FAIL", reason=reason, config=config, hp=user_values())

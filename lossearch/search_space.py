@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -278,7 +278,7 @@ class SearchSpace:
             source=source,
         )
         recipes = tuple(_parse_recipe(r, i, fail) for i, r in enumerate(data.get("recipes") or []))
-        space = _replace(space, recipes=recipes)
+        space = replace(space, recipes=recipes)
         for recipe in recipes:
             space.check_recipe(recipe, fail)
         return space
@@ -304,7 +304,7 @@ class SearchSpace:
         if not families:
             raise ValueError(f"space: {self.name!r} has no loss family for a {task!r} task.")
         recipes = tuple(r for r in self.recipes if r.family in families)
-        return _replace(self, families=families, recipes=recipes, tasks=(task,))
+        return replace(self, families=families, recipes=recipes, tasks=(task,))
 
     # -- drawing ------------------------------------------------------------------------
 
@@ -415,12 +415,6 @@ class RecipeSource:
 
 def _default(specs: Mapping[str, Param], name: str):
     return specs[name].default if name in specs else None
-
-
-def _replace(space: SearchSpace, **changes) -> SearchSpace:
-    from dataclasses import replace
-
-    return replace(space, **changes)
 
 
 def _parse_dist(value, key, fail) -> Distribution:

@@ -10,12 +10,18 @@ objective and loss, final metrics with per-class names (``recall.<class>``,
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
 from lossearch.config import LossConfig
 
@@ -24,7 +30,12 @@ _CREDENTIALS = re.compile(
 )
 _PARAM_LIMIT = 6000
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
-STATUS_OF_STATE = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+STATUS_OF_STATE = {
+    "COMPLETE": "FINISHED",
+    "PRUNED": "FINISHED",
+    "FAIL": "FAILED",
+    "INTERRUPTED": "KILLED",
+}
 
 
 def mask_credentials(text: Any) -> str:
@@ -80,9 +91,6 @@ class Tracker:
     when the tracking store cannot be reached."""
 
     def __init__(self, tracking_uri: str | None, experiment_name: str):
-        import mlflow
-        from mlflow import MlflowClient
-
         self.mlflow = mlflow
         if tracking_uri is not None:
             mlflow.set_tracking_uri(tracking_uri)
@@ -123,8 +131,6 @@ class Tracker:
 
     def log_dataset(self, features, targets, class_counts, class_names):
         """The training data as an MLflow dataset input, with its class distribution."""
-        import numpy as np
-
         mlflow = self.mlflow
         distribution = dict(zip(class_names, map(int, class_counts), strict=True))
         self.client.log_dict(self.parent_id, distribution, "class_distribution.json")
@@ -134,8 +140,6 @@ class Tracker:
             )
         except Exception:  # tf.data inputs: log the labels alone
             dataset = mlflow.data.from_numpy(np.asarray(targets), name="training_labels")
-        from mlflow.entities import DatasetInput, InputTag
-
         self.client.log_inputs(
             self.parent_id,
             datasets=[
@@ -217,8 +221,6 @@ class Tracker:
 
 
 def _params(values: dict[str, Any]):
-    from mlflow.entities import Param
-
     return [
         Param(str(k), _param_value(mask_credentials(v) if isinstance(v, str) else v))
         for k, v in values.items()
@@ -226,10 +228,6 @@ def _params(values: dict[str, Any]):
 
 
 def _metrics(values: dict[str, float], step: int = 0):
-    import math
-
-    from mlflow.entities import Metric
-
     now = int(time.time() * 1000)
     return [
         Metric(_metric_key(k), float(v), now, step)
@@ -244,6 +242,4 @@ def _metric_key(key: str) -> str:
 
 
 def _tags(values: dict[str, str]):
-    from mlflow.entities import RunTag
-
     return [RunTag(k, str(v)) for k, v in values.items()]

@@ -347,3 +347,54 @@ def test_recipe_values_replay_to_the_recipe_config():
         assert config.drw_start == recipe.drw_start
         for key, value in recipe.params.items():
             assert config.params[key] == value
+
+
+class InterruptSecondFit(keras.callbacks.Callback):
+    """Presses Ctrl-C at the start of the second training run."""
+
+    fits = 0
+
+    def on_train_begin(self, logs=None):
+        type(self).fits += 1
+        if type(self).fits == 2:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_completed_trials_closes_the_runs_and_resumes(
+    tmp_path, mlflow_uri, experiment, capsys
+):
+    x, y = digits()
+    kwargs = dict(
+        space="quick",
+        storage=f"sqlite:///{tmp_path}/ctrlc.db",
+        study_name="ctrlc",
+        selection="best",
+        refit=False,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        lossearch.optimize(
+            dense_model(64, 10),
+            (x, y),
+            n_trials=4,
+            fit_kwargs={"callbacks": [InterruptSecondFit()]},
+            **kwargs,
+        )
+    assert "rerun with the same storage and study_name to resume" in capsys.readouterr().err
+    _, parents, children = runs_of(mlflow_uri, experiment)
+    assert parents[0].info.status == "KILLED"
+    by_number = {int(c.data.tags["trial_number"]): c for c in children}
+    assert by_number[0].info.status == "FINISHED"
+    assert by_number[1].info.status == "KILLED" and by_number[1].data.tags["state"] == "INTERRUPTED"
+    result = lossearch.optimize(dense_model(64, 10), (x, y), n_trials=4, **kwargs)
+    trials = result.study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[0].value == pytest.approx(by_number[0].data.metrics["objective"])
+    assert result.mlflow_run_id == parents[0].info.run_id
+    # the interrupted recipe is queued again as soon as the budget leaves room for it
+    more = lossearch.optimize(dense_model(64, 10), (x, y), n_trials=5, **kwargs)
+    assert more.study.trials[4].user_attrs["recipe"] == trials[1].user_attrs["recipe"]
+    assert more.study.trials[4].state.name == "COMPLETE"

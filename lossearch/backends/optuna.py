@@ -131,12 +131,16 @@ class OptunaSearch:
         """Queue the recipes not measured yet, as many as the trial budget leaves room for."""
         queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         room = n_trials - self.finished_count() - len(queued)
-        done = {t.user_attrs.get("recipe") for t in self.study.get_trials(deepcopy=False)}
+        done = {
+            t.user_attrs.get("recipe")
+            for t in self.study.get_trials(deepcopy=False)
+            if not t.user_attrs.get("interrupted")
+        }
         for recipe in [r for r in self.space.recipes if r.name not in done][: max(room, 0)]:
             self.study.enqueue_trial(
                 self.space.recipe_values(recipe),
+                # Not skip_if_exists: an interrupted recipe has the same params and must rerun.
                 user_attrs={"recipe": recipe.name},
-                skip_if_exists=True,
             )
 
     def finished_count(self) -> int:
@@ -177,6 +181,9 @@ class OptunaSearch:
             )
         except TrialPruned as exc:
             raise optuna.TrialPruned(str(exc)) from None
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)  # a rerun queues its recipe again
+            raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("fail_reason", mask_credentials(reason)[:2000])

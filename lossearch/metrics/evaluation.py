@@ -264,26 +264,3 @@ def _per_class(names, precision, recall, f1, support, ap):
         }
         for i, name in enumerate(names)
     }
-
-
-def bootstrap_std(
-    objective: Objective, y_true, y_prob, context: dict, rounds: int = 200, seed: int = 0
-) -> float:
-    """Standard deviation of the objective over bootstrap resamples of the validation set.
-
-    How much the score would move with another draw of the same number of
-    validation samples: the noise floor a gain must clear to be believed.
-    """
-    rng = np.random.default_rng(seed)
-    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
-    n = len(y_true)
-    scores = []
-    for _ in range(rounds):
-        idx = rng.integers(0, n, n)
-        try:
-            value = objective(y_true[idx], y_prob[idx], **context)
-        except ValueError:  # a resample can miss a class entirely
-            continue
-        if np.isfinite(value):
-            scores.append(value)
-    return float(np.std(scores)) if len(scores) > 1 else float("nan")
