@@ -194,3 +194,19 @@ def test_distributed_keras_tuner_chief_and_two_workers(tmp_path):
     # every trial is accounted for: run by exactly one worker
     assert sorted(ran[0] + ran[1]) == sorted(trials)
     assert report["best"]["format"] == "lossearch.loss/1"
+
+
+def test_loss_hypermodel_fit_supplies_the_drw_callback():
+    x, y = digits()
+    hypermodel = LossHyperModel(
+        dense_model(64, 10), space="quick", class_counts=np.bincount(y).tolist()
+    )
+    hp = kt.HyperParameters()
+    # drw_start's choices mix null and floats, so Keras Tuner holds them as JSON strings
+    hp.values.update({"family": "ce", "weights": "inverse", "drw_start": "0.5"})
+    config = hypermodel.config_for(hp)
+    assert (config.weights, config.drw_start) == ("inverse", 0.5)
+    model = hypermodel.build(hp)
+    assert float(keras.ops.convert_to_numpy(model.loss.reweighting)) == 0.0
+    hypermodel.fit(hp, model, x, y, epochs=2, verbose=0)
+    assert float(keras.ops.convert_to_numpy(model.loss.reweighting)) == 1.0  # switched at epoch 1
