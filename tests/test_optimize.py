@@ -398,3 +398,25 @@ def test_ctrl_c_keeps_completed_trials_closes_the_runs_and_resumes(
     more = lossearch.optimize(dense_model(64, 10), (x, y), n_trials=5, **kwargs)
     assert more.study.trials[4].user_attrs["recipe"] == trials[1].user_attrs["recipe"]
     assert more.study.trials[4].state.name == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_parallel_threads_in_one_process(mlflow_uri, experiment):
+    x, y = digits()
+    result = lossearch.optimize(
+        dense_model(64, 10),
+        (x, y),
+        space="quick",
+        n_trials=6,
+        n_jobs=2,
+        selection="best",
+        refit=False,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **FAST,
+    )
+    trials = result.study.trials
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
+    assert sorted(t.user_attrs["recipe"] for t in trials) == sorted(QUICK_MULTICLASS_RECIPES)
+    _, parents, children = runs_of(mlflow_uri, experiment)
+    assert len(parents) == 1 and len(children) == 6
