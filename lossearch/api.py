@@ -492,8 +492,10 @@ def _refit(runner: TrialRunner, chosen: TrialRecord, seed):
     x, y = runner.data.train_val
     callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks_for(chosen.config)]
     fit_kwargs = {k: v for k, v in runner.fit_kwargs.items() if k != "callbacks"}
-    if y is None:
-        model.fit(x, epochs=runner.epochs, verbose=0, callbacks=callbacks, **fit_kwargs)
+    if y is None:  # a tf.data pipeline brings its own shuffling
+        model.fit(
+            x, epochs=runner.epochs, shuffle=False, verbose=0, callbacks=callbacks, **fit_kwargs
+        )
     else:
         model.fit(
             x,
