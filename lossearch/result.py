@@ -77,6 +77,10 @@ class SearchResult:
         if self.selection.get("reason"):
             lines.append(f"selection: {self.selection['reason']}")
         lines.append("")
+        lines.append(
+            f"validation metrics of the search trials (best: trial {self.best_trial_number}; "
+            "the line above averages its confirmation runs):"
+        )
         lines.append(self._per_class_table())
         return "\n".join(lines)
 
