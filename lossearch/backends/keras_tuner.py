@@ -104,11 +104,11 @@ ORACLES = {
 }
 
 
-def make_oracle(tuner: str, space: SearchSpace, *, objective, n_trials, epochs, seed):
+def make_oracle(tuner: str, recipes: list[dict], *, objective, n_trials, epochs, seed):
+    """A Keras Tuner oracle that hands out ``recipes`` first (grid search enumerates instead)."""
     if tuner not in TUNERS:
         raise ValueError(f"tuner: expected one of {list(TUNERS)}, got {tuner!r}.")
-    recipes = [values for _, values in recipe_values(space)] if tuner != "grid" else []
-    oracle_class = recipes_first(ORACLES[tuner], recipes)
+    oracle_class = recipes_first(ORACLES[tuner], recipes if tuner != "grid" else [])
     if tuner == "hyperband":
         return oracle_class(
             objective=objective,
@@ -156,14 +156,19 @@ class KerasTunerSearch:
     ):
         search = cls(runner, space, tracker, seed=seed)
         objective = kt.Objective("objective", "max" if direction == "maximize" else "min")
+        recipes = recipe_values(space)
         oracle = make_oracle(
-            tuner, space, objective=objective, n_trials=n_trials, epochs=epochs, seed=seed
+            tuner,
+            [values for _, values in recipes],
+            objective=objective,
+            n_trials=n_trials,
+            epochs=epochs,
+            seed=seed,
         )
-        recipe_names = {json.dumps(v, sort_keys=True): n for n, v in recipe_values(space)}
 
         class LossTuner(kt.engine.base_tuner.BaseTuner):
             def run_trial(self, trial, *args, **kwargs):
-                return search.run_trial(trial, recipe_names)
+                return search.run_trial(trial, recipes)
 
         search.tuner = LossTuner(
             oracle=oracle,
@@ -177,12 +182,12 @@ class KerasTunerSearch:
     def optimize(self, show_progress: bool = True):
         self.tuner.search(verbose=1 if show_progress else 0)
 
-    def run_trial(self, trial, recipe_names: dict) -> float:
+    def run_trial(self, trial, recipes: list[tuple[str, dict]]) -> float:
         hp = trial.hyperparameters
         number = int(trial.trial_id)
         config = self.space.sample(KerasTunerSource(hp), **self.runner.config_facts())
         loss_values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
-        recipe = _recipe_of(loss_values, recipe_names)
+        recipe = _recipe_of(loss_values, recipes)
         try:
             record = run_tracked(
                 self.runner,
@@ -307,9 +312,9 @@ class _Reporter:
         return False
 
 
-def _recipe_of(values: dict, recipe_names: dict) -> str | None:
-    for key, name in recipe_names.items():
-        recipe = json.loads(key)
+def _recipe_of(values: dict, recipes: list[tuple[str, dict]]) -> str | None:
+    """The recipe whose values this trial holds (Hyperband may promote it to more epochs)."""
+    for name, recipe in recipes:
         if all(values.get(k) == v for k, v in recipe.items()):
             return name
     return None
