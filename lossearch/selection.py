@@ -138,15 +138,29 @@ def select(
         for r in pick_candidates(records, maximize)
     ]
     base = 10_000 if seed is None else seed + 10_000
+    unstable = []
     for candidate in candidates:
         for k in range(confirm_seeds):
-            outcome = runner.run(
-                candidate.config,
-                hp=FixedHyperParameters(candidate.hp_values),
-                seed=base + 97 * k + candidate.trial_number,
-            )
+            try:
+                outcome = runner.run(
+                    candidate.config,
+                    hp=FixedHyperParameters(candidate.hp_values),
+                    seed=base + 97 * k + candidate.trial_number,
+                )
+            except Exception as exc:  # e.g. diverges on another seed: not a config to trust
+                unstable.append(f"trial {candidate.trial_number} ({type(exc).__name__}: {exc})")
+                break
             candidate.values.append(outcome.value)
             candidate.predictions.append(outcome.y_prob)
+    stable = [c for c in candidates if len(c.values) == confirm_seeds + 1]
+    candidates = stable or candidates
+    picked = _choose(candidates, objective, runner, maximize, seed)
+    if unstable:
+        picked.reason += "; dropped as unstable under other seeds: " + ", ".join(unstable)
+    return picked
+
+
+def _choose(candidates, objective, runner, maximize, seed) -> Selection:
     sign = 1.0 if maximize else -1.0
     leader = max(candidates, key=lambda c: sign * c.mean)
     recipes = sorted((c for c in candidates if c.recipe), key=lambda c: -sign * c.mean)

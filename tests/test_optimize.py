@@ -420,3 +420,35 @@ def test_parallel_threads_in_one_process(mlflow_uri, experiment):
     assert sorted(t.user_attrs["recipe"] for t in trials) == sorted(QUICK_MULTICLASS_RECIPES)
     _, parents, children = runs_of(mlflow_uri, experiment)
     assert len(parents) == 1 and len(children) == 6
+
+
+class FailFourthFit(keras.callbacks.Callback):
+    """Makes the 4th training run fail: with 3 trials, the first confirmation run."""
+
+    fits = 0
+
+    def on_train_begin(self, logs=None):
+        type(self).fits += 1
+        if type(self).fits == 4:
+            raise RuntimeError("diverged on another seed")
+
+
+@pytest.mark.slow
+def test_a_candidate_failing_its_confirmation_is_dropped_not_fatal(mlflow_uri, experiment):
+    x, y = digits()
+    result = lossearch.optimize(
+        dense_model(64, 10),
+        (x, y),
+        space="quick",
+        n_trials=3,
+        confirm_seeds=1,
+        refit=False,
+        fit_kwargs={"callbacks": [FailFourthFit()]},
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **{**FAST, "seed": 0},
+    )
+    assert "dropped as unstable" in result.selection["reason"]
+    assert "diverged on another seed" in result.selection["reason"]
+    table = result.selection["table"]
+    assert len(table) == 2 and all(row["runs"] == 2 for row in table)

@@ -256,6 +256,8 @@ class OptunaSearch:
 
         records = []
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if "duplicate_of" in trial.user_attrs:
+                continue  # its twin is the measurement
             record = self.records.get(trial.number)
             if record is None:
                 hp_values = {
