@@ -91,22 +91,33 @@ def test_scores(model, x_test, y_test, minority):
     }
 
 
-def plain_optuna_pick(x, y, counts, n_trials, epochs, batch_size, seed):
-    """The naive protocol: TPE, one hold-out split, take the top validation score."""
+def plain_optuna_loop(x, y, n_trials, epochs, batch_size, seed):
+    """What a user writes without lossearch: Optuna + Keras over the same space and losses.
+
+    TPE, one stratified hold-out split, a Keras fit and predict per trial, no recipes,
+    pruning or confirmation. Returns the study and the wall time per trial.
+    """
     space = SearchSpace.load("long_tail", task="multiclass")
     x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
-    tr_counts = np.bincount(y_tr, minlength=10).tolist()
+    counts = np.bincount(y_tr, minlength=10).tolist()
 
     def objective(trial):
-        config = space.sample(OptunaSource(trial), class_counts=tr_counts)
+        config = space.sample(OptunaSource(trial), class_counts=counts)
         model = train(config, x_tr, y_tr, epochs, batch_size, seed + trial.number)
-        pred = np.asarray(model(x_va, training=False)).argmax(-1)
+        pred = np.asarray(model.predict(x_va, verbose=0)).argmax(-1)
         trial.set_user_attr("config", config.to_dict())
         return balanced_accuracy_score(y_va, pred)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    start = time.perf_counter()
     study.optimize(objective, n_trials=n_trials, catch=(Exception,))
+    return study, (time.perf_counter() - start) / n_trials
+
+
+def plain_optuna_pick(x, y, counts, n_trials, epochs, batch_size, seed) -> LossConfig:
+    """The naive protocol's choice: the trial with the top validation score."""
+    study, _ = plain_optuna_loop(x, y, n_trials, epochs, batch_size, seed)
     best = LossConfig.from_dict(study.best_trial.user_attrs["config"])
     return LossConfig.from_dict({**best.to_dict(), "class_counts": counts})
 
@@ -162,24 +173,6 @@ def quality(imbalances, seeds, n_trials, epochs, batch_size, tracking_uri):
     return rows
 
 
-def hand_written_loop(x, y, n_trials, epochs, batch_size, seed):
-    """What a user writes without lossearch: Optuna + Keras, same model and losses."""
-    space = SearchSpace.load("long_tail", task="multiclass")
-    x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
-    counts = np.bincount(y_tr, minlength=10).tolist()
-
-    def objective(trial):
-        config = space.sample(OptunaSource(trial), class_counts=counts)
-        model = train(config, x_tr, y_tr, epochs, batch_size, seed + trial.number)
-        pred = np.asarray(model.predict(x_va, verbose=0)).argmax(-1)
-        return balanced_accuracy_score(y_va, pred)
-
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    start = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials, catch=(Exception,))
-    return (time.perf_counter() - start) / n_trials
-
-
 def lossearch_loop(x, y, n_trials, epochs, batch_size, seed, tracking_uri):
     start = time.perf_counter()
     lossearch.optimize(
@@ -202,10 +195,9 @@ def lossearch_loop(x, y, n_trials, epochs, batch_size, seed, tracking_uri):
 
 def overhead(n_trials, epochs, batch_size, tracking_uri):
     x, y = long_tailed_digits(20, seed=0)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    hand_1 = hand_written_loop(x, y, n_trials, epochs, batch_size, 0)
+    _, hand_1 = plain_optuna_loop(x, y, n_trials, epochs, batch_size, 0)
     ours = lossearch_loop(x, y, n_trials, epochs, batch_size, 0, tracking_uri)
-    hand_2 = hand_written_loop(x, y, n_trials, epochs, batch_size, 0)
+    _, hand_2 = plain_optuna_loop(x, y, n_trials, epochs, batch_size, 0)
     hand = (hand_1 + hand_2) / 2
     return {
         "hand_seconds_per_trial": [hand_1, hand_2],
