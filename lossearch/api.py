@@ -51,6 +51,7 @@ def _check_int(name, value, low, allow_none=False):
 
 
 def _check_arguments(
+    *,
     n_trials,
     timeout,
     epochs,
@@ -198,18 +199,18 @@ def optimize(
         >>> result.best_config.to_json("best_loss.json")                  # doctest: +SKIP
     """
     _check_arguments(
-        n_trials,
-        timeout,
-        epochs,
-        batch_size,
-        n_jobs,
-        fit_kwargs,
-        storage,
-        study_name,
-        experiment_name,
-        selection,
-        confirm_seeds,
-        seed,
+        n_trials=n_trials,
+        timeout=timeout,
+        epochs=epochs,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        fit_kwargs=fit_kwargs,
+        storage=storage,
+        study_name=study_name,
+        experiment_name=experiment_name,
+        selection=selection,
+        confirm_seeds=confirm_seeds,
+        seed=seed,
     )
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}.")
