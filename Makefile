@@ -20,12 +20,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lossearch demo
 
-# Search quality and overhead figures, written to BENCHMARKS.md (about 20 minutes).
+# Search quality, overhead, workers and memory figures, written to BENCHMARKS.md (~30 minutes).
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/search_benchmark.py
+	$(BIN)/python benchmarks/scaleout_benchmark.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from sections import write_section  # noqa: E402  (benchmarks/sections.py)
 from sklearn.metrics import balanced_accuracy_score, recall_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
@@ -320,9 +321,7 @@ def main(argv=None):
         saved = json.loads((RESULTS / "search_benchmark.json").read_text())
         args.quick = len({r["seed"] for r in saved["quality"]}) == 1
         args.seeds = sorted({r["seed"] for r in saved["quality"]})
-        (ROOT / "BENCHMARKS.md").write_text(
-            render(saved["quality"], saved["overhead"], args) + "\n"
-        )
+        write_section("search", render(saved["quality"], saved["overhead"], args))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
@@ -332,7 +331,7 @@ def main(argv=None):
         json.dumps({"quality": rows, "overhead": cost}, indent=2)
     )
     text = render(rows, cost, args)
-    (ROOT / "BENCHMARKS.md").write_text(text + "\n")
+    write_section("search", text)
     print(text)
     return 0
 

@@ -6,6 +6,8 @@ Run: .venv/bin/python examples/binary_fraud.py
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The test suite runs each example on a small budget (LOSSEARCH_EXAMPLE_BUDGET=small).
+SMALL = os.environ.get("LOSSEARCH_EXAMPLE_BUDGET") == "small"
 
 import keras  # noqa: E402
 
@@ -31,8 +33,8 @@ if __name__ == "__main__":
         (x, y),
         space="binary",
         objective="pr_auc",
-        n_trials=10,
-        epochs=8,
+        n_trials=4 if SMALL else 10,
+        epochs=3 if SMALL else 8,
         batch_size=128,
         class_names=["legit", "fraud"],
         seed=0,

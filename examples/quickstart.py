@@ -7,6 +7,8 @@ Then: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The test suite runs each example on a small budget (LOSSEARCH_EXAMPLE_BUDGET=small).
+SMALL = os.environ.get("LOSSEARCH_EXAMPLE_BUDGET") == "small"
 
 import keras  # noqa: E402
 
@@ -27,8 +29,8 @@ if __name__ == "__main__":
         build_model,
         (x, y),
         space="quick",
-        n_trials=12,
-        epochs=10,
+        n_trials=4 if SMALL else 12,
+        epochs=3 if SMALL else 10,
         seed=0,
         experiment_name="examples",
     )

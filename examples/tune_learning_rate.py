@@ -7,6 +7,8 @@ backend runs the search. Run: .venv/bin/python examples/tune_learning_rate.py
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The test suite runs each example on a small budget (LOSSEARCH_EXAMPLE_BUDGET=small).
+SMALL = os.environ.get("LOSSEARCH_EXAMPLE_BUDGET") == "small"
 
 import keras  # noqa: E402
 
@@ -31,8 +33,8 @@ if __name__ == "__main__":
         build_model,
         (x, y),
         space="quick",
-        n_trials=12,
-        epochs=8,
+        n_trials=4 if SMALL else 12,
+        epochs=3 if SMALL else 8,
         seed=0,
         experiment_name="examples",
     )

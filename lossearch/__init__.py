@@ -12,8 +12,11 @@ from lossearch.callbacks import DeferredReweighting, callbacks_for
 from lossearch.config import FORMAT, LossConfig, build_loss, load_loss
 from lossearch.losses import FAMILIES
 from lossearch.metrics import Objective
+from lossearch.mlflow_sync import sync_mlflow
+from lossearch.resources import limit_threads
 from lossearch.result import SearchResult
 from lossearch.search_space import SearchSpace, bundled_spaces
+from lossearch.storages import open_storage
 from lossearch.weights import SCHEMES
 
 __version__ = "0.1.0"
@@ -31,9 +34,12 @@ __all__ = [
     "bundled_spaces",
     "callbacks_for",
     "layers",
+    "limit_threads",
     "load_loss",
     "losses",
     "metrics",
+    "open_storage",
     "optimize",
+    "sync_mlflow",
     "weights",
 ]

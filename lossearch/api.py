@@ -36,6 +36,7 @@ from lossearch.runner import (
 )
 from lossearch.search_space import SearchSpace
 from lossearch.selection import FixedHyperParameters, select
+from lossearch.storages import open_storage
 from lossearch.tracking import Tracker, mask_credentials
 
 DEFAULT_STORAGE = "sqlite:///lossearch.db"
@@ -85,15 +86,9 @@ def _check_arguments(
                 f"fit_kwargs: {clash} are set by optimize itself; use its epochs=, batch_size=, "
                 "validation= / data= arguments instead."
             )
-    is_storage_object = isinstance(storage, optuna.storages.BaseStorage)
-    if (
-        storage is not None
-        and not is_storage_object
-        and (not isinstance(storage, str) or "://" not in storage)
-    ):
+    if storage is not None and not isinstance(storage, str | optuna.storages.BaseStorage):
         raise ValueError(
-            f"storage: expected an Optuna storage URL such as sqlite:///lossearch.db or "
-            f"postgresql://user@host/db, got {mask_credentials(storage)!r}."
+            f"storage: expected an Optuna storage URL or object, got {type(storage).__name__}."
         )
     if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
         raise ValueError(f"study_name: expected a non-empty string, got {study_name!r}.")
@@ -181,8 +176,13 @@ def optimize(
             multi-label), a callable ``f(y_true, y_prob)``, or ``(callable, direction)``.
         n_trials: finished trials the study should hold (a rerun resumes to this).
         cv: stratified k-fold per trial, scored on out-of-fold predictions.
-        storage / study_name: an Optuna storage URL; a ``study_name`` alone stores
-            in ``sqlite:///lossearch.db`` so a rerun resumes.
+        storage / study_name: an Optuna storage (URL or object; see
+            :func:`lossearch.storages.open_storage`); a ``study_name`` alone stores in
+            ``sqlite:///lossearch.db`` so a rerun resumes. Processes or machines that
+            call ``optimize`` with the same storage and study share it: each takes trials
+            until the study holds ``n_trials`` finished ones, their trials land under one
+            MLflow parent run, and the last worker to finish closes it (selection,
+            artifacts); the others return the best trial so far.
         tracking_uri / experiment_name: where MLflow runs go (MLflow's default URI).
         selection: ``"robust"`` confirms the leaders with ``confirm_seeds`` extra
             seeds and keeps a recipe unless the leader beats it clearly (see
@@ -246,7 +246,15 @@ def optimize(
     )
     search_space = SearchSpace.load(space, task=prepared.task)
     storage = _storage_for(storage, study_name)
+    storage_name = (
+        storage if storage is None or isinstance(storage, str) else type(storage).__name__
+    )
+    if backend == "optuna":
+        storage = open_storage(storage)  # connects now: a bad URL fails before any trial
     tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
+    tracker.sync_hint = (
+        f"lossearch sync-mlflow --storage {mask_credentials(storage_name)} --study <study name>"
+    )
 
     runner = TrialRunner(
         build_model,
@@ -274,27 +282,37 @@ def optimize(
         n_trials,
         epochs,
     )
-    parent_id = _start_parent(
-        tracker,
-        search,
-        search_space,
-        resolved_objective,
-        prepared,
-        minority,
-        n_trials,
-        epochs,
-        batch_size,
-        cv,
-        validation,
+    tracker.sync_hint = tracker.sync_hint.replace("<study name>", search.name)
+    search.join(
         seed,
-        storage,
-        study_name is not None,
+        None
+        if sampler is not None
+        else lambda s: default_sampler(s, max(10, len(search_space.recipes) + 2), parallel=True),
     )
+    with search.exclusive():  # workers starting together share one parent run
+        parent_id = _start_parent(
+            tracker,
+            search,
+            search_space,
+            resolved_objective,
+            prepared,
+            minority,
+            n_trials,
+            epochs,
+            batch_size,
+            cv,
+            validation,
+            seed,
+            storage_name,
+            study_name is not None,
+        )
     try:
         search.run(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
     except KeyboardInterrupt:
-        tracker.end_search("KILLED")
-        where = f" ({mask_credentials(storage)})" if storage else ""
+        with search.exclusive():
+            if search.claim_finish():  # not while other workers still run trials
+                tracker.end_search("KILLED")
+        where = f" ({mask_credentials(storage_name)})" if storage else ""
         print(
             f"\nInterrupted. Completed trials are kept in {search.name!r}{where}; "
             + (
@@ -306,13 +324,24 @@ def optimize(
         )
         raise
 
+    with search.exclusive():
+        closes_search = search.claim_finish()
     records = search.completed_records()
     if not records:
-        tracker.end_search("FAILED")
+        if closes_search:
+            tracker.end_search("FAILED")
         reasons = search.failure_reasons()
         raise RuntimeError(
             "lossearch: no trial completed" + (f"; first failure: {reasons[0]}" if reasons else ".")
         )
+    if not closes_search:
+        print(
+            f"lossearch: other workers still run trials of {search.name!r}; the last one to "
+            "finish selects the loss and closes the MLflow parent run. This worker returns the "
+            "best trial so far.",
+            file=sys.stderr,
+        )
+        selection = "best"
     chosen_number, chosen_value, value_std, choice = _choose(
         records, runner, resolved_objective, selection, confirm_seeds, seed
     )
@@ -336,10 +365,11 @@ def optimize(
         selection=choice,
         class_counts=prepared.class_counts,
     )
-    search.remember_choice(
-        {"trial": chosen.number, "value": chosen_value, "reason": choice.get("reason", "")}
-    )
-    _finish_parent(tracker, result, search, prepared)
+    if closes_search:
+        search.remember_choice(
+            {"trial": chosen.number, "value": chosen_value, "reason": choice.get("reason", "")}
+        )
+        _finish_parent(tracker, result, search, prepared)
     return result
 
 
@@ -413,7 +443,8 @@ def _start_parent(
     existing = search.saved_parent_run()
     if existing:
         try:
-            tracker.client.update_run(existing, status="RUNNING")
+            if tracker.client.get_run(existing).info.status != "RUNNING":
+                tracker.client.update_run(existing, status="RUNNING")
             return tracker.resume_search(existing)
         except Exception:  # the run was deleted or lives in another store
             pass
@@ -554,7 +585,7 @@ def _finish_parent(tracker: Tracker, result: SearchResult, search, prepared):
     if result.baseline_value is not None:
         metrics["baseline_value"] = result.baseline_value
     tracker.log_search_metrics(metrics)
-    tracker.client.set_tag(result.mlflow_run_id, "best_loss", result.best_config.describe())
+    tracker.set_parent_tag("best_loss", result.best_config.describe())
     tracker.end_search("FINISHED")
 
 
@@ -564,12 +595,13 @@ def load_best_config(storage: str, study_name: str) -> LossConfig:
     Example:
         >>> config = load_best_config("sqlite:///lossearch.db", "digits")  # doctest: +SKIP
     """
+    opened = open_storage(storage, heartbeat_interval=None)
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
         raise ValueError(
             f"study: no study named {study_name!r} in {mask_credentials(storage)}; "
-            f"studies there: {optuna.get_all_study_names(storage)}."
+            f"studies there: {optuna.get_all_study_names(opened)}."
         ) from None
     choice = study.user_attrs.get(CHOICE_ATTR)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -1,4 +1,5 @@
-"""The ``lossearch`` command: ``demo``, ``optimize``, ``export``, ``spaces``."""
+"""The ``lossearch`` command: ``demo``, ``optimize``, ``worker``, ``export``, ``sync-mlflow``,
+``spaces``."""
 
 from __future__ import annotations
 
@@ -54,9 +55,42 @@ def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int,
         "-o", "--output", default="best_loss.json", help="where to write the best loss"
     )
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--selection", default="robust", choices=["robust", "best"], help="see optimize()"
+    )
 
 
-def _run_search(build_model, data, args, refit: bool, class_names=None):
+def _worker_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--threads", type=int, default=None, help="numeric threads per worker")
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=None,
+        help="seconds between heartbeats of a running trial (RDB storages; default 30)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="seconds without heartbeat before a trial is failed and retried (default 4x)",
+    )
+
+
+def _storage(args):
+    from lossearch.storages import HEARTBEAT_INTERVAL, open_storage
+
+    if args.heartbeat_interval is not None and args.heartbeat_interval < 1:
+        raise ValueError("--heartbeat-interval: expected seconds >= 1.")
+    if args.grace_period is not None and args.grace_period < 1:
+        raise ValueError("--grace-period: expected seconds >= 1.")
+    return open_storage(
+        args.storage,
+        heartbeat_interval=args.heartbeat_interval or HEARTBEAT_INTERVAL,
+        grace_period=args.grace_period,
+    )
+
+
+def _run_search(build_model, data, args, refit: bool, class_names=None, storage=None):
     import lossearch
 
     result = lossearch.optimize(
@@ -69,8 +103,9 @@ def _run_search(build_model, data, args, refit: bool, class_names=None):
         batch_size=args.batch_size,
         cv=args.cv,
         validation=args.validation,
-        storage=args.storage,
+        storage=storage or args.storage,
         study_name=args.study,
+        selection=args.selection,
         tracking_uri=args.tracking_uri,
         experiment_name=args.experiment,
         seed=args.seed,
@@ -133,6 +168,26 @@ def cmd_optimize(args):
     _run_search(build_model, data, args, refit=False)
 
 
+def cmd_worker(args):
+    if args.threads is not None:
+        from lossearch.resources import limit_threads
+
+        limit_threads(args.threads)  # before the user's module builds anything
+    build_model = _load_attr(args.build_model, "build_model")
+    load_data = _load_attr(args.data, "--data")
+    data = load_data() if callable(load_data) else load_data
+    _run_search(build_model, data, args, refit=False, storage=_storage(args))
+
+
+def cmd_sync_mlflow(args):
+    from lossearch.mlflow_sync import sync_mlflow
+
+    report = sync_mlflow(
+        args.storage, args.study, tracking_uri=args.tracking_uri, experiment_name=args.experiment
+    )
+    print(report)
+
+
 def cmd_export(args):
     from lossearch.api import load_best_config
 
@@ -171,6 +226,28 @@ def make_parser() -> argparse.ArgumentParser:
     opt.add_argument("--data", required=True, help="MODULE:load_data (returns data for optimize)")
     _search_arguments(opt, trials=30, epochs=20, space="default")
     opt.set_defaults(func=cmd_optimize)
+
+    worker = sub.add_parser(
+        "worker", help="join a shared study: run trials until it holds --trials finished ones"
+    )
+    worker.add_argument("build_model", help="MODULE:build_model")
+    worker.add_argument("--data", required=True, help="MODULE:load_data (returns data)")
+    _search_arguments(worker, trials=30, epochs=20, space="default")
+    _worker_arguments(worker)
+    # Shared storage and study are the point of a worker; each worker samples on its own seed.
+    for action in worker._actions:
+        if action.dest in ("storage", "study"):
+            action.required = True
+        if action.dest == "seed":
+            action.default = None
+    worker.set_defaults(func=cmd_worker)
+
+    sync = sub.add_parser("sync-mlflow", help="log the trials MLflow missed (no duplicates)")
+    sync.add_argument("--storage", required=True)
+    sync.add_argument("--study", required=True)
+    sync.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    sync.add_argument("--experiment", default="lossearch", help="for a study without parent run")
+    sync.set_defaults(func=cmd_sync_mlflow)
 
     export = sub.add_parser("export", help="write the best loss of a stored study")
     export.add_argument("--storage", required=True)

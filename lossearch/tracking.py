@@ -9,10 +9,13 @@ objective and loss, final metrics with per-class names (``recall.<class>``,
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import os
 import re
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 
 from lossearch.config import LossConfig
 
+log = logging.getLogger("lossearch")
 _CREDENTIALS = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
 )
@@ -61,28 +65,64 @@ def _param_value(value) -> str:
     return text if len(text) <= _PARAM_LIMIT else text[: _PARAM_LIMIT - 3] + "..."
 
 
+_HTTP_ENV = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+)
+_http_lock = threading.Lock()
+_http_depth = 0
+_http_saved: dict = {}
+
+
 @contextmanager
-def _no_retries():
-    """Probe a tracking server once, quickly, instead of retrying for minutes."""
-    saved = {
-        k: os.environ.get(k)
-        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
-    }
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
+def _http_limits(retries: int, timeout: int):
+    """Bound MLflow's HTTP retries (its default backs off for minutes) while we call it.
+
+    MLflow reads these variables at each request; nested and threaded uses keep the
+    outermost values and restore the user's own at the end.
+    """
+    global _http_depth, _http_saved
+    with _http_lock:
+        if _http_depth == 0:
+            _http_saved = {k: os.environ.get(k) for k in _HTTP_ENV}
+            for key, value in zip(_HTTP_ENV, (retries, timeout, 1), strict=True):
+                os.environ[key] = str(value)
+        _http_depth += 1
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with _http_lock:
+            _http_depth -= 1
+            if _http_depth == 0:
+                for key, value in _http_saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+
+def _tolerant(method):
+    """After the search has started, an MLflow failure must not stop it: warn once, go on
+    without MLflow (the Optuna study keeps every result for ``lossearch sync-mlflow``)."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if self.offline:
+            return None
+        try:
+            with _http_limits(retries=2, timeout=20):
+                return method(self, *args, **kwargs)
+        except Exception as exc:
+            self._go_offline(exc)
+            return None
+
+    return call
 
 
 @dataclass
 class TrialRun:
-    run_id: str
+    run_id: str | None  # None: MLflow was unreachable, nothing to log to
     epochs: list = field(default_factory=list)  # per-epoch metrics, written at the trial's end
 
 
@@ -97,13 +137,8 @@ class Tracker:
         self.tracking_uri = mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
         try:
-            with _no_retries():
-                experiment = self.client.get_experiment_by_name(experiment_name)
-                self.experiment_id = (
-                    experiment.experiment_id
-                    if experiment is not None
-                    else self.client.create_experiment(experiment_name)
-                )
+            with _http_limits(retries=0, timeout=10):
+                self.experiment_id = self._experiment_id(experiment_name)
         except Exception as exc:
             raise ValueError(
                 f"tracking_uri: cannot reach the MLflow tracking store at "
@@ -112,6 +147,34 @@ class Tracker:
                 "pass another tracking_uri."
             ) from None
         self.parent_id: str | None = None
+        self.offline = False
+        self.sync_hint = "lossearch sync-mlflow --storage URL --study NAME"
+
+    def _experiment_id(self, name: str) -> str:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return self.client.create_experiment(name)
+        except mlflow.exceptions.MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            # Another worker created it a moment ago.
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def _go_offline(self, exc: Exception):
+        with _http_lock:
+            if self.offline:
+                return
+            self.offline = True
+        log.warning(
+            "lossearch: MLflow at %s stopped answering (%s: %s). The search goes on; its results "
+            "stay in the Optuna study. When MLflow is back, run:\n  %s",
+            mask_credentials(self.tracking_uri),
+            type(exc).__name__,
+            mask_credentials(str(exc)).splitlines()[0][:200] if str(exc) else "",
+            self.sync_hint,
+        )
 
     # -- the parent run -------------------------------------------------------------------
 
@@ -129,6 +192,7 @@ class Tracker:
         self.parent_id = run_id
         return run_id
 
+    @_tolerant
     def log_dataset(self, features, targets, class_counts, class_names):
         """The training data as an MLflow dataset input, with its class distribution."""
         mlflow = self.mlflow
@@ -149,9 +213,11 @@ class Tracker:
             ],
         )
 
+    @_tolerant
     def log_search_metrics(self, metrics: dict[str, float]):
         self.client.log_batch(self.parent_id, metrics=_metrics(metrics), synchronous=True)
 
+    @_tolerant
     def log_artifacts(self, files: dict[str, Any]):
         """``{artifact name: text | dict | matplotlib figure}`` onto the parent run."""
         for name, content in files.items():
@@ -164,6 +230,7 @@ class Tracker:
             else:
                 self.client.log_figure(self.parent_id, content, name)
 
+    @_tolerant
     def end_search(self, status: str = "FINISHED"):
         if self.parent_id is not None:
             self.client.set_terminated(self.parent_id, status=status)
@@ -171,6 +238,11 @@ class Tracker:
     # -- child runs ------------------------------------------------------------------------
 
     def start_trial(self, number: int, config: LossConfig, tags: dict) -> TrialRun:
+        """A child run, or a ``TrialRun`` without id once MLflow is unreachable."""
+        return self._start_trial(number, config, tags) or TrialRun(None)
+
+    @_tolerant
+    def _start_trial(self, number: int, config: LossConfig, tags: dict) -> TrialRun:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"trial-{number:03d} {config.family}",
@@ -185,6 +257,20 @@ class Tracker:
             run.info.run_id, params=_params(flatten_config(config)), synchronous=True
         )
         return TrialRun(run.info.run_id)
+
+    @_tolerant
+    def set_parent_tag(self, key: str, value: str):
+        self.client.set_tag(self.parent_id, key, value)
+
+    @_tolerant
+    def close_run(self, run_id: str, state: str, reason: str):
+        """Mark a run left RUNNING by a worker that died."""
+        if self.client.get_run(run_id).info.status != "RUNNING":
+            return
+        self.client.log_batch(
+            run_id, tags=_tags({"state": state, "fail_reason": reason}), synchronous=True
+        )
+        self.client.set_terminated(run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
 
     def log_epoch(self, trial: TrialRun, step: int, values: dict[str, float]):
         # Buffered: one synchronous batch per trial is cheaper than MLflow's async queue,
@@ -201,6 +287,11 @@ class Tracker:
         reason: str | None = None,
         hp: dict | None = None,
     ):
+        if trial.run_id is not None:
+            self._end_trial(trial, state, metrics, config, reason, hp)
+
+    @_tolerant
+    def _end_trial(self, trial, state, metrics, config, reason, hp):
         tags = {"state": state}
         if reason:
             tags["fail_reason"] = mask_credentials(reason)[:5000]

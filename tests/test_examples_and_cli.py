@@ -13,7 +13,13 @@ from lossearch import cli
 from tests.search_helpers import runs_of
 
 ROOT = Path(__file__).parent.parent
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+# The examples as users run them, on the small budget they offer for tests.
+ENV = {
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "PYTHONPATH": str(ROOT),
+    "LOSSEARCH_EXAMPLE_BUDGET": "small",
+}
 
 
 def _run_example(name, cwd, *args):
@@ -36,7 +42,7 @@ def test_quickstart_then_load_best_loss(tmp_path):
     out = _run_example("load_best_loss.py", tmp_path)
     assert "trained 10 epochs" in out and (tmp_path / "model_with_best_loss.keras").exists()
     _, parents, children = runs_of(f"sqlite:///{tmp_path}/mlflow.db", "examples")
-    assert len(parents) == 1 and len(children) == 12
+    assert len(parents) == 1 and len(children) == 4
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,6 +257,15 @@ class KerasTunerSearch:
 
     def remember_choice(self, choice: dict):
         self._save_state(choice=choice)
+
+    def join(self, seed, make_sampler):
+        """Keras Tuner's own distributed mode (chief and workers) coordinates its workers."""
+
+    def exclusive(self):
+        return nullcontext()
+
+    def claim_finish(self) -> bool:
+        return True
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         if n_jobs != 1:

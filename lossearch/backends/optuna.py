@@ -9,13 +9,18 @@ attributes (so the study alone is enough to export the best loss).
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import TrialState
+from tqdm.auto import tqdm
 
 from lossearch.hyperparameters import HyperParameters
 from lossearch.runner import (
@@ -26,12 +31,16 @@ from lossearch.runner import (
     run_tracked,
 )
 from lossearch.search_space import SearchSpace
+from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
 from lossearch.tracking import Tracker, TrialRun, mask_credentials
 
 log = logging.getLogger("lossearch")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 CHOICE_ATTR = "lossearch_choice"  # the chosen trial, for `lossearch export`
+WORKERS_ATTR = "lossearch_workers"  # how many workers have joined the study
+OBJECTIVE_ATTR = "lossearch_objective"
+FINISHED_ATTR = "lossearch_finished_with"  # finished trials when the search was last closed
 
 
 class OptunaSource:
@@ -73,11 +82,29 @@ class OptunaHyperParameters(HyperParameters):
 class _Reporter:
     def __init__(self, trial: optuna.Trial, tracker: Tracker, run: TrialRun):
         self.trial, self.tracker, self.run = trial, tracker, run
+        self.losses: list[float] = []
+        if run.run_id is not None:
+            # Lets whoever finds this trial stale (its worker died) close the run.
+            trial.set_user_attr("mlflow_run_id", run.run_id)
 
     def report(self, step: int, value: float, logs: dict[str, float]) -> bool:
         self.trial.report(value, step)
+        self.losses.append(logs.get("loss"))
         self.tracker.log_epoch(self.run, step, logs)
         return self.trial.should_prune()
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How much of the trial budget a study has used."""
+
+    finished: int  # COMPLETE, PRUNED, FAIL; a FAIL queued again (worker died) is not counted
+    running: int
+    waiting: int
+
+    @property
+    def claimed(self) -> int:
+        return self.finished + self.running
 
 
 def default_sampler(
@@ -125,12 +152,33 @@ class OptunaSearch:
             direction=direction,
             load_if_exists=True,
         )
-        return cls(runner, space, tracker, study, seed)
+        search = cls(runner, space, tracker, study, seed)
+        search.lock = StudyLock.for_storage(study._storage, study.study_name)
+        stale = stale_trial_callback(storage)
+        if stale is not None:
+            stale.hooks.append(search._close_stale_run)
+        return search
+
+    def join(self, seed: int | None, make_sampler: Callable[[int | None], object] | None):
+        """Count this worker in; the 2nd, 3rd... worker samples with a seed of its own."""
+        with self.lock.claim():
+            index = self.study.user_attrs.get(WORKERS_ATTR, 0)
+            self.study.set_user_attr(WORKERS_ATTR, index + 1)
+            if index == 0:  # names the per-epoch series for `lossearch sync-mlflow`
+                self.study.set_user_attr(OBJECTIVE_ATTR, self.runner.objective.name)
+        if index and make_sampler is not None:
+            # Same seed in every worker would make their random start-up trials identical.
+            self.study.sampler = make_sampler(None if seed is None else seed + 7919 * index)
+
+    def _close_stale_run(self, trial: optuna.trial.FrozenTrial):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            self.tracker.close_run(run_id, "FAIL", "the worker stopped sending heartbeats")
 
     def enqueue_recipes(self, n_trials: int):
         """Queue the recipes not measured yet, as many as the trial budget leaves room for."""
-        queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        room = n_trials - self.finished_count() - len(queued)
+        usage = self.usage()
+        room = n_trials - usage.claimed - usage.waiting
         done = {
             t.user_attrs.get("recipe")
             for t in self.study.get_trials(deepcopy=False)
@@ -143,22 +191,72 @@ class OptunaSearch:
                 user_attrs={"recipe": recipe.name},
             )
 
-    def finished_count(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=FINISHED))
+    def usage(self) -> Usage:
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        return Usage(
+            finished=sum(t.state in FINISHED and t.number not in retried for t in trials),
+            running=sum(t.state == TrialState.RUNNING for t in trials),
+            waiting=sum(t.state == TrialState.WAITING for t in trials),
+        )
 
     def optimize(self, n_trials: int, *, timeout=None, n_jobs=1, show_progress=True):
-        remaining = n_trials - self.finished_count()
-        if remaining <= 0:
-            return
-        self.study.optimize(
-            self.objective,
-            n_trials=remaining,
-            timeout=timeout,
-            n_jobs=n_jobs,
-            catch=(Exception,),
-            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)],
-            show_progress_bar=show_progress,  # the runner's clear_session already collects garbage
+        """Run trials until the study holds ``n_trials`` finished ones, in any number of
+        threads here and workers elsewhere; each trial is created under the study lock."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stop = threading.Event()
+        progress = tqdm(
+            total=n_trials,
+            initial=min(self.usage().finished, n_trials),
+            desc=self.study.study_name,
+            unit="trial",
+            disable=not show_progress,
         )
+        try:
+            if n_jobs == 1:
+                self._work(n_trials, deadline, stop, progress)
+                return
+            n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+            with ThreadPoolExecutor(n_jobs, thread_name_prefix="lossearch") as pool:
+                futures = [
+                    pool.submit(self._work, n_trials, deadline, stop, progress)
+                    for _ in range(n_jobs)
+                ]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    stop.set()  # the other threads end after their current trial
+                    raise
+        finally:
+            progress.close()
+
+    def _work(self, n_trials, deadline, stop: threading.Event, progress):
+        interval = heartbeat_interval(self.study._storage)
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            with self.lock.claim() as claim:
+                if interval:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(self.study)
+                usage = self.usage()
+                if usage.claimed < n_trials:
+                    self.study.optimize(
+                        lambda trial: self._objective_releasing(claim, trial),
+                        n_trials=1,
+                        catch=(Exception,),
+                    )
+                    progress.update(1)
+                    continue
+            # Budget claimed. Without heartbeats, a trial running elsewhere will finish or
+            # stay RUNNING for good: stop. With them, it may die and be queued again: wait.
+            if usage.finished >= n_trials or not interval:
+                return
+            stop.wait(min(interval, 5))
+
+    def _objective_releasing(self, claim, trial: optuna.Trial) -> float:
+        claim.release()  # the trial exists: the budget count is settled
+        return self.objective(trial)
 
     def objective(self, trial: optuna.Trial) -> float:
         config = self.space.sample(OptunaSource(trial), **self.runner.config_facts())
@@ -167,6 +265,12 @@ class OptunaSearch:
             return self._replay(trial, duplicate, config)
         hp = OptunaHyperParameters(trial)
         trial.set_user_attr("config", config.to_dict())
+        reporters = []
+
+        def reporter_for(run):
+            reporters.append(_Reporter(trial, self.tracker, run))
+            return reporters[-1]
+
         try:
             record = run_tracked(
                 self.runner,
@@ -177,7 +281,7 @@ class OptunaSearch:
                 recipe=trial.user_attrs.get("recipe"),
                 tags={"study": self.study.study_name},
                 seed=None if self.seed is None else self.seed + trial.number,
-                reporter_for=lambda run: _Reporter(trial, self.tracker, run),
+                reporter_for=reporter_for,
             )
         except TrialPruned as exc:
             raise optuna.TrialPruned(str(exc)) from None
@@ -191,6 +295,9 @@ class OptunaSearch:
                 "lossearch: trial %d failed (%s); the search goes on.", trial.number, reason
             )
             raise
+        finally:
+            if reporters:  # for `lossearch sync-mlflow`, should MLflow miss this trial
+                trial.set_user_attr("epoch_loss", reporters[0].losses)
         trial.set_user_attr("metrics", record.metrics)
         trial.set_user_attr("epochs_trained", record.epochs_trained)
         self.records[trial.number] = record
@@ -213,7 +320,8 @@ class OptunaSearch:
         run = self.tracker.start_trial(
             trial.number, config, {"duplicate_of": twin.number, "study": self.study.study_name}
         )
-        trial.set_user_attr("mlflow_run_id", run.run_id)
+        if run.run_id is not None:
+            trial.set_user_attr("mlflow_run_id", run.run_id)
         metrics = Metrics(**twin.user_attrs["metrics"]).flat()
         metrics["objective"] = twin.value
         self.tracker.end_trial(run, "COMPLETE", metrics=metrics, config=config)
@@ -243,11 +351,25 @@ class OptunaSearch:
     def save_parent_run(self, run_id: str):
         self.study.set_user_attr(PARENT_RUN_ATTR, run_id)
 
+    def exclusive(self):
+        """Held while a worker creates or closes the shared MLflow parent run."""
+        return self.lock.claim()
+
+    def claim_finish(self) -> bool:
+        """True for the one worker that closes the search: no trial runs elsewhere and no
+        other worker has closed it at this trial count. Call under :meth:`exclusive`."""
+        usage = self.usage()
+        if usage.running or self.study.user_attrs.get(FINISHED_ATTR) == usage.finished:
+            return False
+        self.study.set_user_attr(FINISHED_ATTR, usage.finished)
+        return True
+
     def remember_choice(self, choice: dict):
         self.study.set_user_attr(CHOICE_ATTR, choice)
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
-        self.enqueue_recipes(n_trials)
+        with self.lock.claim():  # two workers starting together queue the recipes once
+            self.enqueue_recipes(n_trials)
         self.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
 
     def completed_records(self) -> list[TrialRecord]:

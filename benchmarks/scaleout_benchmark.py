@@ -1,0 +1,233 @@
+"""Scale-out and memory figures of lossearch, written to BENCHMARKS.md.
+
+Workers: trials per minute of one study run by 1 worker vs 2 workers on this
+machine (each ``lossearch worker --threads 1``, SQLite storage, a real
+``mlflow server`` on loopback), alternated 1, 2, 1, 2 in one run; the rate is
+finished trials over the span from the first trial's start to the last one's end
+(process start-up is reported apart).
+
+Memory: peak RSS of a process that runs ``optimize`` for 10 trials vs one that
+runs 100 (same model, data and space), plus the RSS after trial 10 and after
+trial 100 inside the 100-trial run: flat memory means the two are close.
+
+Run: .venv/bin/python benchmarks/scaleout_benchmark.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def _worker(storage, study, uri, trials, epochs):
+    from tests.scaleout_model import worker_command
+
+    return subprocess.Popen(
+        worker_command(
+            storage,
+            study,
+            uri,
+            "scaleout-benchmark",
+            trials,
+            "--epochs",
+            str(epochs),
+            space="long_tail",
+        ),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def workers_round(n_workers, trials, epochs, uri, folder) -> dict:
+    import optuna
+
+    storage, study = f"sqlite:///{folder}/w{n_workers}-{time.time_ns()}.db", "bench"
+    start = time.time()
+    procs = [_worker(storage, study, uri, trials, epochs) for _ in range(n_workers)]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(err[-2000:])
+    wall = time.time() - start
+    done = optuna.load_study(study_name=study, storage=storage).trials
+    first = min(t.datetime_start for t in done).timestamp()
+    last = max(t.datetime_complete for t in done).timestamp()
+    return {
+        "workers": n_workers,
+        "trials": len(done),
+        "span_seconds": last - first,
+        "trials_per_minute": 60 * len(done) / (last - first),
+        "startup_seconds": first - start,
+        "wall_seconds": wall,
+        "states": sorted({t.state.name for t in done}),
+    }
+
+
+def memory_child(n_trials: int, epochs: int, folder: str) -> dict:
+    """Runs in a fresh process: one optimize() of n_trials, RSS after every trial."""
+    import keras
+
+    import lossearch
+    from tests.scaleout_model import build_model, load_data
+
+    rss_mb = []
+
+    class RecordRss(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            with open("/proc/self/status") as status:
+                line = next(row for row in status if row.startswith("VmRSS:"))
+            rss_mb.append(int(line.split()[1]) / 1024)
+
+    lossearch.optimize(
+        build_model,
+        load_data(),
+        space="long_tail",
+        n_trials=n_trials,
+        epochs=epochs,
+        batch_size=64,
+        storage=f"sqlite:///{folder}/memory-{n_trials}.db",
+        study_name="memory",
+        tracking_uri=f"sqlite:///{folder}/mlflow-{n_trials}.db",
+        experiment_name="memory",
+        selection="best",
+        refit=False,
+        show_progress=False,
+        seed=0,
+        fit_kwargs={"callbacks": [RecordRss()]},
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"n_trials": n_trials, "peak_rss_mb": peak, "rss_mb_after_fit": rss_mb}
+
+
+def memory_run(n_trials, epochs, folder) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(n_trials), str(epochs), folder],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def render(result: dict) -> str:
+    w, m = result["workers"], result["memory"]
+    by = {k: [r for r in w["rounds"] if r["workers"] == k] for k in (1, 2)}
+    med = {k: statistics.median(r["trials_per_minute"] for r in by[k]) for k in (1, 2)}
+    startup = {k: statistics.median(r["startup_seconds"] for r in by[k]) for k in (1, 2)}
+    small, large = m["runs"]
+    curve = large["rss_mb_after_fit"]
+    lines = [
+        "## Scale-out: workers and memory",
+        "",
+        f"Measured {result['date']} with `benchmarks/scaleout_benchmark.py"
+        f"{' --quick' if result['quick'] else ''}` on {result['machine']}.",
+        "",
+        "### Trials per minute, 1 vs 2 workers",
+        "",
+        f"One study of {w['trials']} trials ({w['epochs']} epochs each, the `long_tail` space, "
+        "the digits MLP of the tests) run by `lossearch worker --threads 1` processes on SQLite, "
+        "logging to a real `mlflow server` on loopback. Rounds alternate 1, 2, 1, 2 workers in "
+        "one run; the rate counts finished trials between the first trial's start and the last "
+        "one's end.",
+        "",
+        "| workers | trials per minute (each round) | median | start-up before the first trial |",
+        "|---|---|---|---|",
+    ]
+    for k in (1, 2):
+        rates = ", ".join(f"{r['trials_per_minute']:.1f}" for r in by[k])
+        lines.append(f"| {k} | {rates} | {med[k]:.1f} | {startup[k]:.1f} s |")
+    lines += [
+        "",
+        f"**2 workers / 1 worker: {med[2] / med[1]:.2f}×** on {result['cores']} cores. Each "
+        "worker is one process with one TensorFlow thread; the MLflow server and the "
+        "SQLite writes share the same cores.",
+        "",
+        "### Memory over many trials",
+        "",
+        f"`optimize` on the same data and model, {m['epochs']} epochs per trial, in a fresh "
+        "process each (SQLite storage and MLflow store); RSS read from `/proc/self/status` "
+        "after each training that ran to its end (pruned trials stop early and replayed duplicates "
+        "do not train, so there are fewer trainings than trials).",
+        "",
+        "| trials | peak RSS | RSS after the 10th training | RSS after the last training |",
+        "|---|---|---|---|",
+        f"| {small['n_trials']} | {small['peak_rss_mb']:.0f} MiB | "
+        f"{small['rss_mb_after_fit'][9]:.0f} MiB | {small['rss_mb_after_fit'][-1]:.0f} MiB |",
+        f"| {large['n_trials']} | {large['peak_rss_mb']:.0f} MiB | {curve[9]:.0f} MiB | "
+        f"{curve[-1]:.0f} MiB |",
+        "",
+        f"Peak RSS, {large['n_trials']} vs {small['n_trials']} trials: "
+        f"**{large['peak_rss_mb'] / small['peak_rss_mb']:.2f}×**; within the "
+        f"{large['n_trials']}-trial run, from the 10th to the {len(curve)}th training: "
+        f"{curve[-1] - curve[9]:+.0f} MiB ({(curve[-1] - curve[9]) / (len(curve) - 10):+.2f} "
+        "MiB per training).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and trials")
+    parser.add_argument("--render", action="store_true", help="rewrite from the last JSON")
+    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        n, epochs, folder = args.memory_child
+        print(json.dumps(memory_child(int(n), int(epochs), folder)))
+        return 0
+    from sections import write_section
+
+    saved = RESULTS / "scaleout_benchmark.json"
+    if args.render:
+        write_section("scaleout", render(json.loads(saved.read_text())))
+        return 0
+    from tests.mlflow_server import MlflowServer
+
+    trials, epochs = (8, 3) if args.quick else (16, 5)
+    rounds = [1, 2] if args.quick else [1, 2, 1, 2]
+    memory_trials, memory_epochs = ((10, 30) if args.quick else (10, 100)), 3
+    with tempfile.TemporaryDirectory() as folder, MlflowServer(Path(folder)) as server:
+        worker_rounds = []
+        for n_workers in rounds:
+            worker_rounds.append(workers_round(n_workers, trials, epochs, server.uri, folder))
+            print(worker_rounds[-1], flush=True)
+        runs = [memory_run(n, memory_epochs, folder) for n in memory_trials]
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "quick": args.quick,
+        "cores": os.cpu_count(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only, "
+        f"Python {platform.python_version()}",
+        "workers": {"trials": trials, "epochs": epochs, "rounds": worker_rounds},
+        "memory": {"epochs": memory_epochs, "runs": runs},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(result, indent=2))
+    text = render(result)
+    write_section("scaleout", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""BENCHMARKS.md is written by several scripts; each owns one marked section of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).parent.parent / "BENCHMARKS.md"
+ORDER = ("search", "scaleout")  # the sections' order in the file
+
+
+def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
+    """Replace section ``name`` (between its markers) and keep the others as they are."""
+    sections = _read(path)
+    sections[name] = text.strip()
+    names = [n for n in ORDER if n in sections] + [n for n in sections if n not in ORDER]
+    body = "\n\n".join(f"<!-- {n}:start -->\n{sections[n]}\n<!-- {n}:end -->" for n in names)
+    path.write_text(body + "\n")
+
+
+def _read(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    if "<!-- " not in text:  # written before sections existed: all of it is the search part
+        return {"search": text.strip()}
+    sections = {}
+    for chunk in text.split("<!-- ")[1:]:
+        marker, _, rest = chunk.partition(" -->\n")
+        if marker.endswith(":start"):
+            sections[marker[: -len(":start")]] = rest.rstrip()
+    return sections

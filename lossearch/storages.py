@@ -1,0 +1,319 @@
+"""Optuna storages by URL, with heartbeats, and one lock per study for the global trial budget.
+
+Several workers (threads, processes or machines) share one study through an
+Optuna storage. Optuna already keeps their trials apart; what it does not do is
+stop them at exactly ``n_trials`` (``MaxTrialsCallback`` checks after a trial,
+so N workers may overshoot by N-1). A worker therefore takes the study's lock
+for the few milliseconds it needs to count the budget and create its trial.
+The lock lives where the storage lives:
+
+===================================  ============================================
+storage URL                          lock
+===================================  ============================================
+``sqlite:///path.db``                ``flock`` on ``path.db.lossearch-lock``
+``postgresql://user@host/db``        ``pg_advisory_lock`` in that database
+``journal:///path.log``              ``flock`` on ``path.log.lossearch-lock``
+``redis://host:6379/0``              a Redis lock (``SET NX`` with expiry)
+in-memory / anything else            a lock within this process only
+===================================  ============================================
+
+RDB storages (SQLite, PostgreSQL, MySQL) get Optuna heartbeats: a worker that
+dies mid-trial leaves a trial that the next worker marks FAIL after the grace
+period and queues again (:class:`StaleTrialCallback`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+from lossearch.tracking import mask_credentials
+
+HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
+RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+STORAGE_FORMS = (
+    "sqlite:///lossearch.db, postgresql://user@host/db, journal:///lossearch.log "
+    "(Optuna's JournalStorage on a file) or redis://host:6379/0 (JournalStorage on Redis)"
+)
+
+
+class StaleTrialCallback:
+    """Optuna's retry of a trial whose worker died, plus hooks (closing its MLflow run).
+
+    Args:
+        max_retry: how many times one trial is queued again before it stays FAIL.
+    """
+
+    def __init__(self, max_retry: int = 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        self.hooks: list[Callable[[optuna.trial.FrozenTrial], None]] = []
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.retry(study, trial)
+        for hook in self.hooks:
+            hook(trial)
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].split("+", 1)[0].lower()
+
+
+def _journal_path(url: str) -> Path:
+    # Like SQLite's URLs: journal:///relative.log, journal:////absolute/path.log
+    return Path(url.split("://", 1)[1][1:])
+
+
+def open_storage(
+    storage: str | BaseStorage | None,
+    *,
+    heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
+    grace_period: int | None = None,
+    max_retry: int = 2,
+) -> BaseStorage | None:
+    """An Optuna storage from a URL (see the module docstring), checked and connected.
+
+    RDB URLs get heartbeats every ``heartbeat_interval`` seconds; a trial silent for
+    ``grace_period`` (default: 4 intervals) is failed and retried up to ``max_retry``
+    times. A ``BaseStorage`` object is used as it is.
+
+    Example:
+        >>> storage = open_storage("postgresql://postgres@127.0.0.1/test")  # doctest: +SKIP
+    """
+    if storage is None or isinstance(storage, BaseStorage):
+        return storage
+    if not isinstance(storage, str) or "://" not in storage:
+        raise ValueError(
+            f"storage: expected an Optuna storage URL such as {STORAGE_FORMS}, "
+            f"got {mask_credentials(storage)!r}."
+        )
+    scheme, shown = _scheme(storage), mask_credentials(storage)
+    try:
+        if scheme in RDB_SCHEMES:
+            sqlite_file = _sqlite_file(storage)
+            if sqlite_file and not Path(sqlite_file).parent.is_dir():
+                raise ValueError(
+                    f"storage: the folder of {shown!r} does not exist; create it or write "
+                    "sqlite:///relative/path.db or sqlite:////absolute/path.db."
+                )
+            return _rdb_storage(storage, heartbeat_interval, grace_period, max_retry)
+        if scheme == "journal":
+            path = _journal_path(storage)
+            if not path.name or not path.parent.is_dir():
+                raise ValueError(
+                    f"storage: {shown!r} names no file in an existing folder; write "
+                    "journal:///relative/path.log or journal:////absolute/path.log."
+                )
+            return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+        if scheme in ("redis", "rediss"):
+            from optuna.storages.journal import JournalRedisBackend
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                backend = JournalRedisBackend(storage)
+            backend._redis.ping()  # fail now, not at the first trial
+            return JournalStorage(backend)
+    except ValueError:
+        raise
+    except ImportError as exc:
+        extra = "redis" if scheme.startswith("redis") else "postgres"
+        raise ValueError(
+            f"storage: {shown!r} needs a driver that is not installed ({exc.__cause__ or exc}); "
+            f"pip install 'lossearch[{extra}]'."
+        ) from None
+    except Exception as exc:
+        raise ValueError(
+            f"storage: cannot open {shown!r} ({type(exc).__name__}: "
+            f"{mask_credentials(str(exc)).splitlines()[0][:300]}). Check that the server runs "
+            "and the URL is right."
+        ) from None
+    raise ValueError(
+        f"storage: unknown scheme {scheme!r} in {shown!r}; expected one of {STORAGE_FORMS}."
+    )
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL; None for other URLs and in-memory SQLite."""
+    if _scheme(url) != "sqlite":
+        return None
+    path = url.split("://", 1)[1][1:]
+    return path if path and path != ":memory:" else None
+
+
+def _rdb_storage(url, interval, grace_period, max_retry, attempts=5):
+    # Workers creating the schema of a fresh database at the same moment collide:
+    # on SQLite they take turns through the study lock's file; on a server they retry.
+    sqlite_file = _sqlite_file(url)
+    turn = _FileLock(f"{sqlite_file}.lossearch-lock") if sqlite_file else None
+    for attempt in range(attempts):
+        try:
+            with turn or contextlib.nullcontext(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=interval,
+                    grace_period=grace_period or (4 * interval if interval else None),
+                    heartbeat_stale_trial_callback=(
+                        StaleTrialCallback(max_retry) if interval else None
+                    ),
+                )
+        except Exception as exc:
+            collided = type(exc).__name__ == "IntegrityError" or any(
+                sign in str(exc) for sign in ("already exists", "duplicate key", "is locked")
+            )
+            if attempt + 1 == attempts or not collided:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
+def _unwrapped(storage: BaseStorage | None) -> BaseStorage | None:
+    """The storage itself: ``create_study`` wraps an RDB storage in a cache."""
+    if isinstance(storage, optuna.storages._CachedStorage):
+        return storage._backend
+    return storage
+
+
+def stale_trial_callback(storage: BaseStorage | None) -> StaleTrialCallback | None:
+    """The :class:`StaleTrialCallback` of a storage made by :func:`open_storage`, if any."""
+    callback = getattr(_unwrapped(storage), "heartbeat_stale_trial_callback", None)
+    return callback if isinstance(callback, StaleTrialCallback) else None
+
+
+def heartbeat_interval(storage: BaseStorage | None) -> int | None:
+    getter = getattr(storage, "get_heartbeat_interval", None)
+    return getter() if getter else None
+
+
+# -- the study lock ------------------------------------------------------------------------
+
+
+class _FileLock:
+    def __init__(self, path: str):
+        self.path = path
+
+    def acquire(self):
+        self.handle = open(self.path, "a")  # noqa: SIM115 - held until release
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def release(self):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+class _PostgresLock:
+    def __init__(self, url: str, key: int):
+        import sqlalchemy
+
+        self.engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        self.key, self.text = key, sqlalchemy.text
+
+    def acquire(self):
+        self.connection = self.engine.connect()
+        self.connection.execute(self.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+
+    def release(self):
+        try:
+            self.connection.execute(self.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        finally:
+            self.connection.close()  # closing the session frees the lock in any case
+
+
+class _RedisLock:
+    def __init__(self, client, name: str):
+        # Expiry: a worker killed while holding the lock cannot block the study for long.
+        self.lock = client.lock(name, timeout=120)
+
+    def acquire(self):
+        self.lock.acquire(blocking=True)
+
+    def release(self):
+        with contextlib.suppress(Exception):  # expired: another worker may hold it now
+            self.lock.release()
+
+
+class StudyLock:
+    """A lock shared by every worker of one study (see the module docstring).
+
+    ``claim()`` acquires it and returns a handle whose ``release()`` may be
+    called early (once the trial exists) and again safely.
+    """
+
+    def __init__(self, across_processes=None):
+        self._threads = threading.Lock()
+        self._processes = across_processes
+
+    @classmethod
+    def for_storage(cls, storage: BaseStorage | None, study_name: str) -> StudyLock:
+        backend = _unwrapped(storage)
+        key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+        if isinstance(backend, RDBStorage):
+            url = backend.url
+            if sqlite_file := _sqlite_file(url):
+                return cls(_FileLock(f"{sqlite_file}.lossearch-lock"))
+            if _scheme(url) in ("postgresql", "postgres"):
+                return cls(_PostgresLock(url, key))
+        elif isinstance(backend, JournalStorage):
+            journal = backend._backend
+            if isinstance(journal, JournalFileBackend):
+                return cls(_FileLock(f"{journal._file_path}.lossearch-lock"))
+            if type(journal).__name__ == "JournalRedisBackend":
+                return cls(_RedisLock(journal._redis, f"lossearch:lock:{study_name}"))
+        if storage is not None and not isinstance(backend, optuna.storages.InMemoryStorage):
+            warnings.warn(
+                f"lossearch: no cross-process lock for {type(backend).__name__}; workers in "
+                "other processes may overshoot n_trials by a few trials.",
+                stacklevel=3,
+            )
+        return cls(None)
+
+    def claim(self) -> _Claim:
+        """Acquire the lock; use as ``with lock.claim():`` or release the handle yourself."""
+        return _Claim(self)
+
+
+class _Claim:
+    def __init__(self, lock: StudyLock):
+        self.lock, self.held = lock, True
+        lock._threads.acquire()
+        try:
+            if lock._processes is not None:
+                lock._processes.acquire()
+        except BaseException:
+            lock._threads.release()
+            raise
+
+    def release(self):
+        if not self.held:
+            return
+        self.held = False
+        try:
+            if self.lock._processes is not None:
+                self.lock._processes.release()
+        finally:
+            self.lock._threads.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

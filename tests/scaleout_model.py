@@ -1,0 +1,50 @@
+"""The model and data that scale-out tests hand to ``lossearch worker`` processes."""
+
+import keras
+
+from lossearch.datasets import long_tailed_digits
+
+
+def build_model():
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+
+
+def load_data():
+    return long_tailed_digits(imbalance=10)
+
+
+def worker_command(storage, study, tracking_uri, experiment, trials, *extra, space="quick"):
+    """``lossearch worker`` on this module's model and data, one thread, top-trial selection."""
+    import os
+    import sys
+
+    options = {
+        "--storage": storage,
+        "--study": study,
+        "--trials": trials,
+        "--space": space,
+        "--batch-size": 64,
+        "--selection": "best",
+        "--threads": 1,
+        "--tracking-uri": tracking_uri,
+        "--experiment": experiment,
+        "-o": os.devnull,
+    }
+    return [
+        sys.executable,
+        "-m",
+        "lossearch.cli",
+        "worker",
+        "tests.scaleout_model:build_model",
+        "--data",
+        "tests.scaleout_model:load_data",
+        *[str(part) for pair in options.items() for part in pair],
+        "--no-progress",
+        *extra,
+    ]

@@ -1,0 +1,40 @@
+"""Storage URLs open the right Optuna storage, and each gets a lock other processes see."""
+
+import uuid
+
+import optuna
+import pytest
+
+from lossearch.storages import StudyLock, open_storage, stale_trial_callback
+
+
+@pytest.mark.parametrize(
+    ("url_of", "storage_kind", "lock_kind"),
+    [
+        (lambda p: f"sqlite:///{p}/s.db", "RDBStorage", "_FileLock"),
+        (lambda p: f"journal:///{p}/s.log".replace("///", "////"), "JournalStorage", "_FileLock"),
+        (lambda p: "redis://127.0.0.1:6379/15", "JournalStorage", "_RedisLock"),
+        (lambda p: "postgresql://postgres@127.0.0.1:5432/test", "RDBStorage", "_PostgresLock"),
+    ],
+    ids=["sqlite", "journal-file", "journal-redis", "postgresql"],
+)
+def test_each_storage_gets_a_cross_process_lock(url_of, storage_kind, lock_kind, tmp_path):
+    storage = open_storage(url_of(tmp_path))
+    assert type(storage).__name__ == storage_kind
+    study = optuna.create_study(storage=storage, study_name=f"lock-{uuid.uuid4().hex}")
+    lock = StudyLock.for_storage(study._storage, study.study_name)  # as the search sees it
+    assert type(lock._processes).__name__ == lock_kind
+    with lock.claim() as claim:
+        assert claim.held
+    assert not claim.held
+    claim.release()  # releasing twice is harmless
+
+
+def test_rdb_storages_get_heartbeats_and_a_retrying_stale_callback(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=2)
+    assert storage.get_heartbeat_interval() == 2 and storage.grace_period == 8
+    assert stale_trial_callback(storage) is not None
+    assert (
+        stale_trial_callback(open_storage(f"sqlite:///{tmp_path}/t.db", heartbeat_interval=None))
+        is None
+    )
