@@ -43,6 +43,9 @@ def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int,
     parser.add_argument("--objective", default=None, help="e.g. balanced_accuracy, pr_auc")
     parser.add_argument("--trials", type=int, default=trials)
     parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds after which no trial starts"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cv", type=int, default=None)
     parser.add_argument("--validation", type=float, default=None)
@@ -99,6 +102,7 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
         space=args.space,
         objective=args.objective,
         n_trials=args.trials,
+        timeout=args.timeout,
         epochs=args.epochs,
         batch_size=args.batch_size,
         cv=args.cv,

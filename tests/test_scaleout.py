@@ -128,6 +128,16 @@ def test_two_workers_share_one_study(storage_of, server, experiment, tmp_path):
     check_one_study_under_one_parent(storage, study, server, experiment, 5)
 
 
+def test_a_worker_stopped_by_its_timeout_is_resumed_by_the_next(server, experiment, tmp_path):
+    # Bounded workers restarted in turn: how a long search sheds what TensorFlow keeps.
+    storage, study = f"sqlite:///{tmp_path}/study.db", "bounded"
+    finish([start_worker(storage, study, server, experiment, 6, "--epochs", "3", "--timeout", "1")])
+    loaded = optuna.load_study(study_name=study, storage=lossearch.open_storage(storage))
+    assert 1 <= sum(t.state.is_finished() for t in loaded.get_trials()) < 6
+    finish([start_worker(storage, study, server, experiment, 6, "--epochs", "3")])
+    check_one_study_under_one_parent(storage, study, server, experiment, 6)
+
+
 def _running_trial(storage, study_name):
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
