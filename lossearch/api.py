@@ -297,14 +297,16 @@ def optimize(
             resolved_objective,
             prepared,
             minority,
-            n_trials,
-            epochs,
-            batch_size,
-            cv,
-            validation,
-            seed,
-            storage_name,
-            study_name is not None,
+            settings={
+                "n_trials": n_trials,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "cv": cv,
+                "validation": validation if cv is None else None,
+                "seed": seed,
+            },
+            storage=storage_name,
+            named=study_name is not None,
         )
     try:
         search.run(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
@@ -431,15 +433,15 @@ def _start_parent(
     objective,
     prepared,
     minority,
-    n_trials,
-    epochs,
-    batch_size,
-    cv,
-    validation,
-    seed,
-    storage,
-    named,
+    *,
+    settings: dict,
+    storage: str | None,
+    named: bool,
 ) -> str:
+    """The search's MLflow parent run: the one saved in the study, else a new one.
+
+    ``settings`` are the search's own arguments, logged as params beside the data's.
+    """
     existing = search.saved_parent_run()
     if existing:
         try:
@@ -455,15 +457,10 @@ def _start_parent(
             "space": space.name,
             "objective": objective.name,
             "direction": objective.direction,
-            "n_trials": n_trials,
-            "epochs": epochs,
-            "batch_size": batch_size,
+            **settings,
             "task": prepared.task,
-            "cv": cv,
-            "validation": validation if cv is None else None,
             "class_counts": dict(zip(names, prepared.class_counts, strict=True)),
             "minority_classes": [names[i] for i in minority],
-            "seed": seed,
             **search.describe(),
         },
         tags={

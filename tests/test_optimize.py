@@ -67,6 +67,7 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     parent = parents[0].data
     assert parent.params["space"] == "quick" and parent.params["task"] == "multiclass"
     assert parent.params["objective"] == "balanced_accuracy"
+    assert parent.params["n_trials"] == "8" and parent.params["epochs"] == "3"
     assert json.loads(parent.params["class_counts"].replace("'", '"'))["9"] >= 1
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
     assert {"best_loss.json", "trials.csv", "plots", "summary.txt"} <= artifacts
