@@ -6,15 +6,28 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
-.PHONY: setup test test-fast demo benchmark lint format clean
+.PHONY: setup browser test test-fast screenshots demo benchmark lint format clean
+
+# PyTorch's CPU build, taken before the rest: a bare "torch" resolves to a CUDA build of
+# several GB. This pin is the CPU wheel this machine's pip has on disk; elsewhere use e.g.
+# make TORCH="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH  ?= torch==2.13.0
+# The browser tests drive Debian's Chromium; `sudo` only when not root.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	$(SUDO) sh -c 'export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium chromium-driver \
+	  || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }'
+
+setup: $(STAMP) browser
 
 # The main job on bundled data: a loss search on long-tailed digits (about 1-2 minutes).
 demo: $(STAMP)
@@ -25,8 +38,15 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/search_benchmark.py
 	$(BIN)/python benchmarks/scaleout_benchmark.py
 
-test: $(STAMP)
+# Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
+
+# Refresh the README's MLflow UI and report screenshots (docs/images/).
+screenshots: $(STAMP) browser
+	LOSSEARCH_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q tests/test_browser.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -26,6 +26,7 @@ from lossearch.callbacks import callbacks_for
 from lossearch.config import LossConfig
 from lossearch.data import prepare_data
 from lossearch.metrics import default_minority_classes, resolve_objective
+from lossearch.report import ReportContent, render_html, search_figures
 from lossearch.result import SearchResult
 from lossearch.runner import (
     FORBIDDEN_FIT_KWARGS,
@@ -371,7 +372,7 @@ def optimize(
         search.remember_choice(
             {"trial": chosen.number, "value": chosen_value, "reason": choice.get("reason", "")}
         )
-        _finish_parent(tracker, result, search, prepared)
+        _finish_parent(tracker, result, search)
     return result
 
 
@@ -467,6 +468,7 @@ def _start_parent(
             "study_name": search.name,
             "storage": storage or "in-memory",
             "lossearch.space": space.source,
+            "lossearch.keras_backend": keras.backend.backend(),
         },
     )
     search.save_parent_run(parent)
@@ -544,31 +546,17 @@ def _trials_csv(search) -> str:
     return buffer.getvalue()
 
 
-def _finish_parent(tracker: Tracker, result: SearchResult, search, prepared):
-    completed = [(n, v) for n, state, v in search.trial_states() if state == "COMPLETE"]
-    figures = {}
+def _finish_parent(tracker: Tracker, result: SearchResult, search):
+    content = ReportContent.from_result(result)
+    figures = search_figures(content)
     try:
-        figures["plots/optimization_history.png"] = plots.optimization_history(
-            completed, result.direction, result.objective
-        )
-        importances = search.importances()
-        if importances:
-            figures["plots/param_importances.png"] = plots.param_importances(importances)
-        figures["plots/per_class_recall.png"] = plots.per_class_recall(
-            prepared.class_names,
-            result.best_metrics.get("per_class", {}),
-            (result.baseline_metrics or {}).get("per_class"),
-        )
-        if result.best_metrics.get("confusion"):
-            figures["plots/confusion_matrix.png"] = plots.confusion_matrix(
-                result.best_metrics["confusion"], prepared.class_names
-            )
         tracker.log_artifacts(
             {
                 "best_loss.json": result.best_config.to_dict(),
                 "trials.csv": _trials_csv(search),
                 "selection.json": dict(result.selection),
                 "summary.txt": result.summary(),
+                "report.html": render_html(content, figures),
                 **figures,
             }
         )
@@ -592,14 +580,7 @@ def load_best_config(storage: str, study_name: str) -> LossConfig:
     Example:
         >>> config = load_best_config("sqlite:///lossearch.db", "digits")  # doctest: +SKIP
     """
-    opened = open_storage(storage, heartbeat_interval=None)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=opened)
-    except KeyError:
-        raise ValueError(
-            f"study: no study named {study_name!r} in {mask_credentials(storage)}; "
-            f"studies there: {optuna.get_all_study_names(opened)}."
-        ) from None
+    study = load_study(storage, study_name)
     choice = study.user_attrs.get(CHOICE_ATTR)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
@@ -611,3 +592,19 @@ def load_best_config(storage: str, study_name: str) -> LossConfig:
     if trial is None or "config" not in trial.user_attrs:
         raise ValueError(f"study: {study_name!r} was not written by lossearch (no loss config).")
     return LossConfig.from_dict(trial.user_attrs["config"], source=f"study {study_name}")
+
+
+def load_study(storage: str, study_name: str) -> optuna.Study:
+    """A stored study, opened without heartbeats (read-only use).
+
+    Raises:
+        ValueError: naming the storage URL's problem, or the studies it does hold.
+    """
+    opened = open_storage(storage, heartbeat_interval=None)
+    try:
+        return optuna.load_study(study_name=study_name, storage=opened)
+    except KeyError:
+        raise ValueError(
+            f"study: no study named {study_name!r} in {mask_credentials(storage)}; "
+            f"studies there: {optuna.get_all_study_names(opened)}."
+        ) from None

@@ -1,5 +1,5 @@
-"""The ``lossearch`` command: ``demo``, ``optimize``, ``worker``, ``export``, ``sync-mlflow``,
-``spaces``."""
+"""The ``lossearch`` command: ``demo``, ``optimize``, ``worker``, ``export``, ``report``,
+``sync-mlflow``, ``spaces``."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int,
     parser.add_argument(
         "-o", "--output", default="best_loss.json", help="where to write the best loss"
     )
+    parser.add_argument("--report", default=None, help="also write an HTML report to this path")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
         "--selection", default="robust", choices=["robust", "best"], help="see optimize()"
@@ -121,6 +122,8 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
     print(result.summary())
     result.export(args.output)
     print(f"\nbest loss written to {args.output}  (rebuild: lossearch.load_loss({args.output!r}))")
+    if args.report:
+        print(f"report written to {result.report(args.report)}")
     _print_mlflow_hint(result, args.experiment)
     return result
 
@@ -200,6 +203,15 @@ def cmd_export(args):
     print(f"{config.describe()}\nwritten to {args.output}")
 
 
+def cmd_report(args):
+    from lossearch.report import ReportContent, write_report
+
+    content = ReportContent.from_study(args.storage, args.study)
+    print(
+        f"{content.best_config.describe()}\nreport written to {write_report(content, args.output)}"
+    )
+
+
 def cmd_spaces(args):
     from lossearch.search_space import SearchSpace, bundled_spaces
 
@@ -258,6 +270,12 @@ def make_parser() -> argparse.ArgumentParser:
     export.add_argument("--study", required=True)
     export.add_argument("-o", "--output", default="best_loss.json")
     export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="write a stored study's HTML report (no MLflow)")
+    report.add_argument("--storage", required=True)
+    report.add_argument("--study", required=True)
+    report.add_argument("-o", "--output", default="report.html")
+    report.set_defaults(func=cmd_report)
 
     spaces = sub.add_parser("spaces", help="list the bundled search spaces")
     spaces.set_defaults(func=cmd_spaces)

@@ -50,6 +50,20 @@ class SearchResult:
         """Write the best config as JSON (rebuild later with ``lossearch.load_loss``)."""
         return self.best_config.to_json(path)
 
+    def report(self, path: str | os.PathLike, title: str | None = None) -> str:
+        """Write a self-contained HTML report (plots embedded) and return its path.
+
+        It shows the best config, its per-class metrics beside the CE baseline, the
+        optimisation history and the parameter importances; no MLflow needed to read it.
+
+        Example:
+            >>> result.report("report.html")  # doctest: +SKIP
+            'report.html'
+        """
+        from lossearch.report import ReportContent, write_report
+
+        return write_report(ReportContent.from_result(self, title), path)
+
     def summary(self) -> str:
         """A table of the best config against the CE baseline, per class."""
         trials = self.search.trial_states()

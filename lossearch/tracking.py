@@ -126,6 +126,9 @@ class TrialRun:
     epochs: list = field(default_factory=list)  # per-epoch metrics, written at the trial's end
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
+
 class Tracker:
     """Writes a search to MLflow. Construct it before the first trial: it fails fast
     when the tracking store cannot be reached."""
@@ -155,7 +158,11 @@ class Tracker:
         if experiment is not None:
             return experiment.experiment_id
         try:
-            return self.client.create_experiment(name)
+            # MLflow 3's UI opens an experiment of unknown kind on its GenAI (traces) pages;
+            # a loss search is model training, so its runs table should be what users see.
+            return self.client.create_experiment(
+                name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
+            )
         except mlflow.exceptions.MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise

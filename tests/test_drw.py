@@ -8,6 +8,8 @@ from lossearch import LossConfig, callbacks_for
 from lossearch.callbacks import DeferredReweighting
 from tests.helpers import mlp
 
+pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
+
 COUNTS = [400, 40, 4]
 
 

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from lossearch import SCHEMES, LossConfig
 from lossearch.losses import FAMILIES
+from tests.backend import value_and_grad
+
+pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
 
 COUNTS = {"multiclass": [1000, 100, 10], "binary": [990, 10], "multilabel": [500, 50, 5]}
 
@@ -32,11 +34,7 @@ def _inputs(task, scale):
 
 
 def _grad(loss, labels, logits):
-    z = tf.constant(logits)
-    with tf.GradientTape() as tape:
-        tape.watch(z)
-        value = loss(labels, z)
-    return value.numpy(), tape.gradient(value, z).numpy()
+    return value_and_grad(lambda z: loss(labels, z), logits)
 
 
 @pytest.mark.parametrize(("family", "task"), list(_all_cases()))

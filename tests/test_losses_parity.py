@@ -9,6 +9,8 @@ from lossearch import LossConfig, weights
 from lossearch.losses import CrossEntropy, FocalLoss, LogitAdjustedLoss, PosWeightedBCE
 from tests import reference
 
+pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
+
 rng = np.random.default_rng(7)
 LOGITS = rng.normal(scale=2.0, size=(32, 5)).astype("float32")
 LABELS = rng.integers(0, 5, size=32)

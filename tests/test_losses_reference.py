@@ -6,6 +6,8 @@ import pytest
 from lossearch.losses import FAMILIES
 from tests import reference
 
+pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
+
 MULTICLASS_COUNTS = [100, 30, 10, 3]
 BINARY_COUNTS = [90, 10]
 MULTILABEL_COUNTS = [50, 20, 5]

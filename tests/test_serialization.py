@@ -13,6 +13,8 @@ import lossearch
 from lossearch import FAMILIES, LossConfig
 from tests.helpers import mlp, task_of
 
+pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
+
 COUNTS = {"multiclass": [300, 60, 12, 3], "multilabel": [120, 40, 8]}
 TUNED = {
     "focal": {"gamma": 0.7, "alpha": 0.4},

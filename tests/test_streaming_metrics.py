@@ -8,6 +8,8 @@ from sklearn import metrics as skm
 from lossearch.metrics import BalancedAccuracy, GMean, MacroF1, MinorityRecall, WorstClassRecall
 from tests.helpers import mlp
 
+pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
+
 
 def _gmean(y, pred, classes):
     recalls = skm.recall_score(y, pred, labels=classes, average=None, zero_division=0)

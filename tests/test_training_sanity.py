@@ -7,6 +7,8 @@ import pytest
 from lossearch import FAMILIES, LossConfig, callbacks_for
 from tests.helpers import long_tailed_digits, mlp, multilabel_from_digits
 
+pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
+
 X, Y = long_tailed_digits(imbalance=20)
 COUNTS = np.bincount(Y, minlength=10).tolist()
 

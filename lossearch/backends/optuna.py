@@ -414,9 +414,14 @@ class OptunaSearch:
         return frame.drop(columns=drop)
 
     def importances(self) -> dict[str, float]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "few trials per regime" on small studies
-                return optuna.importance.get_param_importances(self.study)
-        except (RuntimeError, ValueError):  # too few trials or no varying parameter
-            return {}
+        return importances_of(self.study)
+
+
+def importances_of(study: optuna.Study) -> dict[str, float]:
+    """Optuna's parameter importances (fANOVA), or ``{}`` where it has too little to go on."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "few trials per regime" on small studies
+            return optuna.importance.get_param_importances(study)
+    except (RuntimeError, ValueError):  # too few trials or no varying parameter
+        return {}

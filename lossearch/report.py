@@ -1,0 +1,285 @@
+"""A finished search as one self-contained HTML page, for people who share results by file.
+
+The page holds the chosen loss config, the per-class metrics of the best trial against the
+cross-entropy baseline, the optimisation history and the parameter importances. Plots are
+PNGs embedded as ``data:`` URIs and the page has no script, so it opens anywhere, offline.
+
+Two sources give the same page: a :class:`~lossearch.SearchResult` in the process that ran
+the search (``result.report("report.html")``), or a stored Optuna study
+(``lossearch report --storage URL --study NAME``), which needs neither the data nor MLflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from lossearch import plots
+from lossearch.config import LossConfig
+
+if TYPE_CHECKING:
+    from lossearch.result import SearchResult
+
+SUMMARY_KEYS = ("balanced_accuracy", "macro_f1", "minority_recall", "worst_class_recall", "pr_auc")
+PER_CLASS_KEYS = ("recall", "precision", "f1", "ap")
+
+
+@dataclass
+class ReportContent:
+    """Everything the report shows; built from a result or from a stored study."""
+
+    title: str
+    objective: str
+    direction: str
+    best_config: LossConfig
+    best_trial: int
+    best_value: float
+    best_metrics: dict
+    baseline_metrics: dict | None = None
+    baseline_value: float | None = None
+    best_value_std: float = 0.0
+    selection_reason: str = ""
+    history: list[tuple[int, float]] = field(default_factory=list)  # completed trials
+    states: dict[str, int] = field(default_factory=dict)
+    importances: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.best_metrics.get("per_class", {}))
+
+    @classmethod
+    def from_result(cls, result: SearchResult, title: str | None = None) -> ReportContent:
+        trials = result.search.trial_states()
+        return cls(
+            title=title or f"lossearch: {result.search.name}",
+            objective=result.objective,
+            direction=result.direction,
+            best_config=result.best_config,
+            best_trial=result.best_trial_number,
+            best_value=result.best_value,
+            best_value_std=result.best_value_std,
+            best_metrics=result.best_metrics,
+            baseline_metrics=result.baseline_metrics,
+            baseline_value=result.baseline_value,
+            selection_reason=result.selection.get("reason", ""),
+            history=[(n, v) for n, state, v in trials if state == "COMPLETE"],
+            states=dict(Counter(state for _, state, _ in trials)),
+            importances=result.search.importances(),
+        )
+
+    @classmethod
+    def from_study(cls, storage: str, study_name: str) -> ReportContent:
+        """The report of a study that lossearch wrote, read from its Optuna storage.
+
+        Raises:
+            ValueError: the storage or study cannot be opened, or holds no finished
+                lossearch trial.
+        """
+        from optuna.trial import TrialState
+
+        from lossearch.api import load_study
+        from lossearch.backends.optuna import CHOICE_ATTR, OBJECTIVE_ATTR, importances_of
+
+        study = load_study(storage, study_name)
+        trials = study.get_trials(deepcopy=False)
+        completed = [
+            t for t in trials if t.state == TrialState.COMPLETE and "config" in t.user_attrs
+        ]
+        if not completed:
+            raise ValueError(f"study: {study_name!r} has no completed lossearch trial yet.")
+        choice = study.user_attrs.get(CHOICE_ATTR) or {}
+        best = next((t for t in completed if t.number == choice.get("trial")), None)
+        if best is None:  # the search has not closed yet: the top trial so far
+            best = study.best_trial if study.best_trial in completed else completed[0]
+        baseline = _baseline_trial(completed)
+        return cls(
+            title=f"lossearch: {study_name}",
+            objective=study.user_attrs.get(OBJECTIVE_ATTR, "objective"),
+            direction=study.direction.name.lower(),
+            best_config=LossConfig.from_dict(
+                best.user_attrs["config"], source=f"trial {best.number}"
+            ),
+            best_trial=best.number,
+            best_value=choice.get("value", best.value),
+            best_metrics=best.user_attrs.get("metrics", {}),
+            baseline_metrics=baseline.user_attrs.get("metrics") if baseline else None,
+            baseline_value=baseline.value if baseline else None,
+            selection_reason=choice.get("reason", "the top trial so far (search not closed)"),
+            history=[(t.number, t.value) for t in completed],
+            states=dict(Counter(t.state.name for t in trials)),
+            importances=importances_of(study),
+        )
+
+
+def _baseline_trial(completed):
+    """The plain cross-entropy trial: the ``ce_baseline`` recipe, else any unweighted CE."""
+    for trial in completed:
+        if trial.user_attrs.get("recipe") == "ce_baseline":
+            return trial
+    for trial in completed:
+        config = trial.user_attrs["config"]
+        if config.get("family") == "ce" and config.get("weights", "none") == "none":
+            return trial
+    return None
+
+
+def search_figures(content: ReportContent) -> dict[str, Any]:
+    """The search's plots as ``{artifact name: matplotlib figure}``; close with ``plots.close``."""
+    figures = {
+        "plots/optimization_history.png": plots.optimization_history(
+            content.history, content.direction, content.objective
+        )
+    }
+    if content.importances:
+        figures["plots/param_importances.png"] = plots.param_importances(content.importances)
+    per_class = content.best_metrics.get("per_class", {})
+    if per_class:
+        figures["plots/per_class_recall.png"] = plots.per_class_recall(
+            content.class_names, per_class, (content.baseline_metrics or {}).get("per_class")
+        )
+    if content.best_metrics.get("confusion"):
+        figures["plots/confusion_matrix.png"] = plots.confusion_matrix(
+            content.best_metrics["confusion"], content.class_names
+        )
+    return figures
+
+
+def render_html(content: ReportContent, figures: dict[str, Any]) -> str:
+    """The report page, with ``figures`` embedded as PNG ``data:`` URIs."""
+    images = {name: _png_data_uri(figure) for name, figure in figures.items()}
+    states = ", ".join(
+        f"{count} {state.lower()}" for state, count in sorted(content.states.items())
+    )
+    std = f" ± {content.best_value_std:.4f}" if content.best_value_std else ""
+    headline = [
+        ("Objective", f"{content.objective} ({content.direction})"),
+        ("Best loss", content.best_config.describe()),
+        (
+            f"Best {content.objective}",
+            f"{content.best_value:.4f}{std} (trial {content.best_trial})",
+        ),
+    ]
+    if content.baseline_value is not None:
+        headline.append((f"CE baseline {content.objective}", f"{content.baseline_value:.4f}"))
+    headline += [("Selection", content.selection_reason), ("Trials", states)]
+    sections = [
+        f"<h1>{_e(content.title)}</h1>",
+        f'<p class="muted">Written by lossearch, {_now()}.</p>',
+        _table(["", ""], headline, cls="headline"),
+        "<h2>Summary metrics: best vs CE baseline</h2>",
+        f'<p class="muted">Validation metrics of search trial {content.best_trial}'
+        + ("; the headline value above averages its confirmation runs.</p>" if std else ".</p>"),
+        _summary_table(content),
+        "<h2>Per-class metrics: best vs CE baseline</h2>",
+        _per_class_table(content),
+        _figure(images, "plots/per_class_recall.png", "Per-class recall"),
+        "<h2>Optimisation history</h2>",
+        _figure(images, "plots/optimization_history.png", "Optimisation history"),
+        "<h2>Parameter importances</h2>",
+        _figure(images, "plots/param_importances.png", "Parameter importances")
+        if "plots/param_importances.png" in images
+        else '<p class="muted">Not available: too few completed trials with varying '
+        "parameters.</p>",
+        _figure(images, "plots/confusion_matrix.png", "Confusion matrix"),
+        "<h2>Best loss config</h2>",
+        '<p>Rebuild it with <code>lossearch.load_loss("best_loss.json")</code>:</p>',
+        f"<pre>{_e(json.dumps(content.best_config.to_dict(), indent=2))}</pre>",
+    ]
+    body = "\n".join(s for s in sections if s)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(content.title)}</title><style>{_STYLE}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(content: ReportContent, path: str | os.PathLike) -> str:
+    """Render ``content`` to ``path`` (folders must exist); returns the path."""
+    figures = search_figures(content)
+    try:
+        page = render_html(content, figures)
+    finally:
+        plots.close(*figures.values())
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return os.fspath(path)
+
+
+def _now() -> str:
+    return f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+
+
+def _png_data_uri(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _table(header: list[str], rows: list[tuple], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _summary_table(content: ReportContent) -> str:
+    best = content.best_metrics.get("summary", {})
+    base = (content.baseline_metrics or {}).get("summary", {})
+    rows = [(key, _cell(base.get(key)), _cell(best.get(key))) for key in SUMMARY_KEYS]
+    return _table(["metric", "CE baseline", "best"], rows)
+
+
+def _per_class_table(content: ReportContent) -> str:
+    best = content.best_metrics.get("per_class", {})
+    base = (content.baseline_metrics or {}).get("per_class", {})
+    counts = content.best_config.class_counts or ()
+    header = ["class", "n_train"] + [
+        f"{key} ({who})" for key in PER_CLASS_KEYS for who in ("CE", "best")
+    ]
+    rows = []
+    for i, name in enumerate(content.class_names):
+        cells = [name, counts[i] if i < len(counts) else "–"]
+        for key in PER_CLASS_KEYS:
+            cells += [
+                _cell(base.get(name, {}).get(key)),
+                _cell(best.get(name, {}).get(key)),
+            ]
+        rows.append(tuple(cells))
+    return _table(header, rows, cls="per-class")
+
+
+def _figure(images: dict[str, str], name: str, caption: str) -> str:
+    if name not in images:
+        return ""
+    return (
+        f'<figure><img src="{images[name]}" alt="{_e(caption)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1000px;
+margin:2em auto;padding:0 1em;color:#1f2328}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #d0d7de}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}
+table.headline td{text-align:left}table.headline thead{display:none}
+figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}
+figcaption{color:#59636e;font-size:.9em}.muted{color:#59636e}
+pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.85em}
+"""
