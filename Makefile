@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
-.PHONY: setup browser test test-fast screenshots demo benchmark lint format clean
+.PHONY: setup browser test test-fast screenshots demo benchmark benchmark-performance lint format clean
 
 # PyTorch's CPU build, taken before the rest: a bare "torch" resolves to a CUDA build of
 # several GB. This pin is the CPU wheel this machine's pip has on disk; elsewhere use e.g.
@@ -37,6 +37,11 @@ demo: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/search_benchmark.py
 	$(BIN)/python benchmarks/scaleout_benchmark.py
+	$(BIN)/python benchmarks/performance_benchmark.py
+
+# Train-step time per loss family, per-trial overhead, pruning efficiency (~15 minutes).
+benchmark-performance: $(STAMP)
+	$(BIN)/python benchmarks/performance_benchmark.py
 
 # Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
 test: $(STAMP) browser

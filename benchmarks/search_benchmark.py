@@ -1,4 +1,4 @@
-"""Search quality and per-trial overhead of lossearch, written to BENCHMARKS.md.
+"""Search quality of lossearch, written to BENCHMARKS.md (overhead: performance_benchmark).
 
 Quality: long-tailed digits (imbalance 10 and 100, seeds 0-2). A balanced test
 set is held out first and never seen by any search. Every method ends the same
@@ -11,10 +11,6 @@ way: its chosen loss trains the same MLP for the same epochs on the same pool
   logit-adjusted tau=1, focal gamma=2.
 * plain Optuna loop: TPE over the same space, one stratified hold-out split, the
   trial with the best validation score wins (no recipes, no pruning, no confirmation).
-
-Overhead: wall time per trial of ``optimize`` (pruning off, MLflow on) against a
-hand-written Optuna + Keras loop running the same model, epochs and losses,
-measured side by side in one run (hand, lossearch, hand again).
 
 Run: make benchmark   (or .venv/bin/python benchmarks/search_benchmark.py [--quick])
 """
@@ -174,41 +170,6 @@ def quality(imbalances, seeds, n_trials, epochs, batch_size, tracking_uri):
     return rows
 
 
-def lossearch_loop(x, y, n_trials, epochs, batch_size, seed, tracking_uri):
-    start = time.perf_counter()
-    lossearch.optimize(
-        build_model,
-        (x, y),
-        space="long_tail",
-        n_trials=n_trials,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        pruner=optuna.pruners.NopPruner(),
-        selection="best",
-        refit=False,
-        show_progress=False,
-        tracking_uri=tracking_uri,
-        experiment_name="overhead",
-    )
-    return (time.perf_counter() - start) / n_trials
-
-
-def overhead(n_trials, epochs, batch_size, tracking_uri):
-    x, y = long_tailed_digits(20, seed=0)
-    _, hand_1 = plain_optuna_loop(x, y, n_trials, epochs, batch_size, 0)
-    ours = lossearch_loop(x, y, n_trials, epochs, batch_size, 0, tracking_uri)
-    _, hand_2 = plain_optuna_loop(x, y, n_trials, epochs, batch_size, 0)
-    hand = (hand_1 + hand_2) / 2
-    return {
-        "hand_seconds_per_trial": [hand_1, hand_2],
-        "lossearch_seconds_per_trial": ours,
-        "ratio": ours / hand,
-        "n_trials": n_trials,
-        "epochs": epochs,
-    }
-
-
 def _mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -233,7 +194,7 @@ def _verdict(subset, methods) -> str:
     )
 
 
-def render(rows, cost, args) -> str:
+def render(rows, args) -> str:
     methods = list(rows[0]["scores"])
     lines = [
         "# Benchmarks",
@@ -283,20 +244,8 @@ def render(rows, cost, args) -> str:
             )
         lines.append("")
     lines += [
-        "## Wall time per trial",
-        "",
-        f"Long-tailed digits (imbalance 20), the same MLP, {cost['epochs']} epochs, "
-        f"{cost['n_trials']} trials, no pruning. The hand-written loop is Optuna + Keras with the "
-        "same losses and a single validation predict per trial; `optimize` adds per-epoch "
-        "validation scoring (for pruning), scikit-learn metrics and MLflow logging (local SQLite "
-        "store). Measured side by side in one run: hand, lossearch, hand.",
-        "",
-        "| loop | seconds per trial |",
-        "|---|---|",
-        f"| hand-written Optuna + Keras | {cost['hand_seconds_per_trial'][0]:.2f}, "
-        f"{cost['hand_seconds_per_trial'][1]:.2f} |",
-        f"| `lossearch.optimize` | {cost['lossearch_seconds_per_trial']:.2f} |",
-        f"| **ratio** | **{cost['ratio']:.2f}×** |",
+        "Per-trial wall time against a hand-written loop: see "
+        "[Performance](#wall-time-per-trial-optimize-vs-a-hand-written-loop).",
         "",
     ]
     return "\n".join(lines)
@@ -321,16 +270,13 @@ def main(argv=None):
         saved = json.loads((RESULTS / "search_benchmark.json").read_text())
         args.quick = len({r["seed"] for r in saved["quality"]}) == 1
         args.seeds = sorted({r["seed"] for r in saved["quality"]})
-        write_section("search", render(saved["quality"], saved["overhead"], args))
+        write_section("search", render(saved["quality"], args))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
         rows = quality(args.imbalances, args.seeds, args.trials, args.epochs, args.batch_size, uri)
-        cost = overhead(6 if args.quick else 10, args.epochs, args.batch_size, uri)
-    (RESULTS / "search_benchmark.json").write_text(
-        json.dumps({"quality": rows, "overhead": cost}, indent=2)
-    )
-    text = render(rows, cost, args)
+    (RESULTS / "search_benchmark.json").write_text(json.dumps({"quality": rows}, indent=2))
+    text = render(rows, args)
     write_section("search", text)
     print(text)
     return 0

@@ -6,6 +6,8 @@ the parent's artifacts. Screenshots go to ``$LOSSEARCH_SCREENSHOTS`` (``make scr
 refreshes the ones in ``docs/images``) or to a temp folder.
 """
 
+import time
+
 import mlflow
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -83,6 +85,13 @@ def _click_text(driver, text: str, within=None):
     return element
 
 
+def _model_training_view(driver):
+    """MLflow 3's switch from its GenAI pages, and the assistant side panel closed."""
+    _click_text(driver, "Model training")
+    for close in driver.find_elements(By.CSS_SELECTOR, "button[aria-label=Close]"):
+        close.click()
+
+
 def _rows(driver) -> dict[str, str]:
     """``{run id: run name}`` of the rows the runs table shows now."""
     rows = driver.find_elements(By.CSS_SELECTOR, ".ag-pinned-left-cols-container [role=row]")
@@ -123,9 +132,7 @@ def test_the_runs_table_nests_trials_under_the_search_with_family_and_objective(
     assert len(children) == 6
     browser.get(f"{search['uri']}/#/experiments/{search['experiment_id']}/runs")
     wait_for(browser, lambda d: parent in _rows(d), what="the parent run's row")
-    _click_text(browser, "Model training")  # the UI's switch from its GenAI pages
-    for close in browser.find_elements(By.CSS_SELECTOR, "button[aria-label=Close]"):
-        close.click()  # the assistant side panel
+    _model_training_view(browser)
 
     # Children are nested: collapsed, only the parent shows; expanded, all six under it.
     assert set(_rows(browser)) == {parent}
@@ -162,6 +169,7 @@ def test_comparing_two_trials_shows_their_loss_params_and_per_class_recalls(sear
     browser.get(f"{search['uri']}/#/experiments/{search['experiment_id']}/runs")
     parent = search["result"].mlflow_run_id
     wait_for(browser, lambda d: parent in _rows(d), what="the parent run's row")
+    _model_training_view(browser)
     if set(_rows(browser)) == {parent}:
         browser.find_element(
             By.CSS_SELECTOR, f'.ag-pinned-left-cols-container [row-id="{parent}"] button'
@@ -203,12 +211,12 @@ def test_comparing_two_trials_shows_their_loss_params_and_per_class_recalls(sear
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", values)
 
     def wheel_to_recalls(d):
-        ActionChains(d).scroll_from_origin(ScrollOrigin.from_element(values), 0, 300).perform()
+        # Small steps, stopping short of the bottom: there MLflow's two grids fall out of line.
+        ActionChains(d).scroll_from_origin(ScrollOrigin.from_element(values), 0, 80).perform()
         return "recall.digit9" in names.text
 
     wait_for(browser, wheel_to_recalls, what="the per-class recalls")
-    # Off the very bottom, where MLflow's two grids (one has a scrollbar) line up exactly.
-    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(values), 0, -60).perform()
+    time.sleep(0.5)
     # Both grids render a window of rows: pair names with values by their row offset.
     name_at = _grid_cells(browser, names)
     values_at = _grid_cells(browser, values)

@@ -167,6 +167,16 @@ CASES = [
         ["study: no study named 'nope'"],
     ),
     (
+        "report of an unknown study",
+        via_cli("report", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
+        ["study: no study named 'nope'"],
+    ),
+    (
+        "report from a missing folder",
+        via_cli("report", "--storage", "sqlite:///{tmp_path}/none/e.db", "--study", "nope"),
+        ["does not exist"],
+    ),
+    (
         "sync of an unknown study",
         via_cli("sync-mlflow", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
         ["study: no study named 'nope'"],
