@@ -37,7 +37,7 @@ from lossearch.runner import (
 )
 from lossearch.search_space import SearchSpace
 from lossearch.selection import FixedHyperParameters, select
-from lossearch.storages import open_storage
+from lossearch.storages import load_study, open_storage
 from lossearch.tracking import Tracker, mask_credentials
 
 DEFAULT_STORAGE = "sqlite:///lossearch.db"
@@ -592,19 +592,3 @@ def load_best_config(storage: str, study_name: str) -> LossConfig:
     if trial is None or "config" not in trial.user_attrs:
         raise ValueError(f"study: {study_name!r} was not written by lossearch (no loss config).")
     return LossConfig.from_dict(trial.user_attrs["config"], source=f"study {study_name}")
-
-
-def load_study(storage: str, study_name: str) -> optuna.Study:
-    """A stored study, opened without heartbeats (read-only use).
-
-    Raises:
-        ValueError: naming the storage URL's problem, or the studies it does hold.
-    """
-    opened = open_storage(storage, heartbeat_interval=None)
-    try:
-        return optuna.load_study(study_name=study_name, storage=opened)
-    except KeyError:
-        raise ValueError(
-            f"study: no study named {study_name!r} in {mask_credentials(storage)}; "
-            f"studies there: {optuna.get_all_study_names(opened)}."
-        ) from None

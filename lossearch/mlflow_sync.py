@@ -19,7 +19,7 @@ from lossearch.backends.optuna import CHOICE_ATTR, FINISHED, OBJECTIVE_ATTR, PAR
 from lossearch.config import LossConfig
 from lossearch.metrics import Metrics
 from lossearch.runner import LOSS_PARAM_NAMES
-from lossearch.storages import open_storage
+from lossearch.storages import load_study
 from lossearch.tracking import Tracker, TrialRun, mask_credentials
 
 
@@ -50,7 +50,7 @@ def sync_mlflow(
         >>> sync_mlflow("sqlite:///lossearch.db", "digits",  # doctest: +SKIP
         ...             tracking_uri="http://127.0.0.1:5000")
     """
-    study = _load_study(storage, study_name)
+    study = load_study(storage, study_name)
     tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
     parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent_id is None or not _run_exists(tracker, parent_id):
@@ -84,17 +84,6 @@ def sync_mlflow(
         )
     _close_parent(tracker, study)
     return report
-
-
-def _load_study(storage: str, study_name: str) -> optuna.Study:
-    opened = open_storage(storage, heartbeat_interval=None)
-    try:
-        return optuna.load_study(study_name=study_name, storage=opened)
-    except KeyError:
-        raise ValueError(
-            f"study: no study named {study_name!r} in {mask_credentials(storage)}; "
-            f"studies there: {optuna.get_all_study_names(opened)}."
-        ) from None
 
 
 def _run_exists(tracker: Tracker, run_id: str) -> bool:

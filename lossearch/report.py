@@ -84,8 +84,8 @@ class ReportContent:
         """
         from optuna.trial import TrialState
 
-        from lossearch.api import load_study
         from lossearch.backends.optuna import CHOICE_ATTR, OBJECTIVE_ATTR, importances_of
+        from lossearch.storages import load_study
 
         study = load_study(storage, study_name)
         trials = study.get_trials(deepcopy=False)

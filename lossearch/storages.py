@@ -317,3 +317,19 @@ class _Claim:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def load_study(storage: str, study_name: str) -> optuna.Study:
+    """A stored study, opened without heartbeats (for reading it, not for running trials).
+
+    Raises:
+        ValueError: naming the storage URL's problem, or the studies it does hold.
+    """
+    opened = open_storage(storage, heartbeat_interval=None)
+    try:
+        return optuna.load_study(study_name=study_name, storage=opened)
+    except KeyError:
+        raise ValueError(
+            f"study: no study named {study_name!r} in {mask_credentials(storage)}; "
+            f"studies there: {optuna.get_all_study_names(opened)}."
+        ) from None
