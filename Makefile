@@ -33,7 +33,7 @@ setup: $(STAMP) browser
 demo: $(STAMP)
 	$(BIN)/lossearch demo
 
-# Search quality, overhead, workers and memory figures, written to BENCHMARKS.md (~30 minutes).
+# Search quality, performance, workers and memory figures, written to BENCHMARKS.md (~45 minutes).
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/search_benchmark.py
 	$(BIN)/python benchmarks/scaleout_benchmark.py
