@@ -6,18 +6,47 @@ describes one loss, :func:`build_loss` / :func:`load_loss` rebuild it as a
 Keras 3 loss, and :func:`callbacks_for` returns the callbacks it needs in ``fit``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from lossearch import layers, losses, metrics, weights
-from lossearch.api import optimize
 from lossearch.callbacks import DeferredReweighting, callbacks_for
 from lossearch.config import FORMAT, LossConfig, build_loss, load_loss
 from lossearch.losses import FAMILIES
 from lossearch.metrics import Objective
-from lossearch.mlflow_sync import sync_mlflow
 from lossearch.resources import limit_threads
-from lossearch.result import SearchResult
 from lossearch.search_space import SearchSpace, bundled_spaces
-from lossearch.storages import open_storage
 from lossearch.weights import SCHEMES
+
+# The search side (Optuna, MLflow, SQLAlchemy) loads on first use, so that rebuilding a saved
+# loss needs Keras alone: in a serving image, or on a machine without the tracking stack.
+_LAZY = {
+    "optimize": "lossearch.api",
+    "sync_mlflow": "lossearch.mlflow_sync",
+    "SearchResult": "lossearch.result",
+    "open_storage": "lossearch.storages",
+}
+
+if TYPE_CHECKING:
+    from lossearch.api import optimize
+    from lossearch.mlflow_sync import sync_mlflow
+    from lossearch.result import SearchResult
+    from lossearch.storages import open_storage
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lossearch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -102,3 +102,25 @@ def test_batch_scheme_weights_present_classes_by_inverse_frequency():
     w = np.asarray(batch_class_weights(labels, task="multiclass", smoothing=0.0))
     assert w[2] == 0.0  # absent: no samples to weight, no inf
     np.testing.assert_allclose(w[:2], [0.5, 1.5])  # 1/3 : 1/1, mean 1 over present classes
+
+
+def test_log1m_softmax_is_exact_from_ties_to_large_gaps():
+    """log(1 - p) for the confident class comes from the other classes' mass, never 1 - p."""
+    from keras import ops
+
+    from lossearch.losses._inputs import log_softmax_and_log1m
+
+    rows = [[0.0, 0.0, -1.0], [2.0, 2.0, 2.0], [0.3, 0.0, -5.0], [20.0, 0.0, -3.0]]
+    rows += [[gap, 0.0, -gap] for gap in (40.0, 80.0)]
+    z = np.array(rows, dtype="float64")
+    top = z.max(-1, keepdims=True)
+    log_p = z - (top + np.log(np.exp(z - top).sum(-1, keepdims=True)))
+    # float64 references: the others' log-mass for the confident class, log1p(-p) elsewhere.
+    others = np.array([[np.log(np.exp(np.delete(r, i)).sum()) for i in range(3)] for r in z])
+    confident = log_p > np.log(0.5)
+    with np.errstate(divide="ignore"):  # log1p(-1) in the branch np.where drops
+        expected = np.where(confident, others - (z - log_p), np.log1p(-np.exp(log_p)))
+    expected = expected.astype("float32")  # what float32 can hold (3e-70 is 0 there)
+    got_log_p, got_log_1m_p = log_softmax_and_log1m(ops.convert_to_tensor(z.astype("float32")))
+    np.testing.assert_allclose(ops.convert_to_numpy(got_log_p), log_p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(got_log_1m_p), expected, rtol=1e-5)

@@ -122,3 +122,37 @@ def test_keras_files_reload_in_a_fresh_process_with_only_import_lossearch(tmp_pa
     for family, (class_name, value) in reloaded.items():
         assert class_name == type(_config(family).build()).__name__
         assert value == pytest.approx(expected[family], rel=1e-6), family
+
+
+def test_saved_loss_rebuilds_without_optuna_or_mlflow(tmp_path):
+    """A serving image may hold Keras alone: loading a best_loss.json must not need the
+    search stack, which ``import lossearch`` loads only when the search is asked for."""
+    path = tmp_path / "best_loss.json"
+    _config("focal").to_json(path)
+    y, logits = [0, 3, 1], [[2.0, 0.1, -1.0, 0.3], [0.2, 0.1, 0.0, 1.5], [0.0, 1.0, 0.5, -2.0]]
+    expected = float(lossearch.load_loss(path)(np.array(y), np.array(logits)))
+    script = textwrap.dedent(
+        f"""
+        import json, os, sys
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        for blocked in ("optuna", "mlflow", "sqlalchemy", "keras_tuner"):
+            sys.modules[blocked] = None  # any import of them now raises ImportError
+        import numpy as np
+        import lossearch
+        loss = lossearch.load_loss({str(path)!r})
+        value = float(loss(np.array({y!r}), np.array({logits!r})))
+        try:
+            lossearch.optimize
+        except ImportError as error:
+            search = str(error)
+        print(json.dumps([type(loss).__name__, value, search]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    name, value, search = json.loads(done.stdout.strip().splitlines()[-1])
+    assert name == type(_config("focal").build()).__name__
+    assert value == pytest.approx(expected, rel=1e-6)
+    assert "import" in search  # the search side really was not loaded before
+    assert callable(lossearch.optimize) and "optimize" in dir(lossearch)

@@ -15,11 +15,12 @@ Everything here is written with ``keras.ops`` so it runs on every Keras backend.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
+from keras import backend, ops
 from keras import config as keras_config
-from keras import ops
 
 SOFTMAX_TASKS = ("multiclass",)
 SIGMOID_TASKS = ("binary", "multilabel")
@@ -94,21 +95,29 @@ def smooth_sigmoid(labels, label_smoothing: float):
     return labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
 
 
-def log1m_softmax(logits):
-    """``log(1 - softmax(logits))`` without cancellation.
+def log_softmax_and_log1m(logits):
+    """``(log softmax(logits), log(1 - softmax(logits)))``, both without cancellation.
 
-    For the arg-max class ``1 - p`` is the sum of the other probabilities,
-    computed as a masked log-sum-exp; every other class has ``p <= 1/2`` and
-    ``log1p(-p)`` is exact. Both branches get safe inputs so the unused one
-    cannot inject NaN into the gradient.
+    A class with ``p > 1/2`` (at most one, the arg-max) gets ``log(1 - p)`` as the
+    log of the other classes' mass, summed from the same ``exp(z - max)`` as the
+    softmax itself; every other class has ``p <= 1/2``, where ``log1p(-p)`` is
+    exact. Both branches get safe inputs, so the unused one cannot inject NaN into
+    the gradient. Exact while the others' mass is a normal float (logit gaps up to
+    ~87 in float32); past that it is floored, giving a finite log and a zero
+    gradient, where the exact values underflow anyway.
+    Written for few reductions: on a GPU each one is a kernel launch per step.
     """
-    log_z = ops.logsumexp(logits, axis=-1, keepdims=True)
-    is_top = ops.one_hot(ops.argmax(logits, axis=-1), logits.shape[-1], dtype=logits.dtype)
-    very_negative = ops.cast(-1e30 if logits.dtype != "float16" else -6e4, logits.dtype)
-    others = ops.logsumexp(ops.where(is_top > 0, very_negative, logits), axis=-1, keepdims=True)
-    top_branch = others - log_z
-    p_safe = ops.where(is_top > 0, 0.0, ops.exp(logits - log_z))
-    return ops.where(is_top > 0, top_branch, ops.log1p(-p_safe))
+    top_logit = ops.stop_gradient(ops.max(logits, axis=-1, keepdims=True))
+    shifted = ops.exp(logits - top_logit)
+    total = ops.sum(shifted, axis=-1, keepdims=True)
+    log_p = logits - (top_logit + ops.log(total))
+    is_top = log_p > math.log(0.5)
+    others = ops.sum(ops.where(is_top, 0.0, shifted), axis=-1, keepdims=True)
+    # The smallest normal numbers: float16's, else float32's (bfloat16 and float64 reach it too).
+    floor = 6.2e-5 if backend.standardize_dtype(logits.dtype) == "float16" else 1.2e-38
+    top_branch = ops.log(ops.maximum(others, floor)) - ops.log(total)
+    p_safe = ops.where(is_top, 0.0, ops.exp(log_p))
+    return log_p, ops.where(is_top, top_branch, ops.log1p(-p_safe))
 
 
 def resolve_weights(class_weights: ClassWeights, labels):

@@ -28,7 +28,7 @@ from lossearch.losses._inputs import (
     align_sigmoid,
     combine_sigmoid,
     dense_softmax_labels,
-    log1m_softmax,
+    log_softmax_and_log1m,
     sigmoid_logits,
     smooth_sigmoid,
     smooth_softmax,
@@ -114,8 +114,8 @@ def focal(
     """
     if task == "multiclass":
         logits, labels, targets = _softmax_inputs(y_true, y_pred, from_logits, label_smoothing)
-        log_p = ops.log_softmax(logits, axis=-1)
-        modulator = ops.exp(gamma * log1m_softmax(logits)) if gamma else 1.0
+        log_p, log_1m_p = log_softmax_and_log1m(logits)
+        modulator = ops.exp(gamma * log_1m_p) if gamma else 1.0
         per_class = -targets * modulator * log_p
         if alpha is not None:
             per_class = per_class * ops.cast(alpha, per_class.dtype)
