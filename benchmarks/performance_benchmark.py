@@ -22,7 +22,6 @@ import functools
 import json
 import os
 import platform
-import random
 import statistics
 import sys
 import tempfile
@@ -37,168 +36,17 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+import train_step  # noqa: E402
 from search_benchmark import build_model, plain_optuna_loop  # noqa: E402
 from sections import write_section  # noqa: E402
 
 import lossearch  # noqa: E402
-from lossearch import LossConfig  # noqa: E402
-from lossearch.datasets import fraud_like, long_tailed_digits  # noqa: E402
+from lossearch.datasets import long_tailed_digits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 JSON_PATH = RESULTS / "performance_benchmark.json"
-
-# -- part 1: train-step time per loss family ---------------------------------------------------
-
-# (label, LossConfig fields); class counts are filled in from the data.
-MULTICLASS_LOSSES = [
-    ("ce", {"family": "ce"}),
-    ("ce + inverse weights", {"family": "ce", "weights": "inverse"}),
-    ("ce + class-balanced (effective number)", {"family": "ce", "weights": "effective_number"}),
-    ("focal", {"family": "focal", "params": {"gamma": 2.0}}),
-    ("poly1", {"family": "poly1"}),
-    ("logit_adjusted", {"family": "logit_adjusted"}),
-    ("ldam", {"family": "ldam"}),
-    ("vs", {"family": "vs"}),
-    ("nce", {"family": "nce"}),
-]
-BINARY_LOSSES = [
-    ("ce (binary)", {"family": "ce", "task": "binary"}),
-    ("focal (binary)", {"family": "focal", "task": "binary"}),
-    ("pos_weighted_bce", {"family": "pos_weighted_bce", "task": "binary"}),
-    ("asymmetric", {"family": "asymmetric", "task": "binary"}),
-]
-
-
-def _mlp(inputs: int, outputs: int):
-    return keras.Sequential(
-        [
-            keras.Input((inputs,)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(outputs),
-        ]
-    )
-
-
-def _cnn(outputs: int):
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10 if outputs > 1 else 16, activation="relu"),
-            keras.layers.Dense(outputs),
-        ]
-    )
-
-
-# (batch, steps per timing) per model: each timing holds a few tenths of a second of work, so
-# that short scheduling hiccups of a shared machine average out inside it.
-STEP_SIZES = {"mlp": (1024, 200), "cnn": (128, 60)}
-
-
-def _step_cases():
-    """``[(model kind, task, loss label, x batch, y batch, keras loss or LossConfig)]``."""
-    x, y = long_tailed_digits(10, seed=0)
-    counts = np.bincount(y, minlength=10).tolist()
-    reps = -(-STEP_SIZES["mlp"][0] // len(x))
-    x, y = np.tile(x, (reps, 1)), np.tile(y, reps)
-    xf, yf = fraud_like(n_samples=2000, positive_rate=0.05)
-    xfb = xf[: STEP_SIZES["mlp"][0]]
-    yfb = yf[: STEP_SIZES["mlp"][0]].reshape(-1, 1).astype("float32")
-    bin_counts = [int((yf == 0).sum()), int((yf == 1).sum())]
-    cases = []
-    for kind in ("mlp", "cnn"):
-        batch = STEP_SIZES[kind][0]
-        xb, yb = x[:batch], y[:batch]
-        inputs = xb.reshape(-1, 8, 8, 1) if kind == "cnn" else xb
-        reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        cases.append((kind, "multiclass", "keras CE", inputs, yb, reference))
-        for label, fields in MULTICLASS_LOSSES:
-            cases.append(
-                (kind, "multiclass", label, inputs, yb, LossConfig(**fields, class_counts=counts))
-            )
-    reference = keras.losses.BinaryCrossentropy(from_logits=True)
-    cases.append(("mlp", "binary", "keras BCE", xfb, yfb, reference))
-    for label, fields in BINARY_LOSSES:
-        config = LossConfig(**fields, class_counts=bin_counts)
-        cases.append(("mlp", "binary", label, xfb, yfb, config))
-    return cases
-
-
-def _compiled(kind, task, x, loss, jit: bool, steps: int):
-    keras.utils.set_random_seed(0)
-    outputs = 10 if task == "multiclass" else 1
-    model = _cnn(outputs) if kind == "cnn" else _mlp(x.shape[-1], outputs)
-    built = loss.build() if isinstance(loss, LossConfig) else loss
-    # All timed steps run in one compiled loop: Python's per-step overhead stays out.
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=built,
-        jit_compile=jit,
-        steps_per_execution=steps,
-    )
-    return model
-
-
-def _time_steps(model, dataset, steps: int) -> float:
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    return (time.perf_counter() - start) / steps
-
-
-def train_step_times(rounds: int, scale: float = 1.0) -> list[dict]:
-    """Median seconds per train step of every (model, loss, jit), in shuffled rounds."""
-    import tensorflow as tf
-
-    entries = []
-    for jit in (False, True):
-        for kind, task, label, x, y, loss in _step_cases():
-            steps = max(10, int(STEP_SIZES[kind][1] * scale))
-            model = _compiled(kind, task, x, loss, jit, steps)
-            dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
-            _time_steps(model, dataset, steps)  # trace (and XLA-compile) outside the timing
-            entries.append(
-                {
-                    "model": kind,
-                    "task": task,
-                    "loss": label,
-                    "jit": jit,
-                    "data": dataset,
-                    "fit": model,
-                    "steps": steps,
-                    "times": [],
-                }
-            )
-    order = list(range(len(entries)))
-    for round_ in range(rounds):
-        random.Random(round_).shuffle(order)
-        for i in order:
-            entry = entries[i]
-            entry["times"].append(_time_steps(entry["fit"], entry["data"], entry["steps"]))
-        print(f"  step timing round {round_ + 1}/{rounds}", flush=True)
-    rows = []
-    for entry in entries:
-        rows.append(
-            {k: entry[k] for k in ("model", "task", "loss", "jit")}
-            | {
-                "median_ms": 1000 * statistics.median(entry["times"]),
-                "times_ms": [1000 * t for t in entry["times"]],
-            }
-        )
-    reference = {
-        (r["model"], r["task"], r["jit"]): r["median_ms"]
-        for r in rows
-        if r["loss"].startswith("keras ")
-    }
-    for r in rows:
-        r["ratio"] = r["median_ms"] / reference[(r["model"], r["task"], r["jit"])]
-    return rows
-
 
 # -- part 2: per-trial wall time and where the overhead goes ---------------------------------
 
@@ -396,27 +244,6 @@ def _pruning_summary(row) -> dict:
 # -- plots and report -------------------------------------------------------------------------
 
 
-def plot_steps(rows, path: Path):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
-    for ax, jit in zip(axes, (False, True), strict=True):
-        subset = [r for r in rows if r["jit"] == jit and not r["loss"].startswith("keras ")]
-        labels = [f"{r['model']}: {r['loss']}" for r in subset]
-        ax.barh(
-            labels,
-            [r["ratio"] for r in subset],
-            color=["C0" if r["ratio"] <= 1.10 else "C3" for r in subset],
-        )
-        ax.axvline(1.0, color="k", lw=0.8)
-        ax.axvline(1.10, color="C3", ls="--", lw=0.8, label="goal 1.10x")
-        ax.set_title(f"jit_compile={jit}")
-        ax.set_xlabel("train-step time / Keras cross-entropy")
-        ax.invert_yaxis()
-        ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 def plot_overhead(cost, path: Path):
     """Stacked bars of the top-level sections; "other" is the rest of the wall time."""
     hand, ours = cost["median"]["hand"], cost["median"]["lossearch"]
@@ -436,6 +263,38 @@ def plot_overhead(cost, path: Path):
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
+
+# What the step figures say, written from the runs of 2026-11-23 (the tables above are redrawn
+# from their JSON on every run; this reading is not, so refresh it with new measurements).
+STEP_VERDICT = (
+    "**Reading (2026-11-23).** With the train step compiled, the goal holds on the GPU except "
+    "for one family. In the `fused` harness every MLP family is within 1.02× of Keras' loss "
+    "except multiclass focal at 1.12× (21.1 vs 18.8 µs per step): its `(1 - p)^γ` needs "
+    "`log(1 - p)` without cancellation, which costs reductions of its own over the classes. "
+    "Profiling this found the first version at 1.26× (23.3 µs): it took a second log-sum-exp, "
+    "an arg-max and a separate log-softmax; `log_softmax_and_log1m` now shares one "
+    "`exp(z - max)` between them (31 XLA fusions per forward and backward pass down to 22, "
+    "Keras' cross-entropy has 10), and the 2.3 µs left are those reductions. The fused CNN "
+    "timings are bimodal for every loss, Keras' own included (quartiles ≈ 105 to 148 µs), so "
+    "their medians say nothing at 10%; their fastest rounds are within 1.07× of Keras'. "
+    "Through `model.fit` with `jit_compile=True` on the GPU, where the host's work per step "
+    "dominates, every ratio is at most 1.08×. Executed eagerly (PyTorch's default, and JAX or "
+    "TensorFlow with `jit_compile=False`), each `keras.ops` call is a dispatch of its own, and "
+    "families with more ops pay for them: up to 1.35× (focal) on PyTorch. What remains: "
+    "multiclass focal misses the goal by 2% compiled on a GPU, and eager backends miss it "
+    "for most families."
+)
+
+# Why the pruning goal is missed, from the trajectories of the runs of 2026-11-23.
+PRUNING_MISS = (
+    "Pruning itself works (the pruned search keeps the unpruned best and trains 37 to 44% "
+    "fewer epochs), but the bar is reached where the best trial appears, not where pruning "
+    "starts to save: the winners come around trial 10 of 24, and the trials before them are "
+    "the recipes and the pruner's startup trials, which run all their epochs by design (a "
+    "recipe is never pruned, so the comparison against the baselines stays fair). A search "
+    "that finds its best later, or runs more trials, saves more; a short one like this cannot "
+    "reach 35%."
+)
 
 RESET = "Keras session reset (clear_session)"
 
@@ -486,39 +345,42 @@ def render(saved: dict) -> str:
         lines += [
             "### Train-step time per loss family",
             "",
-            "One compiled loop of train steps (`steps_per_execution`, Adam) per timing: MLP "
-            f"batch {step['sizes']['mlp'][0]} × {step['sizes']['mlp'][1]} steps, CNN batch "
-            f"{step['sizes']['cnn'][0]} × {step['sizes']['cnn'][1]} steps"
-            f"{' (scaled by ' + str(step['scale']) + ')' if step['scale'] != 1 else ''}; "
-            f"{step['rounds']} shuffled rounds, one thread; "
-            "the ratio is the median step time over the median of Keras' own "
-            "`SparseCategoricalCrossentropy(from_logits=True)` (binary: `BinaryCrossentropy`) on "
-            "the same model and `jit_compile`. MLP: 64 inputs, 64 hidden, 10 outputs; CNN: 8×8×1 "
-            "digits, two 3×3 convolutions (16, 32), max-pool, dense. Goal: ≤ 1.10×.",
+            "Each loss family against Keras' own `SparseCategoricalCrossentropy(from_logits=True)` "
+            "(binary: `BinaryCrossentropy`) on the same model, backend and `jit_compile`, Adam; "
+            "the ratio is the median step time over the median of Keras' loss. MLP: 64 inputs, "
+            "64 hidden, 10 outputs; CNN: 8×8×1 digits, two 3×3 convolutions (16, 32), max-pool, "
+            "dense. Focal uses γ = 2. Goal: ≤ 1.10×. Measured by `benchmarks/train_step.py`, "
+            "here and on a lent GPU.",
+            "",
+            "#### This machine (TensorFlow, CPU)",
+            "",
+            train_step.describe(step),
             "",
             "![train-step ratios](benchmarks/results/train_step_ratio.png)",
             "",
-            "| model | loss | ms/step (jit off) | ratio | ms/step (jit on) | ratio |",
-            "|---|---|---|---|---|---|",
-        ]
-        by_key = {(r["model"], r["task"], r["loss"], r["jit"]): r for r in step["rows"]}
-        for (model, task, loss, jit), row in by_key.items():
-            if jit:
-                continue
-            on = by_key[(model, task, loss, True)]
-            lines.append(
-                f"| {model} | {loss} | {row['median_ms']:.3f} | {row['ratio']:.2f} | "
-                f"{on['median_ms']:.3f} | {on['ratio']:.2f} |"
-            )
-        over = [r for r in step["rows"] if r["ratio"] > 1.10]
-        worst = max(step["rows"], key=lambda r: r["ratio"])
-        lines += [
+            *train_step.table(step),
             "",
-            f"{len(over)} of {len(step['rows'])} measurements exceed 1.10×; the worst is "
-            f"{worst['model']} `{worst['loss']}` (jit {'on' if worst['jit'] else 'off'}) at "
-            f"{worst['ratio']:.2f}×." + (" " + step["note"] if step.get("note") else ""),
+            train_step.summary(step) + " Timings on this shared 2-core machine cluster at a few "
+            "fixed values whatever the loss, so a 10% difference cannot be resolved here; the "
+            "GPU figures below can.",
             "",
         ]
+        for path in sorted(RESULTS.glob("train_step_*.json")):
+            other = json.loads(path.read_text())
+            lines += [
+                f"#### {other['device'].split(' (')[0]}: Keras on {other['backend']}, "
+                f"harness `{other.get('harness', 'fit')}`",
+                "",
+                train_step.describe(other),
+                "",
+                f"![{path.stem}](benchmarks/results/{path.stem}.png)",
+                "",
+                *train_step.table(other),
+                "",
+                train_step.summary(other),
+                "",
+            ]
+        lines += [STEP_VERDICT, ""]
     if "overhead" in saved:
         cost = saved["overhead"]
         hand, ours = cost["median"]["hand"], cost["median"]["lossearch"]
@@ -586,7 +448,15 @@ def render(saved: dict) -> str:
                 f"{100 * r['best_ratio']:.1f}% | {r['unpruned_epochs']} | {r['pruned_epochs']} "
                 f"| {reached} |"
             )
-        lines.append("")
+        fractions = [r["fraction_to_99"] for r in rows]
+        met = all(f is not None and f <= 0.35 for f in fractions)
+        shown = ", ".join("never" if f is None else f"{100 * f:.0f}%" for f in fractions)
+        lines += [
+            "",
+            f"**Goal {'met' if met else 'missed'}**: 99% of the unpruned best at {shown} "
+            "of the unpruned epochs (goal ≤ 35%)." + ("" if met else " " + PRUNING_MISS),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -618,12 +488,7 @@ def main(argv=None) -> int:
         parts = ["step", "overhead", "pruning"] if args.part == "all" else [args.part]
         if "step" in parts:
             rounds, scale = (3, 0.3) if args.quick else (9, 1.0)
-            saved["step"] = {
-                "rounds": rounds,
-                "sizes": STEP_SIZES,
-                "scale": scale,
-                "rows": train_step_times(rounds, scale),
-            }
+            saved["step"] = train_step.run(rounds, scale, threads="one intra-op thread")
         if "overhead" in parts:
             saved["overhead"] = per_trial_overhead(
                 6 if args.quick else 12, 5 if args.quick else 15, 32, 2 if args.quick else 3
@@ -639,7 +504,11 @@ def main(argv=None) -> int:
             }
         JSON_PATH.write_text(json.dumps(saved, indent=1))
     if "step" in saved:
-        plot_steps(saved["step"]["rows"], RESULTS / "train_step_ratio.png")
+        train_step.plot(saved["step"], RESULTS / "train_step_ratio.png", "TensorFlow, CPU: ")
+        for path in sorted(RESULTS.glob("train_step_*.json")):
+            other = json.loads(path.read_text())
+            title = f"{other['device'].split(' (')[0]}, {other['backend']} ({other['harness']}): "
+            train_step.plot(other, path.with_suffix(".png"), title)
     if "overhead" in saved:
         plot_overhead(saved["overhead"], RESULTS / "trial_overhead.png")
     if "pruning" in saved:
