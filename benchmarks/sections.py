@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).parent.parent / "BENCHMARKS.md"
-ORDER = ("search", "performance", "scaleout")  # the sections' order in the file
+ORDER = (
+    "search",
+    "efficacy",
+    "efficacy-quick",
+    "performance",
+    "scaleout",
+)  # the sections' order in the file
 
 
 def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +27,7 @@ from lossearch.backends.optuna import (
 from lossearch.callbacks import callbacks_for
 from lossearch.config import LossConfig
 from lossearch.data import prepare_data
+from lossearch.decision import with_decision
 from lossearch.metrics import default_minority_classes, resolve_objective
 from lossearch.report import ReportContent, render_html, search_figures
 from lossearch.result import SearchResult
@@ -36,7 +39,13 @@ from lossearch.runner import (
     probe_model,
 )
 from lossearch.search_space import SearchSpace
-from lossearch.selection import FixedHyperParameters, select
+from lossearch.selection import (
+    FixedHyperParameters,
+    baseline_record,
+    select,
+    validation_support,
+    validation_warnings,
+)
 from lossearch.storages import load_study, open_storage
 from lossearch.tracking import Tracker, mask_credentials
 
@@ -139,7 +148,7 @@ def optimize(
     epochs: int = 20,
     batch_size: int = 32,
     validation: float | None = None,
-    cv: int | None = None,
+    cv: int | str | None = "auto",
     minority_classes: Sequence[int | str] | None = None,
     class_names: Sequence[str] | None = None,
     sampler: optuna.samplers.BaseSampler | None = None,
@@ -155,6 +164,7 @@ def optimize(
     show_progress: bool = True,
     selection: str = "robust",
     confirm_seeds: int = 2,
+    decision: bool = True,
     backend: str = "optuna",
     tuner: str = "hyperband",
 ) -> SearchResult:
@@ -176,7 +186,9 @@ def optimize(
             ``balanced_accuracy`` multiclass, ``pr_auc`` binary, ``macro_pr_auc``
             multi-label), a callable ``f(y_true, y_prob)``, or ``(callable, direction)``.
         n_trials: finished trials the study should hold (a rerun resumes to this).
-        cv: stratified k-fold per trial, scored on out-of-fold predictions.
+        cv: stratified k-fold per trial, scored on out-of-fold predictions; ``"auto"``
+            uses 3 folds when a 20% hold-out would leave some class fewer than 5
+            validation samples (the summary says so), else the hold-out.
         storage / study_name: an Optuna storage (URL or object; see
             :func:`lossearch.storages.open_storage`); a ``study_name`` alone stores in
             ``sqlite:///lossearch.db`` so a rerun resumes. Processes or machines that
@@ -188,6 +200,10 @@ def optimize(
         selection: ``"robust"`` confirms the leaders with ``confirm_seeds`` extra
             seeds and keeps a recipe unless the leader beats it clearly (see
             :mod:`lossearch.selection`); ``"best"`` takes the top trial as is.
+        decision: tune a decision rule on each trial's validation predictions and score
+            the trial under it (multiclass: post-hoc logit adjustment; binary and
+            multi-label: a threshold; see :mod:`lossearch.decision`). The chosen rule is
+            exported in ``result.best_config.decision`` and applied by ``result.model``.
         refit: retrain the chosen config on train + validation; see ``result.model``.
         backend: ``"optuna"`` (default) or ``"keras_tuner"``; the same space, recipes,
             runner, metrics, MLflow runs and result either way.
@@ -213,6 +229,8 @@ def optimize(
         confirm_seeds=confirm_seeds,
         seed=seed,
     )
+    if not isinstance(decision, bool):
+        raise ValueError(f"decision: expected True or False, got {decision!r}.")
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}.")
     if backend == "keras_tuner":
@@ -266,6 +284,7 @@ def optimize(
         epochs=epochs,
         batch_size=batch_size,
         fit_kwargs=fit_kwargs,
+        decision=decision,
     )
     search = _make_search(
         backend,
@@ -302,8 +321,10 @@ def optimize(
                 "n_trials": n_trials,
                 "epochs": epochs,
                 "batch_size": batch_size,
-                "cv": cv,
-                "validation": validation if cv is None else None,
+                "cv": prepared.cv,
+                "scoring": prepared.scoring,
+                "validation": validation if prepared.cv is None else None,
+                "decision": decision,
                 "seed": seed,
             },
             storage=storage_name,
@@ -345,19 +366,24 @@ def optimize(
             file=sys.stderr,
         )
         selection = "best"
-    chosen_number, chosen_value, value_std, choice = _choose(
-        records, runner, resolved_objective, selection, confirm_seeds, seed
-    )
-    chosen = next(r for r in records if r.number == chosen_number)
-    baseline = _baseline(records)
-    model = _refit(runner, chosen, seed) if refit else None
+    picked = _choose(records, runner, resolved_objective, selection, confirm_seeds, seed)
+    chosen = next(r for r in records if r.number == picked["trial"])
+    baseline = baseline_record(records)
+    notes = validation_warnings(runner.data, records, resolved_objective)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    choice = {**picked["choice"], "warnings": notes, "scoring": prepared.scoring}
+    trained = _refit(runner, chosen, seed) if refit else None
+    model = trained
+    if trained is not None and picked["decision"] is not None:
+        model = with_decision(trained, picked["decision"], from_logits=facts.from_logits)
     result = SearchResult(
-        best_config=chosen.config,
-        best_value=chosen_value,
-        best_value_std=value_std,
-        best_metrics=chosen.metrics,
-        baseline_metrics=baseline.metrics if baseline else None,
-        baseline_value=baseline.value if baseline else None,
+        best_config=dataclasses.replace(chosen.config, decision=picked["decision"]),
+        best_value=picked["value"],
+        best_value_std=picked["std"],
+        best_metrics=picked.get("metrics") or chosen.metrics,
+        baseline_metrics=picked.get("baseline_metrics") or (baseline.metrics if baseline else None),
+        baseline_value=picked["baseline_value"],
         objective=resolved_objective.name,
         direction=resolved_objective.direction,
         study=search.handle,
@@ -365,15 +391,31 @@ def optimize(
         mlflow_run_id=parent_id,
         best_trial_number=chosen.number,
         model=model,
+        trained_model=trained,
         selection=choice,
         class_counts=prepared.class_counts,
+        validation_counts=validation_support(runner.data),
     )
     if closes_search:
-        search.remember_choice(
-            {"trial": chosen.number, "value": chosen_value, "reason": choice.get("reason", "")}
-        )
+        search.remember_choice(_stored_choice(result))
         _finish_parent(tracker, result, search)
     return result
+
+
+def _stored_choice(result: SearchResult) -> dict:
+    """What the study keeps of the choice: enough for export, report and sync-mlflow."""
+    decision = result.best_config.decision
+    return {
+        "trial": result.best_trial_number,
+        "value": result.best_value,
+        "reason": result.selection.get("reason", ""),
+        "decision": None if decision is None else decision.to_dict(),
+        "baseline_value": result.baseline_value,
+        "baseline_runs": result.selection.get("baseline_runs", 1),
+        "metrics": result.best_metrics,
+        "baseline_metrics": result.baseline_metrics,
+        "warnings": result.selection.get("warnings", []),
+    }
 
 
 def _make_search(
@@ -477,40 +519,43 @@ def _start_parent(
     return parent
 
 
-def _choose(records, runner, objective, selection, confirm_seeds, seed):
+def _choose(records, runner, objective, selection, confirm_seeds, seed) -> dict:
+    """The chosen trial, its confirmed value and decision, and the like-for-like baseline."""
     maximize = objective.direction == "maximize"
     if selection == "best" or confirm_seeds == 0 or len(records) == 1:
         best = max(records, key=lambda r: r.value if maximize else -r.value)
-        return (
-            best.number,
-            best.value,
-            0.0,
-            {"runs": 1, "recipe": best.recipe, "reason": "the top trial by search score"},
-        )
+        baseline = baseline_record(records)
+        return {
+            "trial": best.number,
+            "value": best.value,
+            "std": 0.0,
+            "decision": best.decision,
+            "baseline_value": baseline.value if baseline else None,
+            "choice": {"runs": 1, "recipe": best.recipe, "reason": "the top trial by search score"},
+        }
     picked = select(records, runner, objective, confirm_seeds=confirm_seeds, seed=seed)
-    chosen = picked.chosen
-    return (
-        chosen.trial_number,
-        chosen.mean,
-        math.sqrt(chosen.seed_var),
-        {
+    chosen, baseline = picked.chosen, picked.baseline
+    y_true = runner.data.validation_targets
+    return {
+        "metrics": chosen.pooled_metrics(y_true, runner.context),
+        "baseline_metrics": baseline.pooled_metrics(y_true, runner.context) if baseline else None,
+        "trial": chosen.trial_number,
+        "value": chosen.mean,
+        "std": math.sqrt(chosen.seed_var),
+        "decision": chosen.decision,
+        # confirmed with the same seeds and epochs as the pick
+        "baseline_value": baseline.mean if baseline else None,
+        "choice": {
             "runs": len(chosen.values),
             "recipe": chosen.recipe,
             "reason": picked.reason,
-            "gain_over_recipe": picked.gain,
+            "gain_over_incumbent": picked.gain,
             "gain_se": picked.gain_se,
             "leader_trial": picked.leader.trial_number,
+            "baseline_runs": len(baseline.values) if baseline else 0,
             "table": picked.table(),
         },
-    )
-
-
-def _baseline(records):
-    for record in records:
-        if record.recipe == "ce_baseline":
-            return record
-    plain = [r for r in records if r.config.family == "ce" and r.config.weights == "none"]
-    return plain[0] if plain else None
+    }
 
 
 def _refit(runner: TrialRunner, chosen: TrialRecord, seed):
@@ -591,4 +636,6 @@ def load_best_config(storage: str, study_name: str) -> LossConfig:
         trial = study.best_trial
     if trial is None or "config" not in trial.user_attrs:
         raise ValueError(f"study: {study_name!r} was not written by lossearch (no loss config).")
-    return LossConfig.from_dict(trial.user_attrs["config"], source=f"study {study_name}")
+    config = LossConfig.from_dict(trial.user_attrs["config"], source=f"study {study_name}")
+    decision = (choice or {}).get("decision") or trial.user_attrs.get("decision")
+    return dataclasses.replace(config, decision=decision) if decision else config

@@ -47,7 +47,9 @@ def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int,
         "--timeout", type=float, default=None, help="seconds after which no trial starts"
     )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--cv", type=int, default=None)
+    parser.add_argument(
+        "--cv", type=_folds, default="auto", help="folds, 'auto' (default) or 0 for a hold-out"
+    )
     parser.add_argument("--validation", type=float, default=None)
     parser.add_argument("--storage", default=None, help="Optuna storage URL")
     parser.add_argument("--study", default=None, help="study name (resumable)")
@@ -62,6 +64,23 @@ def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int,
     parser.add_argument(
         "--selection", default="robust", choices=["robust", "best"], help="see optimize()"
     )
+    parser.add_argument(
+        "--no-decision",
+        action="store_true",
+        help="keep arg-max / 0.5 instead of tuning a decision rule (see optimize(decision=))",
+    )
+
+
+def _folds(text: str) -> int | str:
+    """``--cv``: a number of folds or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of folds or 'auto', got {text!r}"
+        ) from None
 
 
 def _worker_arguments(parser: argparse.ArgumentParser):
@@ -106,11 +125,12 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
         timeout=args.timeout,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        cv=args.cv,
+        cv=args.cv or None,
         validation=args.validation,
         storage=storage or args.storage,
         study_name=args.study,
         selection=args.selection,
+        decision=not args.no_decision,
         tracking_uri=args.tracking_uri,
         experiment_name=args.experiment,
         seed=args.seed,

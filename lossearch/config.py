@@ -24,6 +24,7 @@ import keras
 
 from lossearch import weights as weight_schemes
 from lossearch._params import Param, number, number_or_list, positive, resolve
+from lossearch.decision import Decision
 from lossearch.losses import FAMILIES, TASKS
 
 FORMAT = "lossearch.loss/1"
@@ -80,6 +81,9 @@ class LossConfig:
         task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         from_logits: whether the model outputs logits.
         n_samples: training samples in all (multi-label ``pos_weight="balanced"``).
+        decision: the tuned decision rule (:class:`lossearch.decision.Decision` or its
+            dict); ``None`` for arg-max / 0.5. It does not change the loss; apply it with
+            :func:`lossearch.decision.with_decision`. Files without it load as ``None``.
 
     Raises:
         ValueError: naming the field, for anything unknown or out of range.
@@ -96,9 +100,16 @@ class LossConfig:
     task: str = "multiclass"
     from_logits: bool = True
     n_samples: int | None = None
+    decision: Decision | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__
+        if isinstance(self.decision, dict):
+            set_(self, "decision", Decision.from_dict(self.decision, source="decision"))
+        elif self.decision is not None and not isinstance(self.decision, Decision):
+            raise ValueError(
+                f"decision: expected a decision block (dict) or None, got {self.decision!r}."
+            )
         if self.task not in TASKS:
             raise ValueError(f"task: expected one of {list(TASKS)}, got {self.task!r}.")
         if self.family not in FAMILIES:
@@ -276,6 +287,9 @@ class LossConfig:
     def to_dict(self) -> dict[str, Any]:
         data = {"format": FORMAT}
         data.update({f.name: _thawed(getattr(self, f.name)) for f in fields(self)})
+        decision = data.pop("decision")
+        if decision is not None:  # left out otherwise: the file stays readable by older versions
+            data["decision"] = decision.to_dict()
         return data
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
@@ -329,6 +343,8 @@ class LossConfig:
             text += f" (DRW from {self.drw_start})"
         if self.label_smoothing:
             text += f", label smoothing {self.label_smoothing:g}"
+        if self.decision is not None:
+            text += f"; decision: {self.decision.describe()}"
         return text
 
 

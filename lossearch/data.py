@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 
 LABEL_FORMATS = ("sparse", "onehot", "binary", "multihot")
+# A class with fewer validation samples than this cannot be judged on its own: optimize
+# warns, and cv="auto" scores out-of-fold instead.
+MIN_VALIDATION_SUPPORT = 5
+AUTO_FOLDS = 3
 
 
 @dataclass
@@ -43,10 +47,18 @@ class PreparedData:
     cv: int | None = None
     datasets: tuple[Any, Any] | None = None
     n_samples: int = 0
+    cv_note: str = ""  # why cv="auto" chose out-of-fold scoring
 
     @property
     def num_classes(self) -> int:
         return len(self.class_counts)
+
+    @property
+    def scoring(self) -> str:
+        """How trials are scored, in words (for the summary and the MLflow parent run)."""
+        if self.cv_note:
+            return self.cv_note
+        return f"out-of-fold with cv={self.cv}" if self.cv else "one validation split"
 
     def targets(self, y) -> np.ndarray:
         """Labels for metrics: class indices (multiclass) or 0/1 per label, samples flattened."""
@@ -217,11 +229,15 @@ def prepare_data(
     output_shape: tuple,
     activation: str | None,
     validation: float | None = None,
-    cv: int | None = None,
+    cv: int | str | None = None,
     class_names: list[str] | None = None,
     seed: int | None = None,
 ) -> PreparedData:
     """Check ``data`` against the model's output and split it.
+
+    ``cv``: ``None`` for one stratified ``validation`` hold-out (default 20%), ``k`` for
+    stratified k-fold, ``"auto"`` for :func:`auto_folds`'s choice (the hold-out unless it
+    would leave a class too few validation samples; an explicit ``validation`` keeps it).
 
     Raises:
         ValueError: naming the argument and what was expected.
@@ -230,8 +246,11 @@ def prepare_data(
 
     if validation is not None and not (0.0 < validation < 1.0):
         raise ValueError(f"validation: expected a fraction in (0, 1), got {validation!r}.")
-    if cv is not None and (not isinstance(cv, int) or isinstance(cv, bool) or cv < 2):
-        raise ValueError(f"cv: expected an integer number of folds >= 2, got {cv!r}.")
+    auto = cv == "auto"
+    if auto:
+        cv = None  # resolved below, once the class sizes are known
+    elif cv is not None and (not isinstance(cv, int) or isinstance(cv, bool) or cv < 2):
+        raise ValueError(f"cv: expected an integer number of folds >= 2 or 'auto', got {cv!r}.")
 
     train, val = _unpack(data)
     if _is_tf_dataset(train):
@@ -285,6 +304,9 @@ def prepare_data(
     )
     key = _stratify_key(y, label_format, counts)
     per_class = np.bincount(key, minlength=len(counts))
+    if auto and validation is None:
+        cv, prepared.cv_note = auto_folds(per_class, names)
+        prepared.cv = cv
     if cv is not None:
         smallest = int(per_class[per_class > 0].min())
         if smallest < cv:
@@ -317,6 +339,27 @@ def prepare_data(
     prepared.splits = [Split(x_tr, y_tr, x_va, y_va)]
     prepared.class_counts = tr_counts.tolist()
     return prepared
+
+
+def auto_folds(per_class: np.ndarray, names: list[str]) -> tuple[int | None, str]:
+    """``cv="auto"``: k folds when a 20% hold-out would leave a class too few samples.
+
+    Returns the folds (``None``: keep the hold-out) and a sentence saying why.
+    """
+    present = per_class > 0
+    held_out = np.maximum(1, np.round(0.2 * per_class))  # as stratified_holdout does
+    thin = present & (held_out < MIN_VALIDATION_SUPPORT)
+    smallest = int(per_class[present].min()) if present.any() else 0
+    if not thin.any() or smallest < 2:
+        return None, ""
+    folds = min(AUTO_FOLDS, smallest)
+    rare = int(np.flatnonzero(thin)[np.argmin(per_class[thin])])
+    name = names[rare] if rare < len(names) else str(rare)
+    return folds, (
+        f"out-of-fold with cv={folds}, chosen automatically: in a 20% hold-out class {name!r} "
+        f"would have {int(held_out[rare])} validation sample(s) (fewer than "
+        f"{MIN_VALIDATION_SUPPORT})"
+    )
 
 
 def stratified_holdout(key: np.ndarray, fraction: float, seed: int | None):

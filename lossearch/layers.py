@@ -42,3 +42,45 @@ class CosineDense(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="lossearch")
+class DecisionLayer(keras.layers.Layer):
+    """Applies a tuned :class:`lossearch.decision.Decision` to a model's output.
+
+    Outputs adjusted probabilities: multiclass ``softmax(logits - tau * log(prior))``,
+    binary / multi-label ``sigmoid(logit - logit(threshold))``, so the usual arg-max or
+    ``>= 0.5`` gives the tuned decision. ``from_logits`` says what the layer receives.
+
+    Example:
+        >>> from lossearch.decision import Decision
+        >>> rule = Decision.logit_adjustment(1.0, class_counts=[90, 10])
+        >>> layer = DecisionLayer(rule.to_dict(), from_logits=True)
+    """
+
+    def __init__(self, decision: dict, from_logits: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        from lossearch.decision import Decision
+
+        self.rule = Decision.from_dict(decision, source="DecisionLayer decision")
+        self.decision = self.rule.to_dict()
+        self.from_logits = bool(from_logits)
+
+    def call(self, inputs):
+        eps = 1e-7
+        x = ops.cast(inputs, "float32")
+        if self.rule.kind == "logit_adjustment":
+            scores = x if self.from_logits else ops.log(ops.clip(x, eps, 1.0))
+            shift = self.rule.tau * ops.convert_to_tensor(self.rule.log_prior, "float32")
+            return ops.softmax(scores - shift, axis=-1)
+        if not self.from_logits:
+            x = ops.clip(x, eps, 1.0 - eps)
+            x = ops.log(x) - ops.log1p(-x)
+        t = ops.convert_to_tensor(self.rule.threshold, "float32")
+        return ops.sigmoid(x - (ops.log(t) - ops.log1p(-t)))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "decision": self.decision, "from_logits": self.from_logits}

@@ -15,10 +15,16 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lossearch.backends.optuna import CHOICE_ATTR, FINISHED, OBJECTIVE_ATTR, PARENT_RUN_ATTR
+from lossearch.backends.optuna import (
+    CHOICE_ATTR,
+    FINISHED,
+    OBJECTIVE_ATTR,
+    PARENT_RUN_ATTR,
+    stored_decision,
+)
 from lossearch.config import LossConfig
 from lossearch.metrics import Metrics
-from lossearch.runner import LOSS_PARAM_NAMES
+from lossearch.runner import LOSS_PARAM_NAMES, decision_metrics
 from lossearch.storages import load_study
 from lossearch.tracking import Tracker, TrialRun, mask_credentials
 
@@ -136,6 +142,7 @@ def _log_trial(tracker: Tracker, run: TrialRun, trial: FrozenTrial, objective: s
     metrics = None
     if state == "COMPLETE" and "metrics" in trial.user_attrs:
         metrics = {**Metrics(**trial.user_attrs["metrics"]).flat(), "objective": trial.value}
+        metrics.update(decision_metrics(stored_decision(trial)))
     hp = {k: v for k, v in trial.params.items() if k not in LOSS_PARAM_NAMES and "." not in k}
     reason = trial.user_attrs.get("fail_reason")
     if state == "FAIL" and reason is None:
@@ -150,6 +157,12 @@ def _close_parent(tracker: Tracker, study: optuna.Study):
         return
     choice = study.user_attrs[CHOICE_ATTR]
     trial = study.trials[choice["trial"]]
-    tracker.log_artifacts({"best_loss.json": trial.user_attrs["config"]})
-    tracker.log_search_metrics({"best_value": choice["value"], "best_trial": choice["trial"]})
+    best = dict(trial.user_attrs["config"])
+    if choice.get("decision"):
+        best["decision"] = choice["decision"]
+    tracker.log_artifacts({"best_loss.json": best})
+    metrics = {"best_value": choice["value"], "best_trial": choice["trial"]}
+    if choice.get("baseline_value") is not None:
+        metrics["baseline_value"] = choice["baseline_value"]
+    tracker.log_search_metrics(metrics)
     tracker.end_search("FINISHED")

@@ -17,7 +17,7 @@ import io
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,8 @@ class ReportContent:
     baseline_value: float | None = None
     best_value_std: float = 0.0
     selection_reason: str = ""
+    baseline_runs: int = 1  # confirmation runs behind baseline_value (like the pick's)
+    warnings: list[str] = field(default_factory=list)  # validation too small to judge, ...
     history: list[tuple[int, float]] = field(default_factory=list)  # completed trials
     states: dict[str, int] = field(default_factory=dict)
     importances: dict[str, float] = field(default_factory=dict)
@@ -69,6 +71,8 @@ class ReportContent:
             baseline_metrics=result.baseline_metrics,
             baseline_value=result.baseline_value,
             selection_reason=result.selection.get("reason", ""),
+            baseline_runs=result.selection.get("baseline_runs", 1),
+            warnings=list(result.selection.get("warnings", [])),
             history=[(n, v) for n, state, v in trials if state == "COMPLETE"],
             states=dict(Counter(state for _, state, _ in trials)),
             importances=result.search.importances(),
@@ -99,18 +103,22 @@ class ReportContent:
         if best is None:  # the search has not closed yet: the top trial so far
             best = study.best_trial if study.best_trial in completed else completed[0]
         baseline = _baseline_trial(completed)
+        config = LossConfig.from_dict(best.user_attrs["config"], source=f"trial {best.number}")
+        if choice.get("decision"):
+            config = replace(config, decision=choice["decision"])
         return cls(
             title=f"lossearch: {study_name}",
             objective=study.user_attrs.get(OBJECTIVE_ATTR, "objective"),
             direction=study.direction.name.lower(),
-            best_config=LossConfig.from_dict(
-                best.user_attrs["config"], source=f"trial {best.number}"
-            ),
+            best_config=config,
             best_trial=best.number,
             best_value=choice.get("value", best.value),
-            best_metrics=best.user_attrs.get("metrics", {}),
-            baseline_metrics=baseline.user_attrs.get("metrics") if baseline else None,
-            baseline_value=baseline.value if baseline else None,
+            best_metrics=choice.get("metrics") or best.user_attrs.get("metrics", {}),
+            baseline_metrics=choice.get("baseline_metrics")
+            or (baseline.user_attrs.get("metrics") if baseline else None),
+            baseline_value=choice.get("baseline_value", baseline.value if baseline else None),
+            baseline_runs=choice.get("baseline_runs", 1),
+            warnings=choice.get("warnings", []),
             selection_reason=choice.get("reason", "the top trial so far (search not closed)"),
             history=[(t.number, t.value) for t in completed],
             states=dict(Counter(t.state.name for t in trials)),
@@ -167,15 +175,22 @@ def render_html(content: ReportContent, figures: dict[str, Any]) -> str:
         ),
     ]
     if content.baseline_value is not None:
-        headline.append((f"CE baseline {content.objective}", f"{content.baseline_value:.4f}"))
+        runs = content.baseline_runs
+        same = f" over {runs} runs (the same seeds and epochs as the pick)" if runs > 1 else ""
+        headline.append((f"CE baseline {content.objective}", f"{content.baseline_value:.4f}{same}"))
     headline += [("Selection", content.selection_reason), ("Trials", states)]
+    headline += [("Warning", note) for note in content.warnings]
     sections = [
         f"<h1>{_e(content.title)}</h1>",
         f'<p class="muted">Written by lossearch, {_now()}.</p>',
         _table(["", ""], headline, cls="headline"),
         "<h2>Summary metrics: best vs CE baseline</h2>",
-        f'<p class="muted">Validation metrics of search trial {content.best_trial}'
-        + ("; the headline value above averages its confirmation runs.</p>" if std else ".</p>"),
+        (
+            '<p class="muted">Validation metrics pooled over the confirmation runs of the pick '
+            f"(trial {content.best_trial}) and of the CE baseline.</p>"
+            if std
+            else f'<p class="muted">Validation metrics of search trial {content.best_trial}.</p>'
+        ),
         _summary_table(content),
         "<h2>Per-class metrics: best vs CE baseline</h2>",
         _per_class_table(content),
@@ -247,12 +262,13 @@ def _per_class_table(content: ReportContent) -> str:
     best = content.best_metrics.get("per_class", {})
     base = (content.baseline_metrics or {}).get("per_class", {})
     counts = content.best_config.class_counts or ()
-    header = ["class", "n_train"] + [
+    header = ["class", "n_train", "n_val"] + [
         f"{key} ({who})" for key in PER_CLASS_KEYS for who in ("CE", "best")
     ]
     rows = []
     for i, name in enumerate(content.class_names):
-        cells = [name, counts[i] if i < len(counts) else "–"]
+        n_val = best.get(name, {}).get("support", "–")
+        cells = [name, counts[i] if i < len(counts) else "–", n_val]
         for key in PER_CLASS_KEYS:
             cells += [
                 _cell(base.get(name, {}).get(key)),

@@ -22,8 +22,18 @@ class SearchResult:
         objective / direction: what was optimised.
         study: the Optuna study (Keras Tuner backend: the tuner);
             ``mlflow_run_id``: the parent MLflow run.
-        model: the best config retrained on train + validation (``refit=True``).
-        selection: the confirmation table and the reason for the choice.
+        model: the best config retrained on train + validation (``refit=True``), with its
+            decision rule as the last layer: ``model.predict`` gives adjusted probabilities
+            whose arg-max (or ``>= 0.5``) is the tuned decision; save it as ``.keras``.
+        trained_model: the same model without the decision layer, compiled with the
+            user's optimizer and metrics and the chosen loss (to train on or evaluate).
+        selection: the confirmation table, the reason for the choice and any
+            ``warnings`` that the validation split was too small to judge.
+        validation_counts: validation samples per class (multi-label: positives).
+
+    ``best_config.decision`` holds the tuned decision rule; ``model`` applies it (its
+    output is adjusted probabilities; :func:`lossearch.decision.without_decision`
+    gives the raw model).
     """
 
     best_config: LossConfig
@@ -38,8 +48,10 @@ class SearchResult:
     best_value_std: float = 0.0
     baseline_value: float | None = None
     model: Any = None
+    trained_model: Any = None
     selection: dict = field(default_factory=dict)
     class_counts: list[int] = field(default_factory=list)
+    validation_counts: list[int] = field(default_factory=list)
     search: Any = None  # the backend driver, for trial listings
 
     def trials_dataframe(self):
@@ -87,13 +99,25 @@ class SearchResult:
             ),
         ]
         if self.baseline_value is not None:
-            lines.append(f"baseline:  ce() {self.objective} = {self.baseline_value:.4f}")
+            runs = self.selection.get("baseline_runs", 1)
+            lines.append(
+                f"baseline:  ce() {self.objective} = {self.baseline_value:.4f}"
+                + (f" over {runs} runs (the same seeds and epochs)" if runs > 1 else "")
+            )
+        if self.selection.get("scoring"):
+            lines.append(f"scoring:   {self.selection['scoring']}")
         if self.selection.get("reason"):
             lines.append(f"selection: {self.selection['reason']}")
+        lines += [f"warning:   {note}" for note in self.selection.get("warnings", [])]
         lines.append("")
+        confirmed = self.selection.get("runs", 1) > 1
         lines.append(
-            f"validation metrics of the search trials (best: trial {self.best_trial_number}; "
-            "the line above averages its confirmation runs):"
+            "validation metrics, "
+            + (
+                f"pooled over the confirmation runs of each (best: trial {self.best_trial_number}):"
+                if confirmed
+                else f"of the search trials (best: trial {self.best_trial_number}):"
+            )
         )
         lines.append(self._per_class_table())
         return "\n".join(lines)
@@ -103,18 +127,19 @@ class SearchResult:
         base = (self.baseline_metrics or {}).get("per_class", {})
         names = list(best)
         width = max([5, *map(len, names)])
-        header = f"{'class':<{width}} {'n_train':>8} " + " ".join(
+        header = f"{'class':<{width}} {'n_train':>8} {'n_val':>6} " + " ".join(
             f"{k + '(' + who + ')':>11}" for k in ("recall", "f1", "ap") for who in ("CE", "best")
         )
         rows = [header, "-" * len(header)]
         for i, name in enumerate(names):
             count = self.class_counts[i] if i < len(self.class_counts) else ""
+            n_val = best.get(name, {}).get("support", "")
             cells = []
             for key in ("recall", "f1", "ap"):
                 for source in (base, best):
                     value = source.get(name, {}).get(key)
                     cells.append(f"{value:>11.3f}" if value is not None else f"{'-':>11}")
-            rows.append(f"{name:<{width}} {count:>8} " + " ".join(cells))
+            rows.append(f"{name:<{width}} {count:>8} {n_val:>6} " + " ".join(cells))
         summary_keys = (
             "balanced_accuracy",
             "macro_f1",

@@ -22,6 +22,7 @@ import numpy as np
 from lossearch.callbacks import callbacks_for
 from lossearch.config import LossConfig
 from lossearch.data import PreparedData
+from lossearch.decision import Decision, fit_decision
 from lossearch.hyperparameters import DefaultHyperParameters, HyperParameters
 from lossearch.metrics import Metrics, Objective, evaluate
 
@@ -44,9 +45,14 @@ class Reporter(Protocol):
 
 @dataclass
 class TrialOutcome:
+    """A scored trial: ``y_prob`` the model's probabilities, ``y_score`` the same under
+    the trial's tuned ``decision`` (what ``value`` and ``metrics`` are computed on)."""
+
     value: float
     metrics: Metrics
     y_prob: np.ndarray
+    decision: Decision | None = None
+    y_score: np.ndarray | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs_trained: int = 0
     seconds: float = 0.0
@@ -174,8 +180,10 @@ class TrialRunner:
         batch_size: int = 32,
         fit_kwargs: dict | None = None,
         verbose: int = 0,
+        decision: bool = True,
     ):
         self.build = model_builder(build_model)
+        self.tune_decision = decision
         self.data, self.objective = data, objective
         self.minority_classes = minority_classes
         self.facts = facts
@@ -209,9 +217,28 @@ class TrialRunner:
         probs = _probabilities(outputs, self.data.task, self.facts.from_logits)
         return probs.reshape(-1, probs.shape[-1])
 
+    def fit_decision(self, y_true, y_prob) -> Decision | None:
+        """The decision rule tuned on these validation predictions (None when off)."""
+        if not self.tune_decision:
+            return None
+        return fit_decision(
+            y_true,
+            y_prob,
+            task=self.data.task,
+            class_counts=self.data.class_counts,
+            metric=self.objective.name,
+        )
+
+    def decided(self, y_true, y_prob) -> tuple[Decision | None, np.ndarray]:
+        """``(decision, y_score)``: the tuned rule and the predictions under it."""
+        decision = self.fit_decision(y_true, y_prob)
+        return decision, (y_prob if decision is None else decision.apply(y_prob))
+
     def score(self, model, x_val, y_true) -> tuple[float, np.ndarray]:
+        """The objective of ``model`` on the validation split, under its tuned decision."""
         y_prob = self.predict(model, x_val)
-        return self.objective(y_true, y_prob, **self.context), y_prob
+        _, y_score = self.decided(y_true, y_prob)
+        return self.objective(y_true, y_score, **self.context), y_prob
 
     def compile(self, model: keras.Model, config: LossConfig) -> None:
         loss = config.build()
@@ -288,21 +315,21 @@ class TrialRunner:
             if not np.all(np.isfinite(y_prob)):
                 raise TrialDiverged("the model predicted NaN/inf")
             probs.append(y_prob)
-        y_prob = np.concatenate(probs)
         y_true = np.concatenate([self.data.targets(s.y_val) for s in splits])
-        metrics = evaluate(y_true, y_prob, **self.context)
-        value = self.objective(y_true, y_prob, metrics, **self.context)
+        outcome = self.scored(y_true, np.concatenate(probs))  # out-of-fold with cv
+        outcome.history, outcome.epochs_trained = history, epochs_trained
+        outcome.seconds = time.perf_counter() - start
+        outcome.model = model if keep_model else None
+        return outcome
+
+    def scored(self, y_true: np.ndarray, y_prob: np.ndarray) -> TrialOutcome:
+        """The outcome of these validation predictions, under their tuned decision."""
+        decision, y_score = self.decided(y_true, y_prob)
+        metrics = evaluate(y_true, y_score, **self.context)
+        value = self.objective(y_true, y_score, metrics, **self.context)
         if not math.isfinite(value):
             raise TrialDiverged(f"the objective {self.objective.name} is {value}")
-        return TrialOutcome(
-            value=value,
-            metrics=metrics,
-            y_prob=y_prob,
-            history=history,
-            epochs_trained=epochs_trained,
-            seconds=time.perf_counter() - start,
-            model=model if keep_model else None,
-        )
+        return TrialOutcome(value, metrics, y_prob, decision, y_score)
 
 
 @dataclass
@@ -317,6 +344,13 @@ class TrialRecord:
     y_prob: Any = None
     metrics: Any = None
     epochs_trained: int = 0
+    decision: Decision | None = None
+    y_score: Any = None  # y_prob under the decision
+
+    @property
+    def scores(self):
+        """The predictions the objective was computed on."""
+        return self.y_prob if self.y_score is None else self.y_score
 
 
 def run_tracked(
@@ -358,6 +392,7 @@ def run_tracked(
         raise
     # val_<objective> is the per-epoch series; the final scores go under their own names.
     final = {**outcome.metrics.flat(), "objective": outcome.value}
+    final.update(decision_metrics(outcome.decision))
     tracker.end_trial(run, "COMPLETE", metrics=final, config=config, hp=user_values())
     return TrialRecord(
         number,
@@ -368,7 +403,18 @@ def run_tracked(
         outcome.y_prob,
         outcome.metrics.to_dict(),
         outcome.epochs_trained,
+        outcome.decision,
+        outcome.y_score,
     )
+
+
+def decision_metrics(decision: Decision | None) -> dict[str, float]:
+    """The tuned decision as MLflow metrics (``decision.tau`` or ``decision.threshold``)."""
+    if decision is None:
+        return {}
+    if decision.kind == "logit_adjustment":
+        return {"decision.tau": decision.tau}
+    return {"decision.threshold": float(np.mean(decision.threshold))}
 
 
 LOSS_PARAM_NAMES = ("family", "weights", "label_smoothing", "drw_start")

@@ -1,34 +1,55 @@
-"""Choosing the config to trust: confirm the leaders, prefer a recipe unless beaten clearly.
+"""Choosing the config to trust: an incumbent fixed in advance, replaced only when beaten clearly.
 
-A single training run on a hold-out split with a handful of tail-class samples is
-noisy: the trial with the highest validation score is often just lucky. So after
-the search (``selection="robust"``, the default):
+A single training run scored on a hold-out split whose tail classes have one or two
+samples is noisy: the trial with the highest validation score is often just lucky,
+and so is the *recipe* with the highest score. So after the search
+(``selection="robust"``, the default):
 
-1. **Candidates**: the top trials by search score plus the best recipe trials.
-2. **Confirmation**: each candidate is retrained with ``confirm_seeds`` more seeds;
-   its score is the mean over seeds (the search run included).
-3. **Noise**: the gain of the leader over each recipe is tested with a *paired*
-   bootstrap over validation samples (same resamples for both, so the shared
-   validation noise cancels) plus the seed-to-seed variance.
-4. **Choice**: the leader wins only if its gain over the best recipe is at least
-   ``Z_CLEAR`` standard errors; otherwise the recipe (a published, simpler
-   configuration) is chosen. The gain and its standard error are reported.
+1. **Incumbent**: a principled choice fixed before looking at any score
+   (:func:`incumbent_record`). For balanced accuracy and the other class-averaged
+   objectives on a multiclass task it is the logit-adjusted loss (tau = 1), the
+   Bayes-consistent loss for the balanced error (Menon et al., 2021); otherwise plain
+   cross-entropy, which is consistent for ranking metrics (PR-AUC) and, with the tuned
+   decision threshold, for threshold metrics.
+2. **Candidates**: the top trials by search score, the incumbent, the best other
+   recipe, and the CE baseline (measured the same way, for a like-for-like report).
+3. **Confirmation**: each candidate is retrained with ``confirm_seeds`` more seeds at
+   the full epoch budget; its score is the mean over runs (the search run counts when it
+   trained the full budget: under Hyperband it may not have).
+4. **Choice**: the best confirmed candidate replaces the incumbent only if its gain is
+   at least ``Z_CLEAR`` standard errors. The standard error combines a *paired*
+   bootstrap over validation samples (shared noise cancels) with both sides'
+   seed-to-seed variance. Comparing against the declared incumbent, not the
+   best-scoring recipe, avoids a second winner's curse among the recipes.
+5. **Decision rule**: the chosen config's rule (:mod:`lossearch.decision`) is tuned on
+   the validation predictions of all its runs together.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from lossearch._noise import BOOTSTRAP_ROUNDS, Z_CLEAR
+from lossearch.data import MIN_VALIDATION_SUPPORT
+from lossearch.decision import Decision, pooled
 from lossearch.hyperparameters import HyperParameters
-from lossearch.metrics import Objective
+from lossearch.metrics import Objective, evaluate
 
-Z_CLEAR = 1.64  # one-sided 95%: "clearly above noise"
 N_LEADERS = 3
-N_RECIPES = 2
-BOOTSTRAP_ROUNDS = 100
+BASELINE_RECIPE = "ce_baseline"
+# objectives averaged over classes: logit adjustment is their Bayes-consistent loss
+CLASS_AVERAGED = (
+    "balanced_accuracy",
+    "macro_f1",
+    "g_mean",
+    "worst_class_recall",
+    "minority_recall",
+    "minority_f1",
+)
 
 
 class FixedHyperParameters(HyperParameters):
@@ -50,13 +71,18 @@ class FixedHyperParameters(HyperParameters):
 
 @dataclass
 class Candidate:
+    """A trial under confirmation: its runs' scores and validation predictions."""
+
     trial_number: int
     config: object
     hp_values: dict
     recipe: str | None
     search_value: float
     values: list[float] = field(default_factory=list)
-    predictions: list[np.ndarray] = field(default_factory=list)
+    predictions: list[np.ndarray] = field(default_factory=list)  # under each run's decision
+    probabilities: list[np.ndarray] = field(default_factory=list)  # raw, to tune the rule
+    decision: Decision | None = None
+    role: str = ""  # "incumbent", "baseline", both ("incumbent baseline") or ""
 
     @property
     def mean(self) -> float:
@@ -66,15 +92,37 @@ class Candidate:
     def seed_var(self) -> float:
         return float(np.var(self.values, ddof=1)) if len(self.values) > 1 else 0.0
 
+    def pooled_metrics(self, y_true, context) -> dict | None:
+        """Validation metrics over all confirmed runs (each run's samples counted once).
+
+        Per-class recall and precision are then the means over runs; the chosen
+        config's runs are scored under its pooled decision rule.
+        """
+        if not self.predictions:
+            return None
+        if self.decision is not None and len(self.probabilities) == len(self.predictions):
+            runs = [self.decision.apply(p) for p in self.probabilities]
+        else:
+            runs = self.predictions
+        y_all, p_all = pooled(y_true, runs)
+        metrics = evaluate(y_all, p_all, **context).to_dict()
+        for values in metrics["per_class"].values():  # the split's support, not runs x support
+            values["support"] //= len(runs)
+        return metrics
+
 
 @dataclass
 class Selection:
     chosen: Candidate
     leader: Candidate
     candidates: list[Candidate]
-    gain: float = 0.0  # leader minus best recipe, in objective units (sign: better > 0)
+    gain: float = 0.0  # leader minus incumbent, in objective units (sign: better > 0)
     gain_se: float = float("nan")
     reason: str = ""
+
+    @property
+    def baseline(self) -> Candidate | None:
+        return next((c for c in self.candidates if "baseline" in c.role), None)
 
     def table(self) -> list[dict]:
         return [
@@ -82,6 +130,7 @@ class Selection:
                 "trial": c.trial_number,
                 "config": c.config.describe(),
                 "recipe": c.recipe or "",
+                "role": c.role,
                 "search_value": c.search_value,
                 "confirmed_mean": c.mean,
                 "seed_std": math.sqrt(c.seed_var),
@@ -92,55 +141,82 @@ class Selection:
         ]
 
 
-def pick_candidates(records, maximize: bool) -> list:
+# -- who is who --------------------------------------------------------------------------------
+
+
+def baseline_record(records):
+    """The plain cross-entropy trial: the ``ce_baseline`` recipe, else any unweighted CE."""
+    for record in records:
+        if record.recipe == BASELINE_RECIPE:
+            return record
+    plain = [r for r in records if r.config.family == "ce" and r.config.weights == "none"]
+    return plain[0] if plain else None
+
+
+def incumbent_record(records, objective: Objective, task: str, maximize: bool):
+    """The config kept unless something is clearly better (see the module docstring)."""
+    if task == "multiclass" and objective.name in CLASS_AVERAGED:
+        adjusted = [
+            r
+            for r in records
+            if r.recipe
+            and r.config.family == "logit_adjusted"
+            and r.config.weights == "none"
+            and r.config.params.get("tau") == 1.0
+        ]
+        if adjusted:
+            return adjusted[0]
+    baseline = baseline_record([r for r in records if r.recipe])
+    if baseline is not None:
+        return baseline
+    recipes = sorted((r for r in records if r.recipe), key=lambda r: r.value, reverse=maximize)
+    return recipes[0] if recipes else None
+
+
+def pick_candidates(records, objective: Objective, task: str, maximize: bool) -> list:
+    """``(record, role)`` pairs: leaders, incumbent, best other recipe, CE baseline."""
     ordered = sorted(records, key=lambda r: r.value, reverse=maximize)
-    leaders = ordered[:N_LEADERS]
-    recipes = [r for r in ordered if r.recipe][:N_RECIPES]
-    picked, seen = [], set()
-    for record in leaders + recipes:
-        if record.number not in seen:
-            seen.add(record.number)
+    incumbent = incumbent_record(records, objective, task, maximize)
+    baseline = baseline_record(records)
+    recipes = [r for r in ordered if r.recipe and r is not incumbent][:1]
+    picked, roles = [], {}
+    for record in [*ordered[:N_LEADERS], incumbent, *recipes, baseline]:
+        if record is not None and record.number not in roles:
             picked.append(record)
-    return picked
+            roles[record.number] = ""
+    if baseline is not None:
+        roles[baseline.number] = "baseline"
+    if incumbent is not None:  # plain CE can be both (binary)
+        roles[incumbent.number] = " ".join(filter(None, ["incumbent", roles[incumbent.number]]))
+    return [(r, roles[r.number]) for r in picked]
 
 
-def _paired_gain(objective, y_true, leader, other, context, maximize, rng):
-    """Bootstrap std of (leader - other) on shared resamples, averaged over seeds."""
-    n = len(y_true)
-    diffs = []
-    for _ in range(BOOTSTRAP_ROUNDS):
-        idx = rng.integers(0, n, n)
-        try:
-            a = np.mean([objective(y_true[idx], p[idx], **context) for p in leader.predictions])
-            b = np.mean([objective(y_true[idx], p[idx], **context) for p in other.predictions])
-        except ValueError:
-            continue
-        if np.isfinite(a) and np.isfinite(b):
-            diffs.append((a - b) if maximize else (b - a))
-    return float(np.std(diffs)) if len(diffs) > 1 else float("nan")
+# -- confirmation ------------------------------------------------------------------------------
 
 
-def select(
-    records, runner, objective: Objective, *, confirm_seeds: int, seed: int | None
-) -> Selection:
-    """Confirm the candidates with extra seeds and choose (see the module docstring)."""
-    maximize = objective.direction == "maximize"
-    candidates = [
-        Candidate(
-            r.number,
-            r.config,
-            r.hp_values,
-            r.recipe,
-            r.value,
-            [r.value],
-            [] if r.y_prob is None else [r.y_prob],  # resumed trials kept no predictions
-        )
-        for r in pick_candidates(records, maximize)
-    ]
+def _candidate(record, role: str, full_epochs: bool) -> Candidate:
+    kept = full_epochs and record.y_prob is not None  # resumed trials kept no predictions
+    return Candidate(
+        record.number,
+        record.config,
+        record.hp_values,
+        record.recipe,
+        record.value,
+        [record.value] if full_epochs else [],
+        [record.scores] if kept else [],
+        [record.y_prob] if kept else [],
+        record.decision,
+        role,
+    )
+
+
+def confirm(candidates, runner, confirm_seeds: int, seed: int | None) -> list[str]:
+    """Retrain each candidate until it has ``confirm_seeds + 1`` full runs; failures listed."""
     base = 10_000 if seed is None else seed + 10_000
     unstable = []
     for candidate in candidates:
-        for k in range(confirm_seeds):
+        k = 0
+        while len(candidate.values) < confirm_seeds + 1:
             try:
                 outcome = runner.run(
                     candidate.config,
@@ -150,54 +226,152 @@ def select(
             except Exception as exc:  # e.g. diverges on another seed: not a config to trust
                 unstable.append(f"trial {candidate.trial_number} ({type(exc).__name__}: {exc})")
                 break
+            k += 1
             candidate.values.append(outcome.value)
-            candidate.predictions.append(outcome.y_prob)
+            candidate.predictions.append(outcome.y_score)
+            candidate.probabilities.append(outcome.y_prob)
+    return unstable
+
+
+def select(
+    records, runner, objective: Objective, *, confirm_seeds: int, seed: int | None
+) -> Selection:
+    """Confirm the candidates with extra seeds and choose (see the module docstring)."""
+    maximize = objective.direction == "maximize"
+    budget = runner.epochs * len(runner.data.splits)
+    candidates = [
+        _candidate(record, role, record.epochs_trained in (0, budget))  # 0: not recorded
+        for record, role in pick_candidates(records, objective, runner.data.task, maximize)
+    ]
+    unstable = confirm(candidates, runner, confirm_seeds, seed)
     stable = [c for c in candidates if len(c.values) == confirm_seeds + 1]
-    candidates = stable or candidates
-    picked = _choose(candidates, objective, runner, maximize, seed)
+    candidates = stable or [c for c in candidates if c.values]
+    y_true = runner.data.validation_targets
+    picked = choose(candidates, objective, y_true, runner.context, maximize, seed)
+    if picked.chosen.probabilities:
+        picked.chosen.decision = runner.fit_decision(*pooled(y_true, picked.chosen.probabilities))
     if unstable:
         picked.reason += "; dropped as unstable under other seeds: " + ", ".join(unstable)
     return picked
 
 
-def _choose(candidates, objective, runner, maximize, seed) -> Selection:
+# -- can the validation split judge? --------------------------------------------------------
+
+
+def validation_support(data) -> list[int]:
+    """Validation samples per class (multi-label: positives per label); out-of-fold with cv."""
+    y = data.validation_targets
+    if data.task == "multiclass":
+        return np.bincount(y, minlength=data.num_classes).tolist()
+    y = y.reshape(len(y), -1)
+    return (
+        y.sum(0).astype(int).tolist()
+        if data.task == "multilabel"
+        else [int((y == 0).sum()), int(y.sum())]
+    )
+
+
+def validation_warnings(data, records, objective: Objective) -> list[str]:
+    """Why the validation scores may not tell the configs apart, with what to do about it."""
+    notes = []
+    support = validation_support(data)
+    names = [
+        name
+        for name, n in zip(data.class_names, support, strict=True)
+        if n < MIN_VALIDATION_SUPPORT
+    ]
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        advice = (
+            "pass cv=5 (out-of-fold scoring uses every sample)"
+            if not data.cv
+            else "add labelled data"
+        )
+        notes.append(
+            f"validation too small to judge: {len(names)} class(es) have fewer than "
+            f"{MIN_VALIDATION_SUPPORT} validation samples ({shown}); scores differ by noise, so "
+            f"{advice}."
+        )
+    values = np.array([r.value for r in records], dtype=float)
+    if len(values) >= 4:
+        best = values.max() if objective.direction == "maximize" else values.min()
+        tied = int(np.sum(np.isclose(values, best)))
+        if tied > len(values) / 2:
+            notes.append(
+                f"validation too small to judge: {tied} of {len(values)} trials tie at the best "
+                f"{objective.name} ({best:.4g}); "
+                + ("pass cv=5 to score on every sample." if not data.cv else "add labelled data.")
+            )
+    return notes
+
+
+# -- the choice --------------------------------------------------------------------------------
+
+
+def paired_bootstrap_std(objective, y_true, a: Candidate, b: Candidate, context, maximize, rng):
+    """Bootstrap std of (a - b) on shared validation resamples, averaged over runs."""
+    if not a.predictions or not b.predictions:
+        return float("nan")
+    n = len(y_true)
+    diffs = []
+    with warnings.catch_warnings():  # a resample without positives: NaN AP, skipped below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        diffs = _bootstrap_diffs(objective, y_true, a, b, context, maximize, rng, n)
+    return float(np.std(diffs)) if len(diffs) > 1 else float("nan")
+
+
+def _bootstrap_diffs(objective, y_true, a, b, context, maximize, rng, n) -> list[float]:
+    diffs = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        idx = rng.integers(0, n, n)
+        try:
+            va = np.mean([objective(y_true[idx], p[idx], **context) for p in a.predictions])
+            vb = np.mean([objective(y_true[idx], p[idx], **context) for p in b.predictions])
+        except ValueError:
+            continue
+        if np.isfinite(va) and np.isfinite(vb):
+            diffs.append((va - vb) if maximize else (vb - va))
+    return diffs
+
+
+def choose(candidates, objective, y_true, context, maximize, seed) -> Selection:
+    """The incumbent unless the best confirmed candidate beats it clearly."""
     sign = 1.0 if maximize else -1.0
     leader = max(candidates, key=lambda c: sign * c.mean)
-    recipes = sorted((c for c in candidates if c.recipe), key=lambda c: -sign * c.mean)
-    if leader.recipe or not recipes:
+    incumbent = next((c for c in candidates if "incumbent" in c.role), None)
+    if incumbent is None:
+        return Selection(leader, leader, candidates, reason="no incumbent to compare with")
+    if leader is incumbent:
         return Selection(
-            leader,
-            leader,
-            candidates,
-            reason="the best confirmed config is a recipe"
-            if leader.recipe
-            else "no recipe to compare with",
+            leader, leader, candidates, reason=f"the incumbent {_name(leader)} confirmed best"
         )
-    best_recipe = recipes[0]
-    y_true = runner.data.validation_targets
     rng = np.random.default_rng(seed)
-    boot_std = _paired_gain(objective, y_true, leader, best_recipe, runner.context, maximize, rng)
-    return decide(leader, best_recipe, boot_std, maximize, candidates)
+    boot_std = paired_bootstrap_std(objective, y_true, leader, incumbent, context, maximize, rng)
+    return decide(leader, incumbent, boot_std, maximize, candidates)
 
 
-def decide(leader: Candidate, recipe: Candidate, boot_std: float, maximize: bool, candidates):
-    """Keep ``recipe`` unless ``leader``'s mean gain exceeds ``Z_CLEAR`` standard errors.
+def _name(candidate: Candidate) -> str:
+    return f"recipe {candidate.recipe!r}" if candidate.recipe else f"trial {candidate.trial_number}"
+
+
+def decide(leader: Candidate, incumbent: Candidate, boot_std: float, maximize: bool, candidates):
+    """Keep ``incumbent`` unless ``leader``'s mean gain exceeds ``Z_CLEAR`` standard errors.
 
     The standard error combines the paired-bootstrap spread of the gain
     (validation sampling) with each side's seed-to-seed variance of its mean.
     """
     sign = 1.0 if maximize else -1.0
-    gain = sign * (leader.mean - recipe.mean)
+    gain = sign * (leader.mean - incumbent.mean)
     se = math.sqrt(
         (boot_std if math.isfinite(boot_std) else 0.0) ** 2
         + leader.seed_var / len(leader.values)
-        + recipe.seed_var / len(recipe.values)
+        + incumbent.seed_var / len(incumbent.values)
     )
     clear = gain > Z_CLEAR * se
-    chosen = leader if clear else recipe
+    chosen = leader if clear else incumbent
     reason = (
-        f"gain {gain:+.4f} over recipe {recipe.recipe!r} is "
+        f"gain {gain:+.4f} of {_name(leader)} over the incumbent {_name(incumbent)} is "
         f"{'above' if clear else 'within'} {Z_CLEAR} x its standard error {se:.4f}"
-        f" -> {'the searched config' if clear else 'the recipe'} is kept"
+        f" -> {'the challenger' if clear else 'the incumbent'} is kept"
     )
     return Selection(chosen, leader, candidates, gain, se, reason)

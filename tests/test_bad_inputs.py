@@ -63,6 +63,8 @@ CASES = [
     ("batch_size negative", {"batch_size": -4}, "batch_size"),
     ("validation above one", {"validation": 1.5}, "validation"),
     ("cv of one", {"cv": 1}, "cv: expected an integer number of folds"),
+    ("cv neither folds nor auto", {"cv": "often"}, "cv: expected an integer number of folds"),
+    ("decision not a bool", {"decision": "yes"}, "decision: expected True or False"),
     ("cv above rarest class", {"cv": 50}, "cv: the rarest class"),
     ("cv with a validation set", {"data": ((X, Y), (X, Y)), "cv": 3}, "cv: pass either"),
     ("minority class unknown", {"minority_classes": ["seven"]}, "minority_classes"),

@@ -73,3 +73,25 @@ def test_dense_per_pixel_outputs_search_end_to_end(mlflow_uri, experiment):
     per_class = result.best_metrics["per_class"]
     assert sum(v["support"] for v in per_class.values()) % 16 == 0  # pixels of whole images
     assert per_class["2"]["support"] > 0
+
+
+def test_cv_auto_scores_out_of_fold_only_when_a_hold_out_would_starve_a_class():
+    from lossearch.data import auto_folds
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [100, 40, 6])
+    x = rng.normal(size=(len(y), 4)).astype("float32")
+    prepared = prepare_data((x, y), output_shape=(None, 3), activation=None, cv="auto", seed=0)
+    assert prepared.cv == 3 and len(prepared.splits) == 3
+    assert "class '2' would have 1 validation sample(s)" in prepared.scoring
+    roomy = np.repeat([0, 1, 2], [100, 40, 30])
+    x = rng.normal(size=(len(roomy), 4)).astype("float32")
+    held = prepare_data((x, roomy), output_shape=(None, 3), activation=None, cv="auto", seed=0)
+    assert held.cv is None and held.scoring == "one validation split"
+    # two samples in the rarest class: two folds; an explicit validation= keeps the hold-out
+    assert auto_folds(np.array([50, 2]), ["a", "b"])[0] == 2
+    x = rng.normal(size=(len(y), 4)).astype("float32")
+    kept = prepare_data(
+        (x, y), output_shape=(None, 3), activation=None, cv="auto", validation=0.3, seed=0
+    )
+    assert kept.cv is None

@@ -18,7 +18,14 @@ from lossearch.keras_tuner import LossHyperModel, best_config
 from tests.search_helpers import dense_model, digits, runs_of
 
 ROOT = Path(__file__).parent.parent
-FAST = {"epochs": 3, "batch_size": 64, "show_progress": False, "seed": 0, "confirm_seeds": 1}
+FAST = {
+    "epochs": 3,
+    "batch_size": 64,
+    "show_progress": False,
+    "seed": 0,
+    "confirm_seeds": 1,
+    "cv": None,
+}
 
 
 @pytest.mark.slow
@@ -49,6 +56,9 @@ def test_optimize_with_each_keras_tuner(tuner, tmp_path, monkeypatch, mlflow_uri
     if tuner != "grid":  # grid search enumerates; the others take the recipes first
         first = sorted(children, key=lambda c: int(c.data.tags["trial_number"]))[0]
         assert first.data.tags["recipe"] == "ce_baseline"
+    # like for like: under Hyperband the CE trial may have trained fewer epochs than the
+    # pick; both are measured over the same number of full-budget runs
+    assert result.selection["baseline_runs"] == result.selection["runs"] == 2
     path = tmp_path / "best.json"
     result.export(path)
     logits = np.random.default_rng(0).normal(size=(16, 10)).astype("float32")

@@ -47,6 +47,17 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     assert set(result.best_metrics["per_class"]) == {str(c) for c in range(10)}
     assert result.best_config.class_counts == tuple(result.class_counts)
     assert result.model is not None and result.model.output_shape == (None, 10)
+    # the decision rule: tuned, exported, applied by result.model, kept in the study
+    rule = result.best_config.decision
+    assert rule.kind == "logit_adjustment" and 0.0 <= rule.tau <= 2.0
+    logits = result.trained_model.predict(x[:50], verbose=0)
+    expected = rule.apply(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True))
+    assert np.allclose(result.model.predict(x[:50], verbose=0), expected, atol=1e-5)
+    assert lossearch.api.load_best_config(storage, "sparse") == result.best_config
+    # the CE baseline is measured like the pick: the same confirmation runs
+    assert result.selection["baseline_runs"] == result.selection["runs"] == 2
+    roles = {row["role"] for row in result.selection["table"]}
+    assert {"incumbent", "baseline"} <= roles
     # MLflow: one parent, one child per trial with loss params, metrics and tags
     client, parents, children = runs_of(mlflow_uri, experiment)
     assert len(parents) == 1 and parents[0].info.run_id == result.mlflow_run_id
@@ -57,7 +68,7 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     first = by_number[0].data
     assert first.params["loss.family"] == "ce" and first.params["loss.weights"] == "none"
     assert first.tags["state"] == "COMPLETE" and by_number[0].info.status == "FINISHED"
-    assert {"balanced_accuracy", "recall.9", "f1.9", "ap.9", "val_balanced_accuracy"} <= set(
+    assert {"decision.tau", "recall.9", "f1.9", "ap.9", "val_balanced_accuracy"} <= set(
         first.metrics
     )
     history = client.get_metric_history(by_number[0].info.run_id, "val_balanced_accuracy")
@@ -104,9 +115,10 @@ def test_multiclass_onehot_keeps_the_users_optimizer_and_metrics(mlflow_uri, exp
         **FAST,
     )
     assert result.best_config.from_logits is False  # softmax output detected
-    assert isinstance(result.model.optimizer, keras.optimizers.SGD)
-    assert isinstance(result.model.loss, lossearch.losses.LossearchLoss)
-    assert "compile_metrics" in [m.name for m in result.model.metrics]
+    trained = result.trained_model  # result.model adds the decision layer on top of it
+    assert isinstance(trained.optimizer, keras.optimizers.SGD)
+    assert isinstance(trained.loss, lossearch.losses.LossearchLoss)
+    assert "compile_metrics" in [m.name for m in trained.metrics]
 
 
 @pytest.mark.slow
@@ -263,7 +275,7 @@ def test_build_model_hp_tunes_the_learning_rate_with_the_loss(mlflow_uri, experi
     _, _, children = runs_of(mlflow_uri, experiment)
     assert all("hp.learning_rate" in c.data.params for c in children)
     chosen = trials[result.best_trial_number].params["learning_rate"]
-    assert result.model.optimizer.learning_rate.numpy() == pytest.approx(chosen, rel=1e-5)
+    assert result.trained_model.optimizer.learning_rate.numpy() == pytest.approx(chosen, rel=1e-5)
 
 
 @pytest.mark.slow
@@ -274,16 +286,34 @@ def test_cross_validation_scores_out_of_fold(mlflow_uri, experiment):
         (x, y),
         space="quick",
         n_trials=2,
-        cv=3,
         selection="best",
         refit=False,
         tracking_uri=mlflow_uri,
         experiment_name=experiment,
-        **FAST,
+        **{**FAST, "cv": 3},
     )
     support = sum(v["support"] for v in result.best_metrics["per_class"].values())
     assert support == len(y)  # every sample is scored once, out of fold
     assert result.study.trials[0].user_attrs["epochs_trained"] == 3 * FAST["epochs"]
+
+
+@pytest.mark.slow
+def test_cv_auto_scores_out_of_fold_when_the_tail_is_tiny_and_says_so(mlflow_uri, experiment):
+    x, y = digits(imbalance=20)  # digit 9 keeps 9 samples: 2 in a 20% hold-out
+    result = lossearch.optimize(
+        dense_model(64, 10),
+        (x, y),
+        space="quick",
+        n_trials=2,
+        selection="best",
+        refit=False,
+        tracking_uri=mlflow_uri,
+        experiment_name=experiment,
+        **{**FAST, "cv": "auto"},
+    )
+    assert result.study.trials[0].user_attrs["epochs_trained"] == 3 * FAST["epochs"]
+    assert "cv=3, chosen automatically" in result.summary()
+    assert sum(result.validation_counts) == len(y)
 
 
 @pytest.mark.slow

@@ -300,6 +300,8 @@ class OptunaSearch:
                 trial.set_user_attr("epoch_loss", reporters[0].losses)
         trial.set_user_attr("metrics", record.metrics)
         trial.set_user_attr("epochs_trained", record.epochs_trained)
+        if record.decision is not None:
+            trial.set_user_attr("decision", record.decision.to_dict())
         self.records[trial.number] = record
         return record.value
 
@@ -393,6 +395,8 @@ class OptunaSearch:
                     LossConfig.from_dict(trial.user_attrs["config"]),
                     hp_values,
                     trial.user_attrs.get("recipe"),
+                    epochs_trained=trial.user_attrs.get("epochs_trained", 0),
+                    decision=stored_decision(trial),
                 )
             record.metrics = trial.user_attrs.get("metrics", {})
             records.append(record)
@@ -410,11 +414,22 @@ class OptunaSearch:
         frame = self.study.trials_dataframe(
             attrs=("number", "state", "value", "params", "duration", "user_attrs")
         )
-        drop = [c for c in frame.columns if c in ("user_attrs_config", "user_attrs_metrics")]
+        drop = [
+            c
+            for c in frame.columns
+            if c in ("user_attrs_config", "user_attrs_metrics", "user_attrs_decision")
+        ]
         return frame.drop(columns=drop)
 
     def importances(self) -> dict[str, float]:
         return importances_of(self.study)
+
+
+def stored_decision(trial):
+    from lossearch.decision import Decision
+
+    data = trial.user_attrs.get("decision")
+    return None if data is None else Decision.from_dict(data)
 
 
 def importances_of(study: optuna.Study) -> dict[str, float]:

@@ -1,0 +1,172 @@
+"""The selection rule on synthetic candidate tables and a fake trial runner (no training)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lossearch import LossConfig
+from lossearch.data import PreparedData, Split
+from lossearch.decision import fit_decision
+from lossearch.metrics import Objective
+from lossearch.runner import TrialOutcome, TrialRecord
+from lossearch.selection import (
+    Candidate,
+    baseline_record,
+    decide,
+    incumbent_record,
+    pick_candidates,
+    select,
+    validation_warnings,
+)
+
+BACC = Objective("balanced_accuracy", "maximize")
+PR_AUC = Objective("pr_auc", "maximize")
+COUNTS = [50, 20, 5]
+CONFIGS = {
+    "ce_baseline": LossConfig("ce"),
+    "inverse_weighted_ce": LossConfig("ce", weights="inverse", class_counts=COUNTS),
+    "logit_adjusted": LossConfig("logit_adjusted", {"tau": 1.0}, class_counts=COUNTS),
+}
+
+
+def record(number, value, recipe=None, config=None, epochs=10):
+    config = config or CONFIGS.get(recipe) or LossConfig("focal", {"gamma": 1.0 + number / 10})
+    return TrialRecord(number, value, config, {}, recipe, epochs_trained=epochs)
+
+
+def study(values_by_recipe, searched=()):
+    records = [record(i, v, name) for i, (name, v) in enumerate(values_by_recipe.items())]
+    n = len(records)
+    return records + [record(n + i, v) for i, v in enumerate(searched)]
+
+
+def test_the_incumbent_is_declared_per_objective_not_by_score():
+    records = study({"ce_baseline": 0.80, "inverse_weighted_ce": 0.79, "logit_adjusted": 0.70})
+    multiclass = incumbent_record(records, BACC, "multiclass", True)
+    assert multiclass.recipe == "logit_adjusted"  # the lowest score, still the incumbent
+    assert incumbent_record(records, PR_AUC, "binary", True).recipe == "ce_baseline"
+    assert incumbent_record(records, Objective("mcc"), "multiclass", True).recipe == "ce_baseline"
+    without_la = [r for r in records if r.recipe != "logit_adjusted"]
+    assert incumbent_record(without_la, BACC, "multiclass", True).recipe == "ce_baseline"
+    assert incumbent_record([record(0, 0.5)], BACC, "multiclass", True) is None
+
+
+def test_candidates_are_the_leaders_the_incumbent_the_best_other_recipe_and_the_baseline():
+    records = study(
+        {"ce_baseline": 0.70, "inverse_weighted_ce": 0.79, "logit_adjusted": 0.72},
+        searched=[0.81, 0.80, 0.60, 0.78],
+    )
+    picked = {r.number: role for r, role in pick_candidates(records, BACC, "multiclass", True)}
+    # leaders 3 (0.81), 4 (0.80), 1 (inverse CE 0.79); incumbent 2; baseline 0
+    assert picked == {3: "", 4: "", 1: "", 2: "incumbent", 0: "baseline"}
+    binary = {r.number: role for r, role in pick_candidates(records, PR_AUC, "binary", True)}
+    assert binary[0] == "incumbent baseline"
+    assert baseline_record(records).recipe == "ce_baseline"
+
+
+def candidate(values, recipe=None, role="", number=0):
+    return Candidate(number, LossConfig("ce"), {}, recipe, values[0], list(values), role=role)
+
+
+def test_a_challenger_within_noise_keeps_the_incumbent_and_a_clear_one_wins():
+    incumbent = candidate([0.76, 0.75, 0.77], "logit_adjusted", "incumbent")
+    small = candidate([0.78, 0.77, 0.78], number=7)
+    large = candidate([0.90, 0.89, 0.91], number=8)
+    assert decide(small, incumbent, 0.02, True, [incumbent, small]).chosen is incumbent
+    chosen = decide(large, incumbent, 0.02, True, [incumbent, large])
+    assert chosen.chosen is large and chosen.gain == pytest.approx(0.14)
+    low = candidate([0.2, 0.2, 0.2], number=9)
+    high = candidate([0.5, 0.5, 0.5], "r", "incumbent", number=1)
+    assert decide(low, high, 0.01, False, [low, high]).chosen is low  # minimising
+
+
+class FakeRunner:
+    """The parts of a TrialRunner that selection uses; scores are scripted per config."""
+
+    def __init__(self, task, y_val, scripted, epochs=10):
+        self.epochs = epochs
+        self.data = PreparedData(
+            task, "sparse", len(COUNTS), COUNTS, ["a", "b", "c"], [Split(None, None, None, y_val)]
+        )
+        self.context = {"task": task, "class_names": ["a", "b", "c"], "minority_classes": [2]}
+        self.scripted = scripted  # config text -> list of (value, probabilities) per call
+        self.calls = []
+
+    def run(self, config, hp=None, seed=None, **_):
+        self.calls.append(config.describe())
+        value, prob = self.scripted[config.describe()].pop(0)
+        return TrialOutcome(value, None, prob, None, prob)
+
+    def fit_decision(self, y_true, y_prob):
+        return fit_decision(
+            y_true, y_prob, task="multiclass", class_counts=COUNTS, metric="balanced_accuracy"
+        )
+
+
+def _run(y, seed):
+    """One run's probabilities, wrong on two random samples, and its balanced accuracy."""
+    rng = np.random.default_rng(seed)
+    wrong = rng.choice(len(y), 2, replace=False)
+    guess = y.copy()
+    guess[wrong] = (y[wrong] + 1) % 3
+    p = rng.dirichlet([1, 1, 1], size=len(y)) * 0.2
+    p[np.arange(len(y)), guess] += 1.0
+    p /= p.sum(-1, keepdims=True)
+    return BACC(y, p, task="multiclass", class_names=["a", "b", "c"], minority_classes=[2]), p
+
+
+def _scripted(records, y, runs, first_seed):
+    """Each record's search run and ``runs`` confirmation runs, all of one quality."""
+    scripted = {}
+    for r in records:
+        r.value, r.y_prob = _run(y, first_seed + 100 * r.number)
+        r.y_score = r.y_prob
+        seeds = range(first_seed + 100 * r.number + 1, first_seed + 100 * r.number + 1 + runs)
+        scripted[r.config.describe()] = [_run(y, s) for s in seeds]
+    return scripted
+
+
+def test_candidates_within_noise_of_each_other_keep_the_incumbent():
+    """The issue's case: one or two tail samples; CE or a lucky trial confirms a hair higher."""
+    y = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0, 0, 0])
+    runner = FakeRunner("multiclass", y, {})
+    runner.scripted = _scripted(records, y, 2, first_seed=1)
+    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
+    assert picked.leader is not picked.chosen  # someone else confirmed highest ...
+    assert picked.chosen.recipe == "logit_adjusted"  # ... but not clearly
+    assert "incumbent" in picked.reason and "within" in picked.reason
+    assert all(len(c.values) == 3 for c in picked.candidates)  # like for like
+    assert picked.baseline.recipe == "ce_baseline" and len(picked.baseline.values) == 3
+    assert picked.chosen.decision is not None and picked.chosen.decision.kind == "logit_adjustment"
+
+
+def test_a_short_search_run_is_replaced_by_a_full_confirmation_run():
+    """Under Hyperband the baseline may have trained 2 of 10 epochs: not averaged in."""
+    y = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    records = study({"ce_baseline": 0, "logit_adjusted": 0})
+    runner = FakeRunner("multiclass", y, {})
+    runner.scripted = _scripted(records, y, 3, first_seed=5)
+    records[0].epochs_trained, records[0].value = 2, 0.30
+    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
+    assert 0.30 not in picked.baseline.values and len(picked.baseline.values) == 3
+    assert runner.calls.count(CONFIGS["ce_baseline"].describe()) == 3
+    assert runner.calls.count(CONFIGS["logit_adjusted"].describe()) == 2
+
+
+def test_validation_warnings_name_the_thin_classes_and_the_ties():
+    data = PreparedData(
+        "multiclass",
+        "sparse",
+        3,
+        COUNTS,
+        ["a", "b", "rare"],
+        [Split(None, None, None, np.array([0] * 10 + [1] * 6 + [2] * 2))],
+    )
+    notes = validation_warnings(data, [record(i, 0.9) for i in range(5)], BACC)
+    assert any("rare" in n and "cv=5" in n for n in notes)
+    assert any("5 of 5 trials tie" in n for n in notes)
+    roomy = SimpleNamespace(**{**data.__dict__})
+    roomy.splits = [Split(None, None, None, np.repeat([0, 1, 2], 6))]
+    assert validation_warnings(PreparedData(**roomy.__dict__), [record(0, 0.5)], BACC) == []
