@@ -197,9 +197,10 @@ def optimize(
             MLflow parent run, and the last worker to finish closes it (selection,
             artifacts); the others return the best trial so far.
         tracking_uri / experiment_name: where MLflow runs go (MLflow's default URI).
-        selection: ``"robust"`` confirms the leaders with ``confirm_seeds`` extra
-            seeds and keeps a recipe unless the leader beats it clearly (see
-            :mod:`lossearch.selection`); ``"best"`` takes the top trial as is.
+        selection: ``"robust"`` confirms the leaders, the incumbent recipe and the CE
+            baseline with ``confirm_seeds`` extra seeds and keeps the incumbent unless a
+            challenger beats it clearly (see :mod:`lossearch.selection`); ``"best"`` takes
+            the top trial as is.
         decision: tune a decision rule on each trial's validation predictions and score
             the trial under it (multiclass: post-hoc logit adjustment; binary and
             multi-label: a threshold; see :mod:`lossearch.decision`). The chosen rule is

@@ -17,8 +17,10 @@ class SearchResult:
         best_config: the chosen :class:`LossConfig` (carries class counts and names).
         best_value: its objective, the mean over its confirmation runs.
         best_value_std: seed-to-seed standard deviation of that objective.
-        best_metrics: per-class and summary metrics of its search trial.
-        baseline_metrics: the same for the plain cross-entropy trial (or None).
+        best_metrics: per-class and summary metrics, pooled over its confirmation runs
+            (``selection="best"``: of its search trial).
+        baseline_metrics / baseline_value: the same for the plain cross-entropy baseline,
+            measured with the same runs as the pick (or None).
         objective / direction: what was optimised.
         study: the Optuna study (Keras Tuner backend: the tuner);
             ``mlflow_run_id``: the parent MLflow run.
