@@ -150,7 +150,7 @@ def run_class_weight(setting, budget, seed):
 
 def run_lossearch(setting, budget, seed, cv="auto"):
     import lossearch
-    from lossearch.decision import without_decision
+    from lossearch.layers import without_decision
 
     with tempfile.TemporaryDirectory() as tmp:
         result = lossearch.optimize(

@@ -17,6 +17,7 @@ from lossearch.config import FORMAT, LossConfig, build_loss, load_loss
 from lossearch.losses import FAMILIES
 from lossearch.metrics import Objective
 from lossearch.resources import limit_threads
+from lossearch.saving import load_model
 from lossearch.search_space import SearchSpace, bundled_spaces
 from lossearch.weights import SCHEMES
 
@@ -65,6 +66,7 @@ __all__ = [
     "layers",
     "limit_threads",
     "load_loss",
+    "load_model",
     "losses",
     "metrics",
     "open_storage",

@@ -38,7 +38,11 @@ def _load_attr(spec: str, option: str):
     return getattr(module, attr)
 
 
-def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int, space: str):
+def _search_arguments(
+    parser: argparse.ArgumentParser, trials: int, epochs: int, space: str, *, worker=False
+):
+    """The arguments of every search command; a worker must name a shared study, and
+    samples on a seed of its own unless given one."""
     parser.add_argument("--space", default=space, help="bundled name or YAML path")
     parser.add_argument("--objective", default=None, help="e.g. balanced_accuracy, pr_auc")
     parser.add_argument("--trials", type=int, default=trials)
@@ -51,11 +55,11 @@ def _search_arguments(parser: argparse.ArgumentParser, trials: int, epochs: int,
         "--cv", type=_folds, default="auto", help="folds, 'auto' (default) or 0 for a hold-out"
     )
     parser.add_argument("--validation", type=float, default=None)
-    parser.add_argument("--storage", default=None, help="Optuna storage URL")
-    parser.add_argument("--study", default=None, help="study name (resumable)")
+    parser.add_argument("--storage", default=None, required=worker, help="Optuna storage URL")
+    parser.add_argument("--study", default=None, required=worker, help="study name (resumable)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     parser.add_argument("--experiment", default="lossearch", help="MLflow experiment name")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None if worker else 0)
     parser.add_argument(
         "-o", "--output", default="best_loss.json", help="where to write the best loss"
     )
@@ -216,7 +220,7 @@ def cmd_sync_mlflow(args):
 
 
 def cmd_export(args):
-    from lossearch.api import load_best_config
+    from lossearch.records import load_best_config
 
     config = load_best_config(args.storage, args.study)
     config.to_json(args.output)
@@ -268,14 +272,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("build_model", help="MODULE:build_model")
     worker.add_argument("--data", required=True, help="MODULE:load_data (returns data)")
-    _search_arguments(worker, trials=30, epochs=20, space="default")
+    _search_arguments(worker, trials=30, epochs=20, space="default", worker=True)
     _worker_arguments(worker)
-    # Shared storage and study are the point of a worker; each worker samples on its own seed.
-    for action in worker._actions:
-        if action.dest in ("storage", "study"):
-            action.required = True
-        if action.dest == "seed":
-            action.default = None
     worker.set_defaults(func=cmd_worker)
 
     sync = sub.add_parser("sync-mlflow", help="log the trials MLflow missed (no duplicates)")

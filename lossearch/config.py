@@ -83,7 +83,7 @@ class LossConfig:
         n_samples: training samples in all (multi-label ``pos_weight="balanced"``).
         decision: the tuned decision rule (:class:`lossearch.decision.Decision` or its
             dict); ``None`` for arg-max / 0.5. It does not change the loss; apply it with
-            :func:`lossearch.decision.with_decision`. Files without it load as ``None``.
+            :func:`lossearch.layers.with_decision`. Files without it load as ``None``.
 
     Raises:
         ValueError: naming the field, for anything unknown or out of range.

@@ -46,7 +46,7 @@ class PreparedData:
     splits: list[Split] = field(default_factory=list)
     cv: int | None = None
     datasets: tuple[Any, Any] | None = None
-    n_samples: int = 0
+    n_samples: int = 0  # samples a trial trains on (the first split's)
     cv_note: str = ""  # why cv="auto" chose out-of-fold scoring
 
     @property
@@ -80,13 +80,7 @@ class PreparedData:
         if self.datasets is not None:
             train, val = self.datasets
             return train.concatenate(val), None
-        if self.cv:
-            first = self.splits[0]
-            return (
-                np.concatenate([first.x_train, first.x_val]),
-                np.concatenate([first.y_train, first.y_val]),
-            )
-        s = self.splits[0]
+        s = self.splits[0]  # with cv, any fold's train + validation is all the data
         return np.concatenate([s.x_train, s.x_val]), np.concatenate([s.y_train, s.y_val])
 
 
@@ -242,15 +236,9 @@ def prepare_data(
     Raises:
         ValueError: naming the argument and what was expected.
     """
-    from sklearn.model_selection import StratifiedKFold
-
-    if validation is not None and not (0.0 < validation < 1.0):
-        raise ValueError(f"validation: expected a fraction in (0, 1), got {validation!r}.")
     auto = cv == "auto"
     if auto:
         cv = None  # resolved below, once the class sizes are known
-    elif cv is not None and (not isinstance(cv, int) or isinstance(cv, bool) or cv < 2):
-        raise ValueError(f"cv: expected an integer number of folds >= 2 or 'auto', got {cv!r}.")
 
     train, val = _unpack(data)
     if _is_tf_dataset(train):
@@ -260,24 +248,13 @@ def prepare_data(
 
     x, y = _check_pair(*train, "training")
     if val is not None:
-        if cv is not None:
-            raise ValueError("cv: pass either a validation set or cv=, not both.")
-        if validation is not None:
-            raise ValueError("validation: a validation set was given in data; drop validation=.")
-        x_val, y_val = _check_pair(*val, "validation")
-        if x_val.shape[1:] != x.shape[1:]:
-            raise ValueError(
-                f"data: validation x has per-sample shape {x_val.shape[1:]}, training x has "
-                f"{x.shape[1:]}."
-            )
+        x_val, y_val = _check_validation_set(val, x, cv, validation)
     label_format = _label_format(y, output_shape, activation)
     width = output_shape[-1]
     names = _class_names(class_names, label_format, width)
     counts = _counts(y, label_format, width, "training")
-    task = TASK_OF_FORMAT[label_format]
-
     prepared = PreparedData(
-        task=task,
+        task=TASK_OF_FORMAT[label_format],
         label_format=label_format,
         num_outputs=width,
         class_counts=[],
@@ -289,11 +266,8 @@ def prepare_data(
         _label_format(y_val, output_shape, activation)  # same checks on validation labels
         _check_all_present(counts, names, "training", "Every class needs training samples.")
         val_counts = _counts(y_val, label_format, width, "validation")
-        _check_all_present(
-            val_counts, names, "validation", "Add samples of it, or pass (x, y) with cv=."
-        )
-        prepared.splits = [Split(x, y, x_val, y_val)]
-        prepared.class_counts = counts.tolist()
+        _check_all_present(val_counts, names, "validation", "Add samples, or pass (x, y) with cv=.")
+        prepared.splits, prepared.class_counts = [Split(x, y, x_val, y_val)], counts.tolist()
         return prepared
 
     _check_all_present(
@@ -308,37 +282,58 @@ def prepare_data(
         cv, prepared.cv_note = auto_folds(per_class, names)
         prepared.cv = cv
     if cv is not None:
-        smallest = int(per_class[per_class > 0].min())
-        if smallest < cv:
-            raise ValueError(
-                f"cv: the rarest class has {smallest} sample(s), fewer than cv={cv} folds; lower "
-                "cv or collect more samples."
-            )
-        folds = StratifiedKFold(cv, shuffle=True, random_state=seed).split(x, key)
-        prepared.splits = [Split(x[a], y[a], x[b], y[b]) for a, b in folds]
-        # Class counts of the data a trial trains on (the mean fold is n * (k-1)/k).
-        prepared.class_counts = _counts(
-            prepared.splits[0].y_train, label_format, width, "training"
-        ).tolist()
-        _check_all_present(prepared.class_counts, names, "training", "Lower cv=.")
-        return prepared
+        prepared.splits = _fold_splits(x, y, key, per_class, cv, seed)
+    else:
+        prepared.splits = _holdout_split(x, y, key, per_class, validation, names, seed)
+    # Class counts of the data a trial trains on (with cv, the first fold's: n * (k-1)/k).
+    hint = "Lower cv=." if cv else "Use a larger validation= fraction, or cv= for tiny classes."
+    first = prepared.splits[0]
+    prepared.class_counts = _counts(first.y_train, label_format, width, "training").tolist()
+    _check_all_present(prepared.class_counts, names, "training", hint)
+    if cv is None:
+        val_counts = _counts(first.y_val, label_format, width, "validation")
+        _check_all_present(val_counts, names, "validation", hint)
+    prepared.n_samples = len(first.x_train)
+    return prepared
 
-    fraction = 0.2 if validation is None else validation
+
+def _check_validation_set(val, x, cv, validation):
+    if cv is not None:
+        raise ValueError("cv: pass either a validation set or cv=, not both.")
+    if validation is not None:
+        raise ValueError("validation: a validation set was given in data; drop validation=.")
+    x_val, y_val = _check_pair(*val, "validation")
+    if x_val.shape[1:] != x.shape[1:]:
+        raise ValueError(
+            f"data: validation x has per-sample shape {x_val.shape[1:]}, training x has "
+            f"{x.shape[1:]}."
+        )
+    return x_val, y_val
+
+
+def _fold_splits(x, y, key, per_class, cv: int, seed) -> list[Split]:
+    from sklearn.model_selection import StratifiedKFold
+
+    smallest = int(per_class[per_class > 0].min())
+    if smallest < cv:
+        raise ValueError(
+            f"cv: the rarest class has {smallest} sample(s), fewer than cv={cv} folds; lower "
+            "cv or collect more samples."
+        )
+    folds = StratifiedKFold(cv, shuffle=True, random_state=seed).split(x, key)
+    return [Split(x[a], y[a], x[b], y[b]) for a, b in folds]
+
+
+def _holdout_split(x, y, key, per_class, validation, names, seed) -> list[Split]:
     if per_class[per_class > 0].min() < 2:
         rare = names[int(np.flatnonzero((per_class > 0) & (per_class < 2))[0])]
         raise ValueError(
             f"data: class {rare!r} has fewer than 2 samples, so a validation split cannot hold it "
             "on both sides; pass an explicit validation set or collect more samples."
         )
+    fraction = 0.2 if validation is None else validation
     train_idx, val_idx = stratified_holdout(key, fraction, seed)
-    x_tr, x_va, y_tr, y_va = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
-    tr_counts = _counts(y_tr, label_format, width, "training")
-    hint = "Use a larger validation= fraction, or cv= for tiny classes."
-    _check_all_present(tr_counts, names, "training", hint)
-    _check_all_present(_counts(y_va, label_format, width, "validation"), names, "validation", hint)
-    prepared.splits = [Split(x_tr, y_tr, x_va, y_va)]
-    prepared.class_counts = tr_counts.tolist()
-    return prepared
+    return [Split(x[train_idx], y[train_idx], x[val_idx], y[val_idx])]
 
 
 def auto_folds(per_class: np.ndarray, names: list[str]) -> tuple[int | None, str]:

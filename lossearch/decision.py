@@ -243,36 +243,3 @@ def fit_decision(
 def pooled(y_true: np.ndarray, runs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Several runs' predictions of the same validation set, stacked for one fit."""
     return np.concatenate([y_true] * len(runs)), np.concatenate(list(runs))
-
-
-# -- models -----------------------------------------------------------------------------------
-
-
-def with_decision(model, decision: Decision, *, from_logits: bool):
-    """``model`` with a :class:`~lossearch.layers.DecisionLayer` on its output.
-
-    The result outputs adjusted probabilities and survives ``.keras`` save/load.
-
-    Example:
-        >>> deployed = with_decision(model, config.decision, from_logits=True)  # doctest: +SKIP
-    """
-    import keras
-
-    from lossearch.layers import DecisionLayer
-
-    layer = DecisionLayer(decision.to_dict(), from_logits=from_logits, name="lossearch_decision")
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, layer(model.outputs[0]), name=f"{model.name}_decision")
-
-
-def without_decision(model):
-    """The model under a :func:`with_decision` layer (raw outputs), else ``model`` itself."""
-    import keras
-
-    from lossearch.layers import DecisionLayer
-
-    last = model.layers[-1]
-    if not isinstance(last, DecisionLayer):
-        return model
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, last.input)

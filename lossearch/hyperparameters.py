@@ -104,3 +104,20 @@ class DefaultHyperParameters(HyperParameters):
 
     def _suggest_choice(self, name, values, default):
         return values[0] if default is None else default
+
+
+class FixedHyperParameters(DefaultHyperParameters):
+    """Replays a trial's ``hp`` values (defaults for anything it never drew)."""
+
+    def __init__(self, values: dict):
+        super().__init__()
+        self.fixed = dict(values)
+
+    def _suggest_float(self, name, *args):
+        return self.fixed[name] if name in self.fixed else super()._suggest_float(name, *args)
+
+    def _suggest_int(self, name, *args):
+        return self.fixed[name] if name in self.fixed else super()._suggest_int(name, *args)
+
+    def _suggest_choice(self, name, *args):
+        return self.fixed[name] if name in self.fixed else super()._suggest_choice(name, *args)

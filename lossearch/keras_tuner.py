@@ -20,12 +20,14 @@ Deferred re-weighting callbacks reach ``fit`` through :meth:`LossHyperModel.fit`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import keras_tuner as kt
 
-from lossearch.backends.keras_tuner import KerasTunerSource
+from lossearch._validation import Interval, Options, validate_params
 from lossearch.callbacks import callbacks_for
 from lossearch.config import LossConfig
 from lossearch.metrics import default_minority_classes
@@ -36,9 +38,45 @@ from lossearch.metrics.streaming import (
     MinorityRecall,
     WorstClassRecall,
 )
-from lossearch.runner import model_builder, probe_model
+from lossearch.models import TASKS, compile_with_loss, loss_facts, model_builder, probe_model
 from lossearch.search_space import SearchSpace
 from lossearch.weights import check_counts
+
+_NATIVE = (str, int, float, bool)
+
+
+def _needs_encoding(choices: Sequence[Any]) -> bool:
+    """Keras Tuner's ``Choice`` takes one plain type; others travel as JSON strings."""
+    types = {type(c) for c in choices}
+    return len(types) != 1 or next(iter(types)) not in _NATIVE
+
+
+def encode_choice(choices: Sequence[Any], value: Any) -> Any:
+    return json.dumps(value) if _needs_encoding(choices) else value
+
+
+def decode_choice(choices: Sequence[Any], raw: Any) -> Any:
+    return json.loads(raw) if _needs_encoding(choices) else raw
+
+
+class KerasTunerSource:
+    """:class:`lossearch.search_space.ParamSource` over Keras Tuner's ``hp``."""
+
+    def __init__(self, hp: kt.HyperParameters):
+        self.hp = hp
+
+    def float(self, name, low, high, *, log, step, default):
+        return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear")
+
+    def int(self, name, low, high, *, log, step, default):
+        return self.hp.Int(name, low, high, step=step, sampling="log" if log else "linear")
+
+    def categorical(self, name, choices, *, default):
+        values = [encode_choice(choices, c) for c in choices]
+        return decode_choice(choices, self.hp.Choice(name, values))
+
+    def scope(self, parent, values):
+        return self.hp.conditional_scope(parent, list(values))
 
 
 class LossHyperModel(kt.HyperModel):
@@ -48,13 +86,17 @@ class LossHyperModel(kt.HyperModel):
         build_model: ``build_model()`` or ``build_model(hp)`` (Keras Tuner's ``hp``),
             returning a Keras model, compiled (optimizer and metrics kept) or not.
         space: a bundled name, a YAML path, a dict or a :class:`SearchSpace`.
-        class_counts: training samples per class (binary: ``[n_neg, n_pos]``).
+        class_counts: training samples per class (binary: ``[n_neg, n_pos]``;
+            multi-label: positives per label).
         task: ``"multiclass"``, ``"binary"`` or ``"multilabel"``; inferred from the
             model's output when omitted.
         class_names: optional, for reports.
         minority_classes: for ``minority_recall`` (default: below-median classes).
+        n_samples: training samples in all; needed for multi-label, where the counts are
+            positives per label and do not add up to it.
     """
 
+    @validate_params({"task": [None, Options(TASKS)], "n_samples": [None, Interval(int, 1, None)]})
     def __init__(
         self,
         build_model: Callable,
@@ -65,57 +107,60 @@ class LossHyperModel(kt.HyperModel):
         minority_classes: Sequence[int] | None = None,
         name: str | None = None,
         tunable: bool = True,
+        n_samples: int | None = None,
     ):
         super().__init__(name=name, tunable=tunable)
         if class_counts is None:
             raise ValueError("class_counts: LossHyperModel needs the training count of each class.")
-        self.class_counts = check_counts(class_counts, class_names).tolist()
         self._user_build = model_builder(build_model)
         facts = probe_model(lambda hp: self._user_build(kt.HyperParameters()))
-        self.from_logits = facts.from_logits
-        width = facts.output_shape[-1]
-        self.task = task or (
-            "binary"
-            if width == 1
-            else "multilabel"
-            if facts.activation == "sigmoid"
-            else "multiclass"
-        )
-        expected = 2 if self.task == "binary" else width
-        if len(self.class_counts) != expected:
+        self.task = task or facts.task
+        expected = 2 if self.task == "binary" else facts.width
+        counts = check_counts(class_counts, class_names).tolist()
+        if len(counts) != expected:
             raise ValueError(
-                f"class_counts: {len(self.class_counts)} counts for a {self.task} model with "
-                f"{width} output(s); expected {expected}."
+                f"class_counts: {len(counts)} counts for a {self.task} model with "
+                f"{facts.width} output(s); expected {expected}."
             )
-        self.class_names = list(class_names) if class_names is not None else None
+        if self.task == "multilabel" and n_samples is None:
+            raise ValueError(
+                "n_samples: a multi-label LossHyperModel needs the number of training samples "
+                "(class_counts are positives per label)."
+            )
+        self.from_logits = facts.from_logits
+        self.facts = loss_facts(
+            class_counts=counts,
+            class_names=class_names,
+            task=self.task,
+            from_logits=facts.from_logits,
+            n_samples=n_samples,
+        )
         self.minority_classes = list(
-            minority_classes or default_minority_classes(self.class_counts, self.task)
+            minority_classes or default_minority_classes(counts, self.task)
         )
         self.space = SearchSpace.load(space, task=self.task)
 
+    @property
+    def class_counts(self) -> list[int]:
+        return self.facts["class_counts"]
+
     @classmethod
     def for_runner(cls, runner, space: SearchSpace) -> LossHyperModel:
-        """The hypermodel ``optimize(backend="keras_tuner")`` declares its space with."""
-        data = runner.data
+        """The hypermodel ``optimize(backend="keras_tuner")`` declares its space with; its
+        loss facts are the runner's (both come from :func:`lossearch.models.loss_facts`)."""
         return cls(
             runner.build,
             space=space,
-            class_counts=data.class_counts,
-            task=data.task,
-            class_names=data.class_names,
+            class_counts=runner.data.class_counts,
+            task=runner.data.task,
+            class_names=runner.data.class_names,
             minority_classes=runner.minority_classes,
+            n_samples=runner.data.n_samples,
         )
 
     def config_for(self, hp: kt.HyperParameters) -> LossConfig:
         """The loss config that ``hp``'s values describe."""
-        return self.space.sample(
-            KerasTunerSource(hp),
-            class_counts=self.class_counts,
-            class_names=self.class_names,
-            task=self.task,
-            from_logits=self.from_logits,
-            n_samples=sum(self.class_counts) if self.task == "multilabel" else None,
-        )
+        return self.space.sample(KerasTunerSource(hp), **self.facts)
 
     def _metrics(self):
         if self.task == "multilabel":
@@ -131,17 +176,8 @@ class LossHyperModel(kt.HyperModel):
         ]
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
-        config = self.config_for(hp)
         model = self._user_build(hp)
-        previous = getattr(model, "_compile_config", None)
-        kwargs = dict(previous.config) if getattr(model, "compiled", False) and previous else {}
-        metrics = list(kwargs.get("metrics") or []) + self._metrics()
-        kwargs.update(
-            optimizer=model.optimizer if kwargs else keras.optimizers.Adam(1e-3),
-            loss=config.build(),
-            metrics=metrics,
-        )
-        model.compile(**kwargs)
+        compile_with_loss(model, self.config_for(hp).build(), self._metrics())
         return model
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from lossearch.decision import Decision
+
 
 @keras.saving.register_keras_serializable(package="lossearch")
 class CosineDense(keras.layers.Layer):
@@ -60,8 +62,6 @@ class DecisionLayer(keras.layers.Layer):
 
     def __init__(self, decision: dict, from_logits: bool = True, **kwargs):
         super().__init__(**kwargs)
-        from lossearch.decision import Decision
-
         self.rule = Decision.from_dict(decision, source="DecisionLayer decision")
         self.decision = self.rule.to_dict()
         self.from_logits = bool(from_logits)
@@ -84,3 +84,28 @@ class DecisionLayer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "decision": self.decision, "from_logits": self.from_logits}
+
+
+# -- models with a decision rule ---------------------------------------------------------
+
+
+def with_decision(model, decision: Decision, *, from_logits: bool):
+    """``model`` with a :class:`~lossearch.layers.DecisionLayer` on its output.
+
+    The result outputs adjusted probabilities and survives ``.keras`` save/load.
+
+    Example:
+        >>> deployed = with_decision(model, config.decision, from_logits=True)  # doctest: +SKIP
+    """
+    layer = DecisionLayer(decision.to_dict(), from_logits=from_logits, name="lossearch_decision")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, layer(model.outputs[0]), name=f"{model.name}_decision")
+
+
+def without_decision(model):
+    """The model under a :func:`with_decision` layer (raw outputs), else ``model`` itself."""
+    last = model.layers[-1]
+    if not isinstance(last, DecisionLayer):
+        return model
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, last.input)

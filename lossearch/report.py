@@ -16,16 +16,12 @@ import html
 import io
 import json
 import os
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lossearch import plots
 from lossearch.config import LossConfig
-
-if TYPE_CHECKING:
-    from lossearch.result import SearchResult
 
 SUMMARY_KEYS = ("balanced_accuracy", "macro_f1", "minority_recall", "worst_class_recall", "pr_auc")
 PER_CLASS_KEYS = ("recall", "precision", "f1", "ap")
@@ -57,28 +53,6 @@ class ReportContent:
         return list(self.best_metrics.get("per_class", {}))
 
     @classmethod
-    def from_result(cls, result: SearchResult, title: str | None = None) -> ReportContent:
-        trials = result.search.trial_states()
-        return cls(
-            title=title or f"lossearch: {result.search.name}",
-            objective=result.objective,
-            direction=result.direction,
-            best_config=result.best_config,
-            best_trial=result.best_trial_number,
-            best_value=result.best_value,
-            best_value_std=result.best_value_std,
-            best_metrics=result.best_metrics,
-            baseline_metrics=result.baseline_metrics,
-            baseline_value=result.baseline_value,
-            selection_reason=result.selection.get("reason", ""),
-            baseline_runs=result.selection.get("baseline_runs", 1),
-            warnings=list(result.selection.get("warnings", [])),
-            history=[(n, v) for n, state, v in trials if state == "COMPLETE"],
-            states=dict(Counter(state for _, state, _ in trials)),
-            importances=result.search.importances(),
-        )
-
-    @classmethod
     def from_study(cls, storage: str, study_name: str) -> ReportContent:
         """The report of a study that lossearch wrote, read from its Optuna storage.
 
@@ -86,56 +60,35 @@ class ReportContent:
             ValueError: the storage or study cannot be opened, or holds no finished
                 lossearch trial.
         """
-        from optuna.trial import TrialState
+        from lossearch.backends.optuna import importances_of
+        from lossearch.records import StoredStudy
 
-        from lossearch.backends.optuna import CHOICE_ATTR, OBJECTIVE_ATTR, importances_of
-        from lossearch.storages import load_study
-
-        study = load_study(storage, study_name)
-        trials = study.get_trials(deepcopy=False)
-        completed = [
-            t for t in trials if t.state == TrialState.COMPLETE and "config" in t.user_attrs
-        ]
-        if not completed:
-            raise ValueError(f"study: {study_name!r} has no completed lossearch trial yet.")
-        choice = study.user_attrs.get(CHOICE_ATTR) or {}
-        best = next((t for t in completed if t.number == choice.get("trial")), None)
-        if best is None:  # the search has not closed yet: the top trial so far
-            best = study.best_trial if study.best_trial in completed else completed[0]
-        baseline = _baseline_trial(completed)
-        config = LossConfig.from_dict(best.user_attrs["config"], source=f"trial {best.number}")
-        if choice.get("decision"):
-            config = replace(config, decision=choice["decision"])
+        stored = StoredStudy.load(storage, study_name)
+        chosen, baseline, choice = stored.chosen(), stored.baseline(), stored.choice
+        if choice is None or choice.trial != chosen.number:  # the search has not closed yet
+            choice = None
         return cls(
             title=f"lossearch: {study_name}",
-            objective=study.user_attrs.get(OBJECTIVE_ATTR, "objective"),
-            direction=study.direction.name.lower(),
-            best_config=config,
-            best_trial=best.number,
-            best_value=choice.get("value", best.value),
-            best_metrics=choice.get("metrics") or best.user_attrs.get("metrics", {}),
-            baseline_metrics=choice.get("baseline_metrics")
-            or (baseline.user_attrs.get("metrics") if baseline else None),
-            baseline_value=choice.get("baseline_value", baseline.value if baseline else None),
-            baseline_runs=choice.get("baseline_runs", 1),
-            warnings=choice.get("warnings", []),
-            selection_reason=choice.get("reason", "the top trial so far (search not closed)"),
-            history=[(t.number, t.value) for t in completed],
-            states=dict(Counter(t.state.name for t in trials)),
-            importances=importances_of(study),
+            objective=stored.objective,
+            direction=stored.direction,
+            best_config=stored.best_config(),
+            best_trial=chosen.number,
+            best_value=choice.value if choice else chosen.value,
+            best_metrics=(choice and choice.metrics) or chosen.metrics or {},
+            baseline_metrics=(choice and choice.baseline_metrics)
+            or (baseline.metrics if baseline else None),
+            baseline_value=choice.baseline_value
+            if choice
+            else (baseline.value if baseline else None),
+            baseline_runs=choice.baseline_runs if choice else 1,
+            warnings=choice.warnings if choice else [],
+            selection_reason=choice.reason
+            if choice
+            else "the top trial so far (search not closed)",
+            history=[(r.number, r.value) for r in stored.records()],
+            states=stored.states(),
+            importances=importances_of(stored.study),
         )
-
-
-def _baseline_trial(completed):
-    """The plain cross-entropy trial: the ``ce_baseline`` recipe, else any unweighted CE."""
-    for trial in completed:
-        if trial.user_attrs.get("recipe") == "ce_baseline":
-            return trial
-    for trial in completed:
-        config = trial.user_attrs["config"]
-        if config.get("family") == "ce" and config.get("weights", "none") == "none":
-            return trial
-    return None
 
 
 def search_figures(content: ReportContent) -> dict[str, Any]:

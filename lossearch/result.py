@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from lossearch.config import LossConfig
+from lossearch.report import SUMMARY_KEYS, ReportContent, write_report
 
 
 @dataclass
@@ -34,7 +36,7 @@ class SearchResult:
         validation_counts: validation samples per class (multi-label: positives).
 
     ``best_config.decision`` holds the tuned decision rule; ``model`` applies it (its
-    output is adjusted probabilities; :func:`lossearch.decision.without_decision`
+    output is adjusted probabilities; :func:`lossearch.layers.without_decision`
     gives the raw model).
     """
 
@@ -74,9 +76,29 @@ class SearchResult:
             >>> result.report("report.html")  # doctest: +SKIP
             'report.html'
         """
-        from lossearch.report import ReportContent, write_report
+        return write_report(self.report_content(title), path)
 
-        return write_report(ReportContent.from_result(self, title), path)
+    def report_content(self, title: str | None = None) -> ReportContent:
+        """What :meth:`report` and the MLflow parent run's report show."""
+        trials = self.search.trial_states()
+        return ReportContent(
+            title=title or f"lossearch: {self.search.name}",
+            objective=self.objective,
+            direction=self.direction,
+            best_config=self.best_config,
+            best_trial=self.best_trial_number,
+            best_value=self.best_value,
+            best_value_std=self.best_value_std,
+            best_metrics=self.best_metrics,
+            baseline_metrics=self.baseline_metrics,
+            baseline_value=self.baseline_value,
+            selection_reason=self.selection.get("reason", ""),
+            baseline_runs=self.selection.get("baseline_runs", 1),
+            warnings=list(self.selection.get("warnings", [])),
+            history=[(n, v) for n, state, v in trials if state == "COMPLETE"],
+            states=dict(Counter(state for _, state, _ in trials)),
+            importances=self.search.importances(),
+        )
 
     def summary(self) -> str:
         """A table of the best config against the CE baseline, per class."""
@@ -142,18 +164,11 @@ class SearchResult:
                     value = source.get(name, {}).get(key)
                     cells.append(f"{value:>11.3f}" if value is not None else f"{'-':>11}")
             rows.append(f"{name:<{width}} {count:>8} {n_val:>6} " + " ".join(cells))
-        summary_keys = (
-            "balanced_accuracy",
-            "macro_f1",
-            "minority_recall",
-            "worst_class_recall",
-            "pr_auc",
-        )
         base_summary = (self.baseline_metrics or {}).get("summary", {})
         best_summary = self.best_metrics.get("summary", {})
         rows.append("")
         rows.append(f"{'metric':<20} {'CE':>8} {'best':>8}")
-        for key in summary_keys:
+        for key in SUMMARY_KEYS:
             b, s = base_summary.get(key), best_summary.get(key)
             rows.append(f"{key:<20} {_cell(b):>8} {_cell(s):>8}")
         return "\n".join(rows)

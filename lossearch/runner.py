@@ -8,7 +8,6 @@ epoch (for pruning and live tracking), and scores the final predictions with
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import time
@@ -23,8 +22,13 @@ from lossearch.callbacks import callbacks_for
 from lossearch.config import LossConfig
 from lossearch.data import PreparedData
 from lossearch.decision import Decision, fit_decision
-from lossearch.hyperparameters import DefaultHyperParameters, HyperParameters
+from lossearch.hyperparameters import (
+    DefaultHyperParameters,
+    FixedHyperParameters,
+    HyperParameters,
+)
 from lossearch.metrics import Metrics, Objective, evaluate
+from lossearch.models import ModelFacts, compile_with_loss, loss_facts, model_builder
 
 FORBIDDEN_FIT_KWARGS = ("x", "y", "epochs", "batch_size", "validation_data", "validation_split")
 
@@ -57,56 +61,6 @@ class TrialOutcome:
     epochs_trained: int = 0
     seconds: float = 0.0
     model: Any = None
-
-
-def model_builder(build_model: Callable) -> Callable[[HyperParameters], keras.Model]:
-    """``build_model()`` or ``build_model(hp)`` as a function of ``hp``."""
-    if not callable(build_model):
-        raise ValueError(f"build_model: expected a callable, got {type(build_model).__name__}.")
-    try:
-        params = inspect.signature(build_model).parameters.values()
-    except (TypeError, ValueError):  # builtins, C callables
-        return lambda hp: build_model(hp)
-    required = [
-        p
-        for p in params
-        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    if len(required) > 1:
-        raise ValueError("build_model: expected build_model() or build_model(hp).")
-    takes_hp = bool(required) or any(p.kind is p.VAR_POSITIONAL for p in params)
-    return (lambda hp: build_model(hp)) if takes_hp else (lambda hp: build_model())
-
-
-def _activation_name(layer) -> str | None:
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None)
-    return name if name in ("softmax", "sigmoid") else None
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    output_shape: tuple
-    activation: str | None  # "softmax" / "sigmoid" when the model outputs probabilities
-
-    @property
-    def from_logits(self) -> bool:
-        return self.activation is None
-
-
-def probe_model(build: Callable[[HyperParameters], keras.Model]) -> ModelFacts:
-    """Build once with default hyperparameters to learn the output shape and activation."""
-    model = build(DefaultHyperParameters())
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"build_model: must return a keras.Model, got {type(model).__name__}.")
-    if len(model.outputs or []) != 1:
-        raise ValueError("build_model: the model must have exactly one output.")
-    shape = tuple(model.outputs[0].shape)
-    facts = ModelFacts(shape, _activation_name(model.layers[-1]))
-    keras.backend.clear_session()
-    return facts
 
 
 def _probabilities(outputs: np.ndarray, task: str, from_logits: bool) -> np.ndarray:
@@ -192,6 +146,10 @@ class TrialRunner:
         self.verbose = verbose
 
     @property
+    def from_logits(self) -> bool:
+        return self.facts.from_logits
+
+    @property
     def context(self) -> dict:
         return {
             "task": self.data.task,
@@ -201,13 +159,13 @@ class TrialRunner:
 
     def config_facts(self) -> dict:
         """The data fields every trial's :class:`LossConfig` carries."""
-        return {
-            "class_counts": self.data.class_counts,
-            "class_names": self.data.class_names,
-            "task": self.data.task,
-            "from_logits": self.facts.from_logits,
-            "n_samples": self.data.n_samples if self.data.task == "multilabel" else None,
-        }
+        return loss_facts(
+            class_counts=self.data.class_counts,
+            class_names=self.data.class_names,
+            task=self.data.task,
+            from_logits=self.facts.from_logits,
+            n_samples=self.data.n_samples,
+        )
 
     def predict(self, model, x) -> np.ndarray:
         if isinstance(x, np.ndarray) and len(x) <= 4096:
@@ -241,14 +199,7 @@ class TrialRunner:
         return self.objective(y_true, y_score, **self.context), y_prob
 
     def compile(self, model: keras.Model, config: LossConfig) -> None:
-        loss = config.build()
-        previous = getattr(model, "_compile_config", None)
-        if getattr(model, "compiled", False) and previous is not None:
-            kwargs = dict(previous.config)
-            kwargs.update(loss=loss, optimizer=model.optimizer)
-            model.compile(**kwargs)
-        else:
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+        compile_with_loss(model, config.build())
 
     def run(
         self,
@@ -286,26 +237,8 @@ class TrialRunner:
                 ),
                 *self.fit_kwargs.get("callbacks", []),
             ]
-            fit_kwargs = {k: v for k, v in self.fit_kwargs.items() if k != "callbacks"}
-            if self.data.datasets is not None:
-                fitted = model.fit(
-                    split.x_train,
-                    shuffle=False,  # a dataset brings its own shuffling
-                    epochs=epochs,
-                    verbose=self.verbose,
-                    callbacks=callbacks,
-                    **fit_kwargs,
-                )
-            else:
-                fitted = model.fit(
-                    split.x_train,
-                    split.y_train,
-                    epochs=epochs,
-                    batch_size=self.batch_size,
-                    verbose=self.verbose,
-                    callbacks=callbacks,
-                    **fit_kwargs,
-                )
+            y_train = None if self.data.datasets is not None else split.y_train
+            fitted = self._fit(model, split.x_train, y_train, epochs, callbacks)
             losses = fitted.history.get("loss", [])
             epochs_trained += len(losses)
             bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
@@ -322,6 +255,29 @@ class TrialRunner:
         outcome.model = model if keep_model else None
         return outcome
 
+    def _fit(self, model, x, y, epochs: int, callbacks: list, verbose: int | None = None):
+        """``model.fit`` with the user's extra arguments; a ``tf.data`` input (``y`` None)
+        brings its own batching and shuffling."""
+        kwargs = {k: v for k, v in self.fit_kwargs.items() if k != "callbacks"}
+        if y is None:
+            kwargs["shuffle"] = False
+        else:
+            kwargs.update(y=y, batch_size=self.batch_size)
+        verbose = self.verbose if verbose is None else verbose
+        return model.fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
+
+    def refit(self, record, seed: int | None) -> keras.Model:
+        """``record``'s config retrained on all labelled data (train + validation)."""
+        keras.backend.clear_session()
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        model = self.build(FixedHyperParameters(record.hp_values))
+        self.compile(model, record.config)
+        x, y = self.data.train_val
+        callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks_for(record.config)]
+        self._fit(model, x, y, self.epochs, callbacks, verbose=0)
+        return model
+
     def scored(self, y_true: np.ndarray, y_prob: np.ndarray) -> TrialOutcome:
         """The outcome of these validation predictions, under their tuned decision."""
         decision, y_score = self.decided(y_true, y_prob)
@@ -330,100 +286,3 @@ class TrialRunner:
         if not math.isfinite(value):
             raise TrialDiverged(f"the objective {self.objective.name} is {value}")
         return TrialOutcome(value, metrics, y_prob, decision, y_score)
-
-
-@dataclass
-class TrialRecord:
-    """What a search keeps in memory of a completed trial (for selection and the result)."""
-
-    number: int
-    value: float
-    config: LossConfig
-    hp_values: dict
-    recipe: str | None
-    y_prob: Any = None
-    metrics: Any = None
-    epochs_trained: int = 0
-    decision: Decision | None = None
-    y_score: Any = None  # y_prob under the decision
-
-    @property
-    def scores(self):
-        """The predictions the objective was computed on."""
-        return self.y_prob if self.y_score is None else self.y_score
-
-
-def run_tracked(
-    runner: TrialRunner,
-    tracker,
-    *,
-    number: int,
-    config: LossConfig,
-    hp,
-    recipe: str | None,
-    tags: dict,
-    seed: int | None,
-    reporter_for: Callable,
-    epochs: int | None = None,
-) -> TrialRecord:
-    """One trial of any backend: a child run opened, the config run, the outcome recorded.
-
-    Pruned and failed trials close their child run (state PRUNED / FAIL, with the
-    reason) and re-raise, for the backend to report in its own terms.
-    """
-    run = tracker.start_trial(number, config, {"recipe": recipe or "", **tags})
-
-    def user_values():
-        return _user_hp_values(hp)
-
-    try:
-        outcome = runner.run(config, hp=hp, seed=seed, epochs=epochs, reporter=reporter_for(run))
-    except TrialPruned as exc:
-        tracker.end_trial(run, "PRUNED", reason=str(exc), config=config, hp=user_values())
-        raise
-    except KeyboardInterrupt:
-        tracker.end_trial(
-            run, "INTERRUPTED", reason="KeyboardInterrupt", config=config, hp=user_values()
-        )
-        raise
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        tracker.end_trial(run, "FAIL", reason=reason, config=config, hp=user_values())
-        raise
-    # val_<objective> is the per-epoch series; the final scores go under their own names.
-    final = {**outcome.metrics.flat(), "objective": outcome.value}
-    final.update(decision_metrics(outcome.decision))
-    tracker.end_trial(run, "COMPLETE", metrics=final, config=config, hp=user_values())
-    return TrialRecord(
-        number,
-        outcome.value,
-        config,
-        user_values(),
-        recipe,
-        outcome.y_prob,
-        outcome.metrics.to_dict(),
-        outcome.epochs_trained,
-        outcome.decision,
-        outcome.y_score,
-    )
-
-
-def decision_metrics(decision: Decision | None) -> dict[str, float]:
-    """The tuned decision as MLflow metrics (``decision.tau`` or ``decision.threshold``)."""
-    if decision is None:
-        return {}
-    if decision.kind == "logit_adjustment":
-        return {"decision.tau": decision.tau}
-    return {"decision.threshold": float(np.mean(decision.threshold))}
-
-
-LOSS_PARAM_NAMES = ("family", "weights", "label_smoothing", "drw_start")
-
-
-def _user_hp_values(hp) -> dict:
-    """The user's own hyperparameters: not the loss's, not a tuner's bookkeeping."""
-    return {
-        k: v
-        for k, v in dict(getattr(hp, "values", {})).items()
-        if not k.startswith("tuner/") and "." not in k and k not in LOSS_PARAM_NAMES
-    }

@@ -36,7 +36,7 @@ import numpy as np
 from lossearch._noise import BOOTSTRAP_ROUNDS, Z_CLEAR
 from lossearch.data import MIN_VALIDATION_SUPPORT
 from lossearch.decision import Decision, pooled
-from lossearch.hyperparameters import HyperParameters
+from lossearch.hyperparameters import FixedHyperParameters
 from lossearch.metrics import Objective, evaluate
 
 N_LEADERS = 3
@@ -50,23 +50,6 @@ CLASS_AVERAGED = (
     "minority_recall",
     "minority_f1",
 )
-
-
-class FixedHyperParameters(HyperParameters):
-    """Replays a trial's ``hp`` values (defaults for anything it never drew)."""
-
-    def __init__(self, values: dict):
-        super().__init__()
-        self.fixed = dict(values)
-
-    def _suggest_float(self, name, low, high, step, log, default):
-        return self.fixed.get(name, low if default is None else default)
-
-    def _suggest_int(self, name, low, high, step, log, default):
-        return self.fixed.get(name, low if default is None else default)
-
-    def _suggest_choice(self, name, values, default):
-        return self.fixed.get(name, values[0] if default is None else default)
 
 
 @dataclass

@@ -31,6 +31,7 @@ import random
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,15 +117,11 @@ def open_storage(
                     f"storage: {shown!r} names no file in an existing folder; write "
                     "journal:///relative/path.log or journal:////absolute/path.log."
                 )
-            return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+            journal = JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+            _LOCKS[journal] = lambda name: _FileLock(f"{path}.lossearch-lock")
+            return journal
         if scheme in ("redis", "rediss"):
-            from optuna.storages.journal import JournalRedisBackend
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                backend = JournalRedisBackend(storage)
-            backend._redis.ping()  # fail now, not at the first trial
-            return JournalStorage(backend)
+            return _redis_storage(storage)
     except ValueError:
         raise
     except ImportError as exc:
@@ -142,6 +139,19 @@ def open_storage(
     raise ValueError(
         f"storage: unknown scheme {scheme!r} in {shown!r}; expected one of {STORAGE_FORMS}."
     )
+
+
+def _redis_storage(url: str) -> JournalStorage:
+    import redis
+    from optuna.storages.journal import JournalRedisBackend
+
+    client = redis.Redis.from_url(url)
+    client.ping()  # fail now, not at the first trial
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        journal = JournalStorage(JournalRedisBackend(url))
+    _LOCKS[journal] = lambda name: _RedisLock(client, f"lossearch:lock:{name}")
+    return journal
 
 
 def _sqlite_file(url: str) -> str | None:
@@ -179,16 +189,9 @@ def _rdb_storage(url, interval, grace_period, max_retry, attempts=5):
     raise AssertionError("unreachable")
 
 
-def _unwrapped(storage: BaseStorage | None) -> BaseStorage | None:
-    """The storage itself: ``create_study`` wraps an RDB storage in a cache."""
-    if isinstance(storage, optuna.storages._CachedStorage):
-        return storage._backend
-    return storage
-
-
 def stale_trial_callback(storage: BaseStorage | None) -> StaleTrialCallback | None:
     """The :class:`StaleTrialCallback` of a storage made by :func:`open_storage`, if any."""
-    callback = getattr(_unwrapped(storage), "heartbeat_stale_trial_callback", None)
+    callback = getattr(storage, "heartbeat_stale_trial_callback", None)
     return callback if isinstance(callback, StaleTrialCallback) else None
 
 
@@ -198,6 +201,12 @@ def heartbeat_interval(storage: BaseStorage | None) -> int | None:
 
 
 # -- the study lock ------------------------------------------------------------------------
+
+# How to lock a journal storage that open_storage made: Optuna's journal backends do not
+# say which file or Redis server they use, so the opener remembers it.
+_LOCKS: weakref.WeakKeyDictionary[BaseStorage, Callable[[str], object]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _FileLock:
@@ -264,23 +273,19 @@ class StudyLock:
 
     @classmethod
     def for_storage(cls, storage: BaseStorage | None, study_name: str) -> StudyLock:
-        backend = _unwrapped(storage)
+        """The lock for ``storage`` as :func:`open_storage` returned it (or an RDBStorage)."""
         key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
-        if isinstance(backend, RDBStorage):
-            url = backend.url
+        if storage in _LOCKS:
+            return cls(_LOCKS[storage](study_name))
+        if isinstance(storage, RDBStorage):
+            url = storage.url
             if sqlite_file := _sqlite_file(url):
                 return cls(_FileLock(f"{sqlite_file}.lossearch-lock"))
             if _scheme(url) in ("postgresql", "postgres"):
                 return cls(_PostgresLock(url, key))
-        elif isinstance(backend, JournalStorage):
-            journal = backend._backend
-            if isinstance(journal, JournalFileBackend):
-                return cls(_FileLock(f"{journal._file_path}.lossearch-lock"))
-            if type(journal).__name__ == "JournalRedisBackend":
-                return cls(_RedisLock(journal._redis, f"lossearch:lock:{study_name}"))
-        if storage is not None and not isinstance(backend, optuna.storages.InMemoryStorage):
+        if storage is not None and not isinstance(storage, optuna.storages.InMemoryStorage):
             warnings.warn(
-                f"lossearch: no cross-process lock for {type(backend).__name__}; workers in "
+                f"lossearch: no cross-process lock for {type(storage).__name__}; workers in "
                 "other processes may overshoot n_trials by a few trials.",
                 stacklevel=3,
             )

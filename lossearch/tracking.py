@@ -24,9 +24,12 @@ from typing import Any
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import Metric, Param, RunTag
 
+from lossearch import _compat
 from lossearch.config import LossConfig
+from lossearch.decision import Decision
+from lossearch.metrics import Metrics
 
 log = logging.getLogger("lossearch")
 _CREDENTIALS = re.compile(
@@ -195,9 +198,19 @@ class Tracker:
         self.client.log_batch(self.parent_id, params=_params(params), synchronous=True)
         return self.parent_id
 
-    def resume_search(self, run_id: str) -> str:
+    def reopen_search(self, run_id: str | None) -> bool:
+        """Log to an existing parent run (a resumed search); False when it is gone."""
+        if not run_id:
+            return False
+        try:
+            run = self.client.get_run(run_id)
+            if run.info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+        except Exception:  # deleted, or the study was tracked in another store
+            return False
         self.parent_id = run_id
-        return run_id
+        self.experiment_id = run.info.experiment_id
+        return True
 
     @_tolerant
     def log_dataset(self, features, targets, class_counts, class_names):
@@ -212,12 +225,7 @@ class Tracker:
         except Exception:  # tf.data inputs: log the labels alone
             dataset = mlflow.data.from_numpy(np.asarray(targets), name="training_labels")
         self.client.log_inputs(
-            self.parent_id,
-            datasets=[
-                DatasetInput(
-                    dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")]
-                )
-            ],
+            self.parent_id, datasets=[_compat.dataset_input(dataset, "training")]
         )
 
     @_tolerant
@@ -289,12 +297,16 @@ class Tracker:
         trial: TrialRun,
         state: str,
         *,
-        metrics: dict[str, float] | None = None,
         config: LossConfig | None = None,
-        reason: str | None = None,
         hp: dict | None = None,
+        record=None,
+        reason: str | None = None,
     ):
+        """Close a child run: its state, the user's ``hp``, and for a completed trial its
+        :class:`~lossearch.records.TrialRecord`'s metrics. The live search and
+        ``sync-mlflow`` both end trials here, so MLflow gets the same either way."""
         if trial.run_id is not None:
+            metrics = None if record is None else trial_metrics(record)
             self._end_trial(trial, state, metrics, config, reason, hp)
 
     @_tolerant
@@ -316,6 +328,24 @@ class Tracker:
         if config is not None:
             self.client.log_dict(trial.run_id, config.to_dict(), "loss_config.json")
         self.client.set_terminated(trial.run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
+
+
+def trial_metrics(record) -> dict[str, float]:
+    """A completed trial's final MLflow metrics: the flattened validation metrics, the
+    ``objective`` and the tuned decision (``decision.tau`` or ``decision.threshold``).
+
+    The per-epoch series is ``val_<objective>``; the final scores keep their own names.
+    """
+    metrics = {**Metrics(**record.metrics).flat(), "objective": record.value}
+    return metrics | decision_metrics(record.decision)
+
+
+def decision_metrics(decision: Decision | None) -> dict[str, float]:
+    if decision is None:
+        return {}
+    if decision.kind == "logit_adjustment":
+        return {"decision.tau": decision.tau}
+    return {"decision.threshold": float(np.mean(decision.threshold))}
 
 
 def _params(values: dict[str, Any]):

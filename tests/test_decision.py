@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 
 from lossearch import LossConfig
-from lossearch.decision import (
-    DECISION_FORMAT,
-    Decision,
-    fit_decision,
-    with_decision,
-    without_decision,
-)
-from lossearch.layers import DecisionLayer
+from lossearch.decision import DECISION_FORMAT, Decision, fit_decision
+from lossearch.layers import DecisionLayer, with_decision, without_decision
 
 COUNTS = [400, 100, 20, 5]
 

@@ -393,7 +393,7 @@ class InterruptSecondFit(keras.callbacks.Callback):
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_completed_trials_closes_the_runs_and_resumes(
-    tmp_path, mlflow_uri, experiment, capsys
+    tmp_path, mlflow_uri, experiment, caplog
 ):
     x, y = digits()
     kwargs = dict(
@@ -414,7 +414,7 @@ def test_ctrl_c_keeps_completed_trials_closes_the_runs_and_resumes(
             fit_kwargs={"callbacks": [InterruptSecondFit()]},
             **kwargs,
         )
-    assert "rerun with the same storage and study_name to resume" in capsys.readouterr().err
+    assert "rerun with the same storage and study_name to resume" in caplog.text
     _, parents, children = runs_of(mlflow_uri, experiment)
     assert parents[0].info.status == "KILLED"
     by_number = {int(c.data.tags["trial_number"]): c for c in children}

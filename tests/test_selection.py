@@ -9,7 +9,8 @@ from lossearch import LossConfig
 from lossearch.data import PreparedData, Split
 from lossearch.decision import fit_decision
 from lossearch.metrics import Objective
-from lossearch.runner import TrialOutcome, TrialRecord
+from lossearch.records import TrialRecord
+from lossearch.runner import TrialOutcome
 from lossearch.selection import (
     Candidate,
     baseline_record,

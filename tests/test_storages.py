@@ -22,7 +22,7 @@ def test_each_storage_gets_a_cross_process_lock(url_of, storage_kind, lock_kind,
     storage = open_storage(url_of(tmp_path))
     assert type(storage).__name__ == storage_kind
     study = optuna.create_study(storage=storage, study_name=f"lock-{uuid.uuid4().hex}")
-    lock = StudyLock.for_storage(study._storage, study.study_name)  # as the search sees it
+    lock = StudyLock.for_storage(storage, study.study_name)  # as the search sees it
     assert type(lock._processes).__name__ == lock_kind
     with lock.claim() as claim:
         assert claim.held

@@ -1,3 +1,19 @@
-"""Search drivers. Each decides which configs to try; all share
-:class:`lossearch.runner.TrialRunner` to run them and :mod:`lossearch.tracking`
-to record them."""
+"""Backends: who decides which loss configs to try. Each driver subclasses
+:class:`~lossearch.backends.base.BaseDriver` and runs trials through its shared routine."""
+
+from __future__ import annotations
+
+from lossearch.backends.base import BACKENDS, TUNERS, BaseDriver
+
+__all__ = ["BACKENDS", "TUNERS", "BaseDriver", "create_driver"]
+
+
+def create_driver(runner, space, tracker, settings) -> BaseDriver:
+    """The driver of ``settings.backend`` (Keras Tuner is imported only when asked for)."""
+    if settings.backend == "optuna":
+        from lossearch.backends.optuna import OptunaDriver
+
+        return OptunaDriver.create(runner, space, tracker, settings)
+    from lossearch.backends.keras_tuner import KerasTunerDriver
+
+    return KerasTunerDriver.create(runner, space, tracker, settings)

@@ -1,11 +1,11 @@
 """The Keras Tuner driver: the same space, recipes, runner and tracking as Optuna.
 
-* :class:`KerasTunerSource` draws a space through Keras Tuner's ``hp``, with
-  family / scheme parameters under ``hp.conditional_scope``.
-* :func:`recipes_first` makes any Keras Tuner oracle hand out the space's
-  recipes before its own samples (grid search enumerates them anyway).
-* :class:`KerasTunerSearch` runs the oracle's trials through the shared
-  :class:`lossearch.runner.TrialRunner` and records them like the Optuna driver.
+* Loss parameters are drawn through Keras Tuner's ``hp`` by
+  :class:`lossearch.keras_tuner.KerasTunerSource`, as in :class:`LossHyperModel`.
+* :data:`ORACLES` hand out the space's recipes before their own samples (grid
+  search enumerates them anyway).
+* :class:`KerasTunerDriver` runs the oracle's trials through the shared
+  per-trial routine of :class:`lossearch.backends.base.BaseDriver`.
 """
 
 from __future__ import annotations
@@ -13,53 +13,19 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Any
+import time
 
 import keras_tuner as kt
 
-from lossearch.runner import TrialRecord, TrialRunner, run_tracked
+from lossearch import records as keys
+from lossearch._compat import RecipesFirst
+from lossearch.backends.base import TUNERS, BaseDriver, TrialFailed
+from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
+from lossearch.records import TrialRecord
+from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
-from lossearch.tracking import Tracker, mask_credentials
-
-TUNERS = ("hyperband", "bayesian", "random", "grid")
-_NATIVE = (str, int, float, bool)
-
-
-def _needs_encoding(choices: Sequence[Any]) -> bool:
-    """Keras Tuner's ``Choice`` takes one plain type; others travel as JSON strings."""
-    types = {type(c) for c in choices}
-    return len(types) != 1 or next(iter(types)) not in _NATIVE
-
-
-def encode_choice(choices: Sequence[Any], value: Any) -> Any:
-    return json.dumps(value) if _needs_encoding(choices) else value
-
-
-def decode_choice(choices: Sequence[Any], raw: Any) -> Any:
-    return json.loads(raw) if _needs_encoding(choices) else raw
-
-
-class KerasTunerSource:
-    """:class:`lossearch.search_space.ParamSource` over Keras Tuner's ``hp``."""
-
-    def __init__(self, hp: kt.HyperParameters):
-        self.hp = hp
-
-    def float(self, name, low, high, *, log, step, default):
-        return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear")
-
-    def int(self, name, low, high, *, log, step, default):
-        return self.hp.Int(name, low, high, step=step, sampling="log" if log else "linear")
-
-    def categorical(self, name, choices, *, default):
-        values = [encode_choice(choices, c) for c in choices]
-        return decode_choice(choices, self.hp.Choice(name, values))
-
-    def scope(self, parent, values):
-        return self.hp.conditional_scope(parent, list(values))
+from lossearch.settings import SearchSettings
+from lossearch.tracking import Tracker
 
 
 class _EncodedRecipeSource(RecipeSource):
@@ -81,27 +47,23 @@ def recipe_values(space: SearchSpace) -> list[tuple[str, dict]]:
     return out
 
 
-def recipes_first(oracle_class: type[kt.Oracle], recipes: list[dict]) -> type[kt.Oracle]:
-    """``oracle_class`` whose first random draws are the given recipe values."""
+class RecipesFirstHyperband(RecipesFirst, kt.oracles.HyperbandOracle):
+    pass
 
-    class RecipesFirst(oracle_class):
-        def _random_values(self):
-            while self._lossearch_recipes:
-                values = dict(self._lossearch_recipes.pop(0))
-                if not self._duplicate(values):
-                    return values
-            return super()._random_values()
 
-    RecipesFirst.__name__ = f"RecipesFirst{oracle_class.__name__}"
-    RecipesFirst._lossearch_recipes = [dict(r) for r in recipes]
-    return RecipesFirst
+class RecipesFirstBayesian(RecipesFirst, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class RecipesFirstRandom(RecipesFirst, kt.oracles.RandomSearchOracle):
+    pass
 
 
 ORACLES = {
-    "hyperband": kt.oracles.HyperbandOracle,
-    "bayesian": kt.oracles.BayesianOptimizationOracle,
-    "random": kt.oracles.RandomSearchOracle,
-    "grid": kt.oracles.GridSearchOracle,
+    "hyperband": RecipesFirstHyperband,
+    "bayesian": RecipesFirstBayesian,
+    "random": RecipesFirstRandom,
+    "grid": kt.oracles.GridSearchOracle,  # enumerates every value, recipes included
 }
 
 
@@ -109,108 +71,88 @@ def make_oracle(tuner: str, recipes: list[dict], *, objective, n_trials, epochs,
     """A Keras Tuner oracle that hands out ``recipes`` first (grid search enumerates instead)."""
     if tuner not in TUNERS:
         raise ValueError(f"tuner: expected one of {list(TUNERS)}, got {tuner!r}.")
-    oracle_class = recipes_first(ORACLES[tuner], recipes if tuner != "grid" else [])
-    if tuner == "hyperband":
-        return oracle_class(
-            objective=objective,
-            max_epochs=epochs,
-            factor=3,
-            seed=seed,
-            max_consecutive_failed_trials=max(3, n_trials),
-        )
-    return oracle_class(
-        objective=objective,
-        max_trials=n_trials,
-        seed=seed,
-        max_consecutive_failed_trials=max(3, n_trials),
+    budget = (
+        {"max_epochs": epochs, "factor": 3} if tuner == "hyperband" else {"max_trials": n_trials}
     )
+    oracle = ORACLES[tuner](
+        objective=objective, seed=seed, max_consecutive_failed_trials=max(3, n_trials), **budget
+    )
+    if isinstance(oracle, RecipesFirst):
+        oracle.pending_recipes = [dict(r) for r in recipes]
+    return oracle
 
 
-@dataclass
-class KerasTunerSearch:
-    """Runs a Keras Tuner oracle's trials through the shared trial runner."""
+class _LossTuner(kt.engine.base_tuner.BaseTuner):
+    """A Keras Tuner tuner whose trials the driver runs."""
 
-    runner: TrialRunner
-    space: SearchSpace
-    tracker: Tracker
-    tuner: Any = None
-    seed: int | None = None
-    records: dict[int, TrialRecord] = field(default_factory=dict)
-    states: dict[int, str] = field(default_factory=dict)
+    def __init__(self, driver: KerasTunerDriver, recipes: list[tuple[str, dict]], **kwargs):
+        self.driver, self.recipes = driver, recipes
+        super().__init__(**kwargs)
+
+    def run_trial(self, trial, *args, **kwargs):
+        return self.driver.run_kt_trial(trial, self.recipes)
+
+
+class KerasTunerDriver(BaseDriver):
+    """Runs a Keras Tuner oracle's trials through the shared per-trial routine.
+
+    Keras Tuner's own distributed mode (chief and workers) coordinates many workers, so
+    the multi-worker hooks keep their single-worker defaults.
+    """
+
+    def __init__(self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, settings):
+        super().__init__(runner, space, tracker, settings.seed)
+        self.tuner_name = settings.tuner
+        self.states: dict[int, str] = {}
+        self.tuner: _LossTuner | None = None
 
     @classmethod
     def create(
-        cls,
-        runner,
-        space,
-        tracker,
-        hypermodel,
-        *,
-        tuner,
-        direction,
-        n_trials,
-        epochs,
-        seed,
-        directory,
-        project_name,
-        overwrite,
-    ):
-        search = cls(runner, space, tracker, seed=seed)
-        objective = kt.Objective("objective", "max" if direction == "maximize" else "min")
+        cls, runner: TrialRunner, space: SearchSpace, tracker: Tracker, settings: SearchSettings
+    ) -> KerasTunerDriver:
+        driver = cls(runner, space, tracker, settings)
+        direction = runner.objective.direction
         recipes = recipe_values(space)
         oracle = make_oracle(
-            tuner,
+            settings.tuner,
             [values for _, values in recipes],
-            objective=objective,
-            n_trials=n_trials,
-            epochs=epochs,
-            seed=seed,
+            objective=kt.Objective("objective", "max" if direction == "maximize" else "min"),
+            n_trials=settings.n_trials,
+            epochs=settings.epochs,
+            seed=settings.seed,
         )
-
-        class LossTuner(kt.engine.base_tuner.BaseTuner):
-            def run_trial(self, trial, *args, **kwargs):
-                return search.run_trial(trial, recipes)
-
-        search.tuner = LossTuner(
+        driver.tuner = _LossTuner(
+            driver,
+            recipes,
             oracle=oracle,
-            hypermodel=hypermodel,
-            directory=directory,
-            project_name=project_name,
-            overwrite=overwrite,
+            hypermodel=LossHyperModel.for_runner(runner, space),
+            directory=default_directory(),
+            project_name=settings.study_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+            overwrite=settings.study_name is None,
         )
-        return search
+        return driver
 
-    def optimize(self, show_progress: bool = True):
-        self.tuner.search(verbose=1 if show_progress else 0)
-
-    def run_trial(self, trial, recipes: list[tuple[str, dict]]) -> float:
+    def run_kt_trial(self, trial, recipes: list[tuple[str, dict]]) -> float:
         hp = trial.hyperparameters
         number = int(trial.trial_id)
         config = self.space.sample(KerasTunerSource(hp), **self.runner.config_facts())
         loss_values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
-        recipe = _recipe_of(loss_values, recipes)
         try:
-            record = run_tracked(
-                self.runner,
-                self.tracker,
-                number=number,
-                config=config,
-                hp=hp,
-                recipe=recipe,
+            record = self.run_trial(
+                number,
+                config,
+                hp,
+                recipe=_recipe_of(loss_values, recipes),
                 tags={"tuner_trial_id": trial.trial_id},
-                seed=None if self.seed is None else self.seed + number,
-                reporter_for=lambda run: _Reporter(self.tracker, run),
                 epochs=int(hp.values.get("tuner/epochs", self.runner.epochs)),
             )
-        except Exception as exc:
+        except TrialFailed as exc:
             self.states[number] = "FAIL"
-            reason = f"{type(exc).__name__}: {exc}"
-            raise kt.errors.FailedTrialError(mask_credentials(reason)) from exc
+            raise kt.errors.FailedTrialError(str(exc)) from exc
         self.states[number] = "COMPLETE"
-        self.records[number] = record
         return record.value
 
-    def trial_values(self) -> list[tuple[int, str, float | None]]:
+    def trial_states(self) -> list[tuple[int, str, float | None]]:
         """``(number, state, value)`` of every trial this tuner holds."""
         out = []
         for trial in self.tuner.oracle.trials.values():
@@ -220,7 +162,7 @@ class KerasTunerSearch:
             out.append((number, state, value))
         return sorted(out)
 
-    # -- what optimize() needs from any driver -------------------------------------------
+    # -- BaseDriver ------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -228,11 +170,11 @@ class KerasTunerSearch:
 
     @property
     def handle(self):
-        """What ``SearchResult.study`` exposes: the Keras Tuner tuner."""
+        """The Keras Tuner tuner."""
         return self.tuner
 
     def describe(self) -> dict:
-        return {"backend": "keras_tuner", "tuner": type(self.tuner.oracle).__mro__[1].__name__}
+        return {"backend": "keras_tuner", "tuner": self.tuner_name}
 
     def _state_file(self) -> str:
         return os.path.join(self.tuner.project_dir, "lossearch.json")
@@ -250,22 +192,13 @@ class KerasTunerSearch:
             json.dump(state, handle)
 
     def saved_parent_run(self) -> str | None:
-        return self._state().get("mlflow_parent_run_id")
+        return self._state().get(keys.PARENT_RUN)
 
     def save_parent_run(self, run_id: str):
-        self._save_state(mlflow_parent_run_id=run_id)
+        self._save_state(**{keys.PARENT_RUN: run_id})
 
     def remember_choice(self, choice: dict):
-        self._save_state(choice=choice)
-
-    def join(self, seed, make_sampler):
-        """Keras Tuner's own distributed mode (chief and workers) coordinates its workers."""
-
-    def exclusive(self):
-        return nullcontext()
-
-    def claim_finish(self) -> bool:
-        return True
+        self._save_state(**{keys.CHOICE: choice})
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         if n_jobs != 1:
@@ -273,17 +206,14 @@ class KerasTunerSearch:
                 "n_jobs: the Keras Tuner backend runs one trial at a time per "
                 "process; use its distributed mode for parallel workers."
             )
-        self.optimize(show_progress)
+        self.tuner.search(verbose=1 if show_progress else 0)
 
     def completed_records(self) -> list[TrialRecord]:
         return [
             self.records[n]
-            for n, state, _ in self.trial_values()
+            for n, state, _ in self.trial_states()
             if state == "COMPLETE" and n in self.records
         ]
-
-    def trial_states(self):
-        return self.trial_values()
 
     def failure_reasons(self) -> list[str]:
         return [
@@ -306,20 +236,6 @@ class KerasTunerSearch:
                 }
             )
         return pd.DataFrame(rows).sort_values("number").reset_index(drop=True)
-
-    def importances(self) -> dict[str, float]:
-        return {}  # Keras Tuner computes none
-
-
-class _Reporter:
-    """Keras Tuner has no per-epoch pruning; epochs still reach MLflow."""
-
-    def __init__(self, tracker: Tracker, run):
-        self.tracker, self.run = tracker, run
-
-    def report(self, step, value, logs):
-        self.tracker.log_epoch(self.run, step, logs)
-        return False
 
 
 def _recipe_of(values: dict, recipes: list[tuple[str, dict]]) -> str | None:

@@ -8,39 +8,29 @@ attributes (so the study alone is enough to export the best loss).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from lossearch import records as keys
+from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
 from lossearch.hyperparameters import HyperParameters
-from lossearch.runner import (
-    LOSS_PARAM_NAMES,
-    TrialPruned,
-    TrialRecord,
-    TrialRunner,
-    run_tracked,
-)
+from lossearch.records import TrialRecord, record_of, write_completed
+from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
+from lossearch.settings import SearchSettings
 from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
-from lossearch.tracking import Tracker, TrialRun, mask_credentials
+from lossearch.tracking import Tracker, TrialRun
 
-log = logging.getLogger("lossearch")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
-CHOICE_ATTR = "lossearch_choice"  # the chosen trial, for `lossearch export`
-WORKERS_ATTR = "lossearch_workers"  # how many workers have joined the study
-OBJECTIVE_ATTR = "lossearch_objective"
-FINISHED_ATTR = "lossearch_finished_with"  # finished trials when the search was last closed
 
 
 class OptunaSource:
@@ -79,19 +69,24 @@ class OptunaHyperParameters(HyperParameters):
         return self.trial.suggest_categorical(name, list(values))
 
 
-class _Reporter:
-    def __init__(self, trial: optuna.Trial, tracker: Tracker, run: TrialRun):
-        self.trial, self.tracker, self.run = trial, tracker, run
-        self.losses: list[float] = []
-        if run.run_id is not None:
-            # Lets whoever finds this trial stale (its worker died) close the run.
-            trial.set_user_attr("mlflow_run_id", run.run_id)
+class _OptunaHooks(TrialHooks):
+    """Reports each epoch to the trial for pruning; keeps what sync-mlflow needs."""
 
-    def report(self, step: int, value: float, logs: dict[str, float]) -> bool:
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+        self.losses: list[float | None] = []
+
+    def started(self, run: TrialRun) -> None:
+        if run.run_id is not None:  # lets whoever finds this trial stale close its run
+            self.trial.set_user_attr(keys.MLFLOW_RUN, run.run_id)
+
+    def epoch(self, step: int, value: float, logs: dict[str, float]) -> bool:
         self.trial.report(value, step)
         self.losses.append(logs.get("loss"))
-        self.tracker.log_epoch(self.run, step, logs)
         return self.trial.should_prune()
+
+    def ended(self) -> None:  # for `lossearch sync-mlflow`, should MLflow miss this trial
+        self.trial.set_user_attr(keys.EPOCH_LOSS, self.losses)
 
 
 @dataclass(frozen=True)
@@ -108,8 +103,10 @@ class Usage:
 
 
 def default_sampler(
-    seed: int | None, n_startup: int, parallel: bool
+    seed: int | None, n_recipes: int, parallel: bool
 ) -> optuna.samplers.BaseSampler:
+    """Multivariate, grouped TPE whose random start-up covers the recipes and then some."""
+    n_startup = max(10, n_recipes + 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
@@ -128,50 +125,55 @@ def default_pruner(n_recipes: int, epochs: int) -> optuna.pruners.BasePruner:
     )
 
 
-@dataclass
-class OptunaSearch:
-    runner: TrialRunner
-    space: SearchSpace
-    tracker: Tracker
-    study: optuna.Study
-    seed: int | None = None
-    records: dict[int, TrialRecord] = field(default_factory=dict)
-    on_trial_end: Callable | None = None
+class OptunaDriver(BaseDriver):
+    """An Optuna study whose trials draw loss configs from the space (recipes first)."""
+
+    def __init__(self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, study, settings):
+        super().__init__(runner, space, tracker, settings.seed)
+        self.study, self.settings = study, settings
+        # The storage object we opened: create_study wraps it, the lock needs the original.
+        self.storage = settings.storage
+        self.lock = StudyLock.for_storage(self.storage, study.study_name)
+        stale = stale_trial_callback(self.storage)
+        if stale is not None:
+            stale.hooks.append(self._close_stale_run)
 
     @classmethod
     def create(
-        cls, runner, space, tracker, *, direction, sampler, pruner, storage, study_name, seed
-    ):
-        # The progress bar and MLflow report progress; failures get one line from us below.
+        cls, runner: TrialRunner, space: SearchSpace, tracker: Tracker, settings: SearchSettings
+    ) -> OptunaDriver:
+        """Open (or resume) the study; ``settings.storage`` is opened already."""
+        # The progress bar and MLflow report progress; failures get one line from the base.
         optuna.logging.set_verbosity(optuna.logging.ERROR)
+        n_recipes = len(space.recipes)
+        # Other threads or processes may hold running trials: let TPE lie about them.
+        parallel = settings.n_jobs != 1 or settings.storage is not None
         study = optuna.create_study(
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            study_name=study_name,
-            direction=direction,
+            storage=settings.storage,
+            sampler=settings.sampler or default_sampler(settings.seed, n_recipes, parallel),
+            pruner=settings.pruner or default_pruner(n_recipes, settings.epochs),
+            study_name=settings.study_name,
+            direction=runner.objective.direction,
             load_if_exists=True,
         )
-        search = cls(runner, space, tracker, study, seed)
-        search.lock = StudyLock.for_storage(study._storage, study.study_name)
-        stale = stale_trial_callback(storage)
-        if stale is not None:
-            stale.hooks.append(search._close_stale_run)
-        return search
+        return cls(runner, space, tracker, study, settings)
 
-    def join(self, seed: int | None, make_sampler: Callable[[int | None], object] | None):
+    def join(self) -> None:
         """Count this worker in; the 2nd, 3rd... worker samples with a seed of its own."""
         with self.lock.claim():
-            index = self.study.user_attrs.get(WORKERS_ATTR, 0)
-            self.study.set_user_attr(WORKERS_ATTR, index + 1)
+            index = self.study.user_attrs.get(keys.WORKERS, 0)
+            self.study.set_user_attr(keys.WORKERS, index + 1)
             if index == 0:  # names the per-epoch series for `lossearch sync-mlflow`
-                self.study.set_user_attr(OBJECTIVE_ATTR, self.runner.objective.name)
-        if index and make_sampler is not None:
+                self.study.set_user_attr(keys.OBJECTIVE, self.runner.objective.name)
+        seed = self.settings.seed
+        if index and self.settings.sampler is None:
             # Same seed in every worker would make their random start-up trials identical.
-            self.study.sampler = make_sampler(None if seed is None else seed + 7919 * index)
+            self.study.sampler = default_sampler(
+                None if seed is None else seed + 7919 * index, len(self.space.recipes), True
+            )
 
     def _close_stale_run(self, trial: optuna.trial.FrozenTrial):
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(keys.MLFLOW_RUN)
         if run_id:
             self.tracker.close_run(run_id, "FAIL", "the worker stopped sending heartbeats")
 
@@ -180,15 +182,15 @@ class OptunaSearch:
         usage = self.usage()
         room = n_trials - usage.claimed - usage.waiting
         done = {
-            t.user_attrs.get("recipe")
+            t.user_attrs.get(keys.RECIPE)
             for t in self.study.get_trials(deepcopy=False)
-            if not t.user_attrs.get("interrupted")
+            if not t.user_attrs.get(keys.INTERRUPTED)
         }
         for recipe in [r for r in self.space.recipes if r.name not in done][: max(room, 0)]:
             self.study.enqueue_trial(
                 self.space.recipe_values(recipe),
                 # Not skip_if_exists: an interrupted recipe has the same params and must rerun.
-                user_attrs={"recipe": recipe.name},
+                user_attrs={keys.RECIPE: recipe.name},
             )
 
     def usage(self) -> Usage:
@@ -232,7 +234,7 @@ class OptunaSearch:
             progress.close()
 
     def _work(self, n_trials, deadline, stop: threading.Event, progress):
-        interval = heartbeat_interval(self.study._storage)
+        interval = heartbeat_interval(self.storage)
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             with self.lock.claim() as claim:
                 if interval:
@@ -263,81 +265,54 @@ class OptunaSearch:
         duplicate = self._completed_twin(trial)
         if duplicate is not None:
             return self._replay(trial, duplicate, config)
-        hp = OptunaHyperParameters(trial)
-        trial.set_user_attr("config", config.to_dict())
-        reporters = []
-
-        def reporter_for(run):
-            reporters.append(_Reporter(trial, self.tracker, run))
-            return reporters[-1]
-
+        trial.set_user_attr(keys.CONFIG, config.to_dict())
         try:
-            record = run_tracked(
-                self.runner,
-                self.tracker,
-                number=trial.number,
-                config=config,
-                hp=hp,
-                recipe=trial.user_attrs.get("recipe"),
+            record = self.run_trial(
+                trial.number,
+                config,
+                OptunaHyperParameters(trial),
+                recipe=trial.user_attrs.get(keys.RECIPE),
                 tags={"study": self.study.study_name},
-                seed=None if self.seed is None else self.seed + trial.number,
-                reporter_for=reporter_for,
+                hooks=_OptunaHooks(trial),
             )
         except TrialPruned as exc:
             raise optuna.TrialPruned(str(exc)) from None
         except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)  # a rerun queues its recipe again
+            trial.set_user_attr(keys.INTERRUPTED, True)  # a rerun queues its recipe again
             raise
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            trial.set_user_attr("fail_reason", mask_credentials(reason)[:2000])
-            log.warning(
-                "lossearch: trial %d failed (%s); the search goes on.", trial.number, reason
-            )
+        except TrialFailed as exc:
+            trial.set_user_attr(keys.FAIL_REASON, str(exc)[:2000])
             raise
-        finally:
-            if reporters:  # for `lossearch sync-mlflow`, should MLflow miss this trial
-                trial.set_user_attr("epoch_loss", reporters[0].losses)
-        trial.set_user_attr("metrics", record.metrics)
-        trial.set_user_attr("epochs_trained", record.epochs_trained)
-        if record.decision is not None:
-            trial.set_user_attr("decision", record.decision.to_dict())
-        self.records[trial.number] = record
+        write_completed(trial, record)
         return record.value
 
     def _completed_twin(self, trial: optuna.Trial):
         """A completed trial with exactly these parameters (a model without ``hp``)."""
         for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if other.params == trial.params and "metrics" in other.user_attrs:
+            if other.params == trial.params and keys.METRICS in other.user_attrs:
                 return other
         return None
 
     def _replay(self, trial: optuna.Trial, twin, config) -> float:
         """Record a re-drawn config with its twin's result instead of training it again."""
-        from lossearch.metrics import Metrics
-
-        trial.set_user_attr("duplicate_of", twin.number)
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("metrics", twin.user_attrs["metrics"])
+        trial.set_user_attr(keys.DUPLICATE_OF, twin.number)
+        trial.set_user_attr(keys.CONFIG, config.to_dict())
+        trial.set_user_attr(keys.METRICS, twin.user_attrs[keys.METRICS])
         run = self.tracker.start_trial(
-            trial.number, config, {"duplicate_of": twin.number, "study": self.study.study_name}
+            trial.number, config, {keys.DUPLICATE_OF: twin.number, "study": self.study.study_name}
         )
-        if run.run_id is not None:
-            trial.set_user_attr("mlflow_run_id", run.run_id)
-        metrics = Metrics(**twin.user_attrs["metrics"]).flat()
-        metrics["objective"] = twin.value
-        self.tracker.end_trial(run, "COMPLETE", metrics=metrics, config=config)
+        _OptunaHooks(trial).started(run)
+        self.tracker.end_trial(run, "COMPLETE", config=config, record=record_of(twin))
         return twin.value
 
-    # -- what optimize() needs from any driver -------------------------------------------
+    # -- BaseDriver ------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
         return self.study.study_name
 
     @property
-    def handle(self):
-        """What ``SearchResult.study`` exposes: the Optuna study."""
+    def handle(self) -> optuna.Study:
         return self.study
 
     def describe(self) -> dict:
@@ -348,26 +323,23 @@ class OptunaSearch:
         }
 
     def saved_parent_run(self) -> str | None:
-        return self.study.user_attrs.get(PARENT_RUN_ATTR)
+        return self.study.user_attrs.get(keys.PARENT_RUN)
 
     def save_parent_run(self, run_id: str):
-        self.study.set_user_attr(PARENT_RUN_ATTR, run_id)
+        self.study.set_user_attr(keys.PARENT_RUN, run_id)
+
+    def remember_choice(self, choice: dict):
+        self.study.set_user_attr(keys.CHOICE, choice)
 
     def exclusive(self):
-        """Held while a worker creates or closes the shared MLflow parent run."""
         return self.lock.claim()
 
     def claim_finish(self) -> bool:
-        """True for the one worker that closes the search: no trial runs elsewhere and no
-        other worker has closed it at this trial count. Call under :meth:`exclusive`."""
         usage = self.usage()
-        if usage.running or self.study.user_attrs.get(FINISHED_ATTR) == usage.finished:
+        if usage.running or self.study.user_attrs.get(keys.FINISHED_WITH) == usage.finished:
             return False
-        self.study.set_user_attr(FINISHED_ATTR, usage.finished)
+        self.study.set_user_attr(keys.FINISHED_WITH, usage.finished)
         return True
-
-    def remember_choice(self, choice: dict):
-        self.study.set_user_attr(CHOICE_ATTR, choice)
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         with self.lock.claim():  # two workers starting together queue the recipes once
@@ -376,30 +348,10 @@ class OptunaSearch:
 
     def completed_records(self) -> list[TrialRecord]:
         """Completed trials: from memory when this process ran them, else from the study."""
-        from lossearch.config import LossConfig
-
         records = []
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if "duplicate_of" in trial.user_attrs:
-                continue  # its twin is the measurement
-            record = self.records.get(trial.number)
-            if record is None:
-                hp_values = {
-                    k: v
-                    for k, v in trial.params.items()
-                    if k not in LOSS_PARAM_NAMES and "." not in k
-                }
-                record = TrialRecord(
-                    trial.number,
-                    trial.value,
-                    LossConfig.from_dict(trial.user_attrs["config"]),
-                    hp_values,
-                    trial.user_attrs.get("recipe"),
-                    epochs_trained=trial.user_attrs.get("epochs_trained", 0),
-                    decision=stored_decision(trial),
-                )
-            record.metrics = trial.user_attrs.get("metrics", {})
-            records.append(record)
+            if keys.is_lossearch_trial(trial):  # a replayed twin is not a measurement
+                records.append(self.records.get(trial.number) or record_of(trial))
         return records
 
     def trial_states(self) -> list[tuple[int, str, float | None]]:
@@ -407,29 +359,20 @@ class OptunaSearch:
 
     def failure_reasons(self) -> list[str]:
         return [
-            t.user_attrs["fail_reason"] for t in self.study.trials if "fail_reason" in t.user_attrs
+            t.user_attrs[keys.FAIL_REASON]
+            for t in self.study.get_trials(deepcopy=False)
+            if keys.FAIL_REASON in t.user_attrs
         ]
 
     def trials_dataframe(self):
         frame = self.study.trials_dataframe(
             attrs=("number", "state", "value", "params", "duration", "user_attrs")
         )
-        drop = [
-            c
-            for c in frame.columns
-            if c in ("user_attrs_config", "user_attrs_metrics", "user_attrs_decision")
-        ]
-        return frame.drop(columns=drop)
+        bulky = {f"user_attrs_{k}" for k in (keys.CONFIG, keys.METRICS, keys.DECISION)}
+        return frame.drop(columns=[c for c in frame.columns if c in bulky])
 
     def importances(self) -> dict[str, float]:
         return importances_of(self.study)
-
-
-def stored_decision(trial):
-    from lossearch.decision import Decision
-
-    data = trial.user_attrs.get("decision")
-    return None if data is None else Decision.from_dict(data)
 
 
 def importances_of(study: optuna.Study) -> dict[str, float]:

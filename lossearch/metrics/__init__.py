@@ -14,6 +14,7 @@ from lossearch.metrics.evaluation import (
     default_minority_classes,
     evaluate,
     expected_calibration_error,
+    resolve_minority_classes,
     resolve_objective,
     scalar_metric,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "default_minority_classes",
     "evaluate",
     "expected_calibration_error",
+    "resolve_minority_classes",
     "resolve_objective",
     "scalar_metric",
 ]

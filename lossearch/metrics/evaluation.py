@@ -264,3 +264,29 @@ def _per_class(names, precision, recall, f1, support, ap):
         }
         for i, name in enumerate(names)
     }
+
+
+def resolve_minority_classes(
+    minority_classes, class_names: list[str], counts, task: str
+) -> list[int]:
+    """Class indices from names or indices; ``None`` for :func:`default_minority_classes`."""
+    if minority_classes is None:
+        return default_minority_classes(counts, task)
+    if (
+        not isinstance(minority_classes, Sequence)
+        or isinstance(minority_classes, str)
+        or not minority_classes
+    ):
+        raise ValueError("minority_classes: expected a non-empty list of class indices or names.")
+    indices = []
+    for item in minority_classes:
+        if isinstance(item, str) and item in class_names:
+            indices.append(class_names.index(item))
+        elif isinstance(item, int | np.integer) and 0 <= int(item) < len(class_names):
+            indices.append(int(item))
+        else:
+            raise ValueError(
+                f"minority_classes: {item!r} is neither a class index in [0, {len(class_names)}) "
+                f"nor one of the class names {class_names}."
+            )
+    return sorted(set(indices))

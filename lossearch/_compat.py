@@ -1,0 +1,55 @@
+"""The private APIs of our dependencies that lossearch still uses, in one place.
+
+Each use says which public API is missing. ``tests/test_compat.py`` exercises every
+one against the installed versions, and ``pyproject.toml`` bounds those versions to
+the ranges the tests ran on, so an upgrade that moves one fails a test, not a search.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def compile_arguments(model) -> dict | None:
+    """The live arguments ``model`` was compiled with, or None when it is not compiled.
+
+    Keras's public ``get_compile_config()`` returns them *serialized*: rebuilding from it
+    would replace the user's metric objects and optimizer with fresh copies (and fail for
+    unregistered custom ones); a trial must keep the user's own.
+    """
+    config = getattr(model, "_compile_config", None)
+    if not getattr(model, "compiled", False) or config is None:
+        return None
+    return dict(config.config)
+
+
+def dataset_input(dataset, context: str):
+    """An MLflow ``DatasetInput`` for ``MlflowClient.log_inputs``.
+
+    The client API takes entities and ``Dataset`` has no public conversion; the public
+    ``mlflow.log_input`` logs to the *active fluent run*, and ending that run would mark
+    the search's parent run FINISHED while trials still run.
+    """
+    from mlflow.entities import DatasetInput, InputTag
+
+    return DatasetInput(
+        dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+    )
+
+
+class RecipesFirst:
+    """Mixin for a Keras Tuner oracle: hand out ``pending_recipes`` before its own draws.
+
+    Keras Tuner has no public way to queue given values (Optuna's ``enqueue_trial``);
+    every built-in oracle draws through the private ``_random_values`` and checks
+    ``_duplicate``, so overriding the first (and asking the second) is the one hook.
+    """
+
+    pending_recipes: list[dict[str, Any]]
+
+    def _random_values(self):
+        while getattr(self, "pending_recipes", None):
+            values = dict(self.pending_recipes.pop(0))
+            if not self._duplicate(values):
+                return values
+        return super()._random_values()

@@ -1,0 +1,195 @@
+"""What a search session needs from a backend, and the per-trial routine they share.
+
+A driver decides *which* loss configs to run (Optuna's sampler and pruner, a Keras
+Tuner oracle); :meth:`BaseDriver.run_trial` runs one of them the same way for every
+driver: seeded, trained by the shared :class:`~lossearch.runner.TrialRunner`, its
+epochs and outcome written to one MLflow child run, kept as a
+:class:`~lossearch.records.TrialRecord`. In the manner of Optuna's ``BaseSampler``:
+the methods a driver must answer are abstract; the multi-worker hooks default to a
+single worker.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from lossearch.config import LossConfig
+from lossearch.records import TrialRecord, user_hp_values
+from lossearch.runner import TrialPruned, TrialRunner
+from lossearch.search_space import SearchSpace
+from lossearch.tracking import Tracker, TrialRun, mask_credentials
+
+log = logging.getLogger("lossearch")
+
+BACKENDS = ("optuna", "keras_tuner")
+TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's built-in oracles
+
+
+class TrialFailed(Exception):
+    """A trial raised or diverged; the message is the reason, credentials masked."""
+
+
+class TrialHooks:
+    """What a driver hears during one trial; every hook defaults to nothing."""
+
+    def started(self, run: TrialRun) -> None:
+        """The trial's MLflow run exists (``run.run_id`` is None when MLflow is down)."""
+
+    def epoch(self, step: int, value: float, logs: dict[str, float]) -> bool:
+        """The validation objective after an epoch; True prunes the trial."""
+        return False
+
+    def ended(self) -> None:
+        """The trial ended, however it ended."""
+
+
+class _EpochReporter:
+    """The runner's per-epoch reporter: MLflow gets every epoch, the driver's hooks decide
+    whether to prune."""
+
+    def __init__(self, tracker: Tracker, run: TrialRun, hooks: TrialHooks):
+        self.tracker, self.run, self.hooks = tracker, run, hooks
+
+    def report(self, step: int, value: float, logs: dict[str, float]) -> bool:
+        self.tracker.log_epoch(self.run, step, logs)
+        return self.hooks.epoch(step, value, logs)
+
+
+class BaseDriver(abc.ABC):
+    """A backend driving a search over ``space`` through the shared ``runner``.
+
+    Subclasses implement the abstract methods; the hooks ``join``, ``exclusive``,
+    ``claim_finish`` and ``importances`` have single-worker defaults.
+    """
+
+    def __init__(self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, seed: int | None):
+        self.runner, self.space, self.tracker, self.seed = runner, space, tracker, seed
+        self.records: dict[int, TrialRecord] = {}  # trials this process ran
+
+    # -- required ------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The study's (or tuner project's) name."""
+
+    @property
+    @abc.abstractmethod
+    def handle(self) -> Any:
+        """What ``SearchResult.study`` exposes (the Optuna study, the Keras Tuner tuner)."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict:
+        """Backend settings for the MLflow parent run's params."""
+
+    @abc.abstractmethod
+    def run(self, n_trials: int, *, timeout, n_jobs: int, show_progress: bool) -> None:
+        """Run trials (recipes first) until the search holds ``n_trials`` finished ones."""
+
+    @abc.abstractmethod
+    def completed_records(self) -> list[TrialRecord]:
+        """Every completed trial, including those other workers ran."""
+
+    @abc.abstractmethod
+    def trial_states(self) -> list[tuple[int, str, float | None]]:
+        """``(number, state, value)`` per trial; state COMPLETE, PRUNED, FAIL, ..."""
+
+    @abc.abstractmethod
+    def failure_reasons(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def trials_dataframe(self): ...
+
+    @abc.abstractmethod
+    def saved_parent_run(self) -> str | None:
+        """The MLflow parent run saved with the search (a resumed search reuses it)."""
+
+    @abc.abstractmethod
+    def save_parent_run(self, run_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def remember_choice(self, choice: dict) -> None:
+        """Store the :class:`~lossearch.records.StoredChoice` with the search."""
+
+    # -- hooks for many workers; one worker by default ---------------------------------------
+
+    def join(self) -> None:  # noqa: B027 - an optional hook, like BaseSampler's
+        """Count this worker in (the Optuna driver gives each worker its own seed)."""
+
+    def exclusive(self) -> AbstractContextManager:
+        """Held while a worker creates or closes the shared parent run."""
+        return nullcontext()
+
+    def claim_finish(self) -> bool:
+        """True for the one worker that closes the search; call under :meth:`exclusive`."""
+        return True
+
+    def importances(self) -> dict[str, float]:
+        return {}
+
+    # -- the per-trial routine every driver shares --------------------------------------------
+
+    def run_trial(
+        self,
+        number: int,
+        config: LossConfig,
+        hp,
+        *,
+        recipe: str | None,
+        tags: dict,
+        hooks: TrialHooks | None = None,
+        epochs: int | None = None,
+    ) -> TrialRecord:
+        """Train and score one config under its own seed and MLflow child run.
+
+        Raises:
+            TrialPruned: the hooks pruned it (its run is closed as PRUNED).
+            TrialFailed: it raised or diverged (its run is closed as FAIL with the reason).
+        """
+        hooks = hooks or TrialHooks()
+        run = self.tracker.start_trial(number, config, {"recipe": recipe or "", **tags})
+        hooks.started(run)
+        seed = None if self.seed is None else self.seed + number
+        reporter = _EpochReporter(self.tracker, run, hooks)
+
+        def close(state: str, reason: str) -> None:
+            # hp values exist once build_model has drawn them, so they are read at the end
+            self.tracker.end_trial(run, state, config=config, hp=_user_values(hp), reason=reason)
+
+        try:
+            outcome = self.runner.run(config, hp=hp, seed=seed, epochs=epochs, reporter=reporter)
+        except TrialPruned as exc:
+            close("PRUNED", str(exc))
+            raise
+        except KeyboardInterrupt:
+            close("INTERRUPTED", "KeyboardInterrupt")
+            raise
+        except Exception as exc:
+            reason = mask_credentials(f"{type(exc).__name__}: {exc}")
+            close("FAIL", reason)
+            log.warning("lossearch: trial %d failed (%s); the search goes on.", number, reason)
+            raise TrialFailed(reason) from exc
+        finally:
+            hooks.ended()
+        record = TrialRecord(
+            number,
+            outcome.value,
+            config,
+            _user_values(hp),
+            recipe,
+            outcome.y_prob,
+            outcome.metrics.to_dict(),
+            outcome.epochs_trained,
+            outcome.decision,
+            outcome.y_score,
+        )
+        self.tracker.end_trial(run, "COMPLETE", config=config, hp=record.hp_values, record=record)
+        self.records[number] = record
+        return record
+
+
+def _user_values(hp) -> dict:
+    return user_hp_values(dict(getattr(hp, "values", {})))

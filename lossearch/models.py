@@ -1,0 +1,133 @@
+"""The user's model: how it is called, what it outputs, how a trial's loss is compiled in.
+
+One owner for these facts, shared by the trial runner (both backends) and
+:class:`lossearch.keras_tuner.LossHyperModel`, so the two can never disagree on the
+task, on what a loss config is told about the data, or on what ``compile`` keeps.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+
+from lossearch import _compat
+from lossearch.hyperparameters import DefaultHyperParameters, HyperParameters
+
+TASKS = ("multiclass", "binary", "multilabel")
+
+
+def model_builder(build_model: Callable) -> Callable[[HyperParameters], keras.Model]:
+    """``build_model()`` or ``build_model(hp)`` as a function of ``hp``."""
+    if not callable(build_model):
+        raise ValueError(f"build_model: expected a callable, got {type(build_model).__name__}.")
+    try:
+        params = inspect.signature(build_model).parameters.values()
+    except (TypeError, ValueError):  # builtins, C callables
+        return lambda hp: build_model(hp)
+    required = [
+        p
+        for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(required) > 1:
+        raise ValueError("build_model: expected build_model() or build_model(hp).")
+    takes_hp = bool(required) or any(p.kind is p.VAR_POSITIONAL for p in params)
+    return (lambda hp: build_model(hp)) if takes_hp else (lambda hp: build_model())
+
+
+def _activation_name(layer) -> str | None:
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return name if name in ("softmax", "sigmoid") else None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The model's output shape and final activation, learnt by :func:`probe_model`."""
+
+    output_shape: tuple
+    activation: str | None  # "softmax" / "sigmoid" when the model outputs probabilities
+
+    @property
+    def from_logits(self) -> bool:
+        return self.activation is None
+
+    @property
+    def width(self) -> int:
+        return int(self.output_shape[-1])
+
+    @property
+    def task(self) -> str:
+        """The task the output implies: one unit is binary, sigmoid units multi-label.
+
+        Labels can say more (one-hot rows on a sigmoid output are still multi-label
+        targets); :func:`lossearch.data.prepare_data` decides from both.
+        """
+        if self.width == 1:
+            return "binary"
+        return "multilabel" if self.activation == "sigmoid" else "multiclass"
+
+
+def probe_model(build: Callable[[HyperParameters], keras.Model]) -> ModelFacts:
+    """Build once with default hyperparameters to learn the output shape and activation.
+
+    Raises:
+        ValueError: naming ``build_model`` when it fails or returns no single-output model.
+    """
+    try:
+        model = build(DefaultHyperParameters())
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"build_model: raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"build_model: must return a keras.Model, got {type(model).__name__}.")
+    if len(model.outputs or []) != 1:
+        raise ValueError("build_model: the model must have exactly one output.")
+    facts = ModelFacts(tuple(model.outputs[0].shape), _activation_name(model.layers[-1]))
+    keras.backend.clear_session()
+    return facts
+
+
+def loss_facts(
+    *,
+    class_counts: Sequence[int],
+    class_names: Sequence[str] | None,
+    task: str,
+    from_logits: bool,
+    n_samples: int | None,
+) -> dict:
+    """What every trial's :class:`~lossearch.LossConfig` is told about the data.
+
+    ``n_samples`` is the number of training samples; multi-label weights need it
+    (``pos_weight = (n - positives) / positives``), other tasks derive it from the counts.
+    """
+    return {
+        "class_counts": list(class_counts),
+        "class_names": None if class_names is None else list(class_names),
+        "task": task,
+        "from_logits": from_logits,
+        "n_samples": n_samples if task == "multilabel" else None,
+    }
+
+
+def compile_with_loss(model: keras.Model, loss, extra_metrics: Sequence = ()) -> None:
+    """Compile ``model`` with ``loss``, keeping the user's optimizer and metrics.
+
+    A model the user compiled keeps its optimizer instance and compile arguments;
+    an uncompiled one gets Adam(1e-3). ``extra_metrics`` are appended to the user's.
+    """
+    previous = _compat.compile_arguments(model)
+    if previous is None:
+        kwargs = {"optimizer": keras.optimizers.Adam(1e-3)}
+    else:
+        kwargs = {**previous, "optimizer": model.optimizer}
+    if extra_metrics:
+        kwargs["metrics"] = [*(kwargs.get("metrics") or []), *extra_metrics]
+    kwargs["loss"] = loss
+    model.compile(**kwargs)

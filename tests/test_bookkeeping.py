@@ -1,0 +1,111 @@
+"""A search's bookkeeping against a fake trial runner: recipe order, the exact budget,
+pruning, failures, resuming and confirmation runs. Real Optuna studies and MLflow runs;
+no training (see tests/fakes.py)."""
+
+import mlflow
+from optuna.trial import TrialState
+
+from lossearch import records as keys
+from lossearch.records import StoredStudy
+from tests.fakes import FakeRunner, fake_search
+
+QUICK_RECIPES = [
+    "ce_baseline",
+    "inverse_weighted_ce",
+    "effective_number_ce",
+    "logit_adjusted",
+    "focal",
+    "ldam_drw",
+]
+
+
+def _trials(driver):
+    return driver.study.get_trials(deepcopy=False)
+
+
+def _child_runs(uri, experiment):
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    runs = client.search_runs([experiment_id])
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_recipes_run_first_in_order_and_the_budget_is_exact(mlflow_uri, experiment):
+    result, driver = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=9, selection="best")
+    trials = _trials(driver)
+    assert len(trials) == 9
+    recipes = [t.user_attrs.get(keys.RECIPE) for t in trials[: len(QUICK_RECIPES)]]
+    assert recipes == QUICK_RECIPES
+    assert all(keys.RECIPE not in t.user_attrs for t in trials[len(QUICK_RECIPES) :])
+    assert len(_child_runs(mlflow_uri, experiment)) == 9
+    assert result.baseline_value == trials[0].value  # the CE baseline recipe
+
+
+def test_the_budget_is_exact_with_threads(mlflow_uri, experiment):
+    _, driver = fake_search(
+        FakeRunner(), mlflow_uri, experiment, n_trials=11, n_jobs=2, selection="best"
+    )
+    finished = [t for t in _trials(driver) if t.state.is_finished()]
+    assert len(_trials(driver)) == len(finished) == 11
+
+
+def test_pruned_trials_are_recorded_as_pruned_and_recipes_never_are(mlflow_uri, experiment):
+    _, driver = fake_search(
+        FakeRunner(epochs=6), mlflow_uri, experiment, n_trials=24, selection="best"
+    )
+    trials = _trials(driver)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, "the median pruner should stop some below-median learning curves"
+    assert all(keys.RECIPE not in t.user_attrs for t in pruned)
+    assert all(t.state == TrialState.COMPLETE for t in trials[: len(QUICK_RECIPES)])
+    states = {
+        r.data.tags["trial_number"]: r.data.tags["state"]
+        for r in _child_runs(mlflow_uri, experiment)
+    }
+    assert {states[str(t.number)] for t in pruned} == {"PRUNED"}
+
+
+def test_failing_and_diverging_trials_are_failed_with_a_reason_and_the_search_goes_on(
+    mlflow_uri, experiment
+):
+    runner = FakeRunner(fail={"focal"}, diverge={"ldam"})
+    result, driver = fake_search(runner, mlflow_uri, experiment, n_trials=8, selection="best")
+    by_recipe = {t.user_attrs.get(keys.RECIPE): t for t in _trials(driver)}
+    assert by_recipe["focal"].state == TrialState.FAIL
+    assert "RuntimeError: focal is broken" in by_recipe["focal"].user_attrs[keys.FAIL_REASON]
+    assert "TrialDiverged" in by_recipe["ldam_drw"].user_attrs[keys.FAIL_REASON]
+    assert by_recipe["logit_adjusted"].state == TrialState.COMPLETE
+    assert result.best_config.family not in ("focal", "ldam")
+    failed = [r for r in _child_runs(mlflow_uri, experiment) if r.info.status == "FAILED"]
+    assert {r.data.tags["trial_number"] for r in failed} >= {
+        str(by_recipe["focal"].number),
+        str(by_recipe["ldam_drw"].number),
+    }
+
+
+def test_a_rerun_resumes_the_study_and_its_parent_run(tmp_path, mlflow_uri, experiment):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    common = {"storage": storage, "study_name": "resumed", "selection": "best"}
+    first, _ = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=4, **common)
+    runner = FakeRunner()
+    second, driver = fake_search(runner, mlflow_uri, experiment, n_trials=9, **common)
+    trials = _trials(driver)
+    assert len(trials) == 9
+    recipes = [t.user_attrs[keys.RECIPE] for t in trials if keys.RECIPE in t.user_attrs]
+    assert recipes == QUICK_RECIPES  # each once: the rerun queued only the missing ones
+    assert len(runner.calls) == 5  # the second run trained only the trials it added
+    assert second.mlflow_run_id == first.mlflow_run_id
+    stored = StoredStudy.load(storage, "resumed")
+    assert stored.choice.trial == second.best_trial_number
+    assert stored.best_config() == second.best_config
+
+
+def test_robust_selection_confirms_candidates_on_fresh_seeds(mlflow_uri, experiment):
+    runner = FakeRunner()
+    result, _ = fake_search(runner, mlflow_uri, experiment, n_trials=8, confirm_seeds=2)
+    search_seeds = {seed for _, seed, _ in runner.calls[:8]}
+    confirmation_seeds = {seed for _, seed, _ in runner.calls[8:]}
+    assert len(runner.calls) > 8 and not confirmation_seeds & search_seeds
+    assert result.selection["runs"] == 3  # the search trial and two confirmation runs
+    assert result.selection["baseline_runs"] == 3
+    assert result.selection["recipe"] is None or result.selection["recipe"] in QUICK_RECIPES
