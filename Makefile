@@ -65,7 +65,7 @@ screenshots: $(STAMP) browser
 	LOSSEARCH_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q tests/test_browser.py
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

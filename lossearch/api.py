@@ -110,49 +110,45 @@ def optimize(
 ) -> SearchResult:
     """Search loss families, their parameters and class weighting for ``build_model``.
 
-    Every argument is checked before the first trial; bad input is a ``ValueError``
-    naming the argument. All arguments: ``docs/arguments.md``.
+    Every argument is checked before the first trial: bad input is a ``ValueError``
+    naming the argument. What each argument does: ``docs/arguments.md``.
 
     Args:
-        build_model: ``build_model()`` or ``build_model(hp)`` returning a Keras model,
-            compiled (optimizer and metrics kept, loss replaced) or not (Adam 1e-3).
-        data: ``(x, y)``, ``((x, y), (x_val, y_val))``, ``{"train": ..., "validation":
-            ...}`` or a pair of ``tf.data.Dataset``.
-        space: a bundled space name, a YAML path, a dict or a :class:`SearchSpace`.
-        objective: a name from :data:`lossearch.metrics.OBJECTIVES`, a callable
-            ``f(y_true, y_prob)`` or ``(callable, direction)``; default by task.
-        n_trials / epochs / cv: the budget, and how trials are scored (``"auto"``:
-            3-fold out-of-fold when a hold-out would leave a class < 5 samples).
-        storage / study_name / n_jobs: where the Optuna study lives; workers sharing
-            it split ``n_trials`` between them; a rerun resumes.
-        tracking_uri / experiment_name: where the MLflow runs go.
-        selection / confirm_seeds / decision: how the pick is confirmed against the
-            incumbent recipe, and whether a decision rule is tuned with it.
-        backend / tuner: ``"optuna"`` (default) or ``"keras_tuner"`` with its tuner.
+        build_model: ``build_model()`` or ``build_model(hp)`` returning a Keras model.
+        data: ``(x, y)``, ``((x, y), (x_val, y_val))``, ``{"train": .., "validation": ..}``
+            or a pair of ``tf.data.Dataset``.
+
+    Returns:
+        A :class:`SearchResult`: the chosen config, its metrics beside the CE baseline's,
+        the refit model, the study and the MLflow parent run.
 
     Example:
         >>> result = lossearch.optimize(build_model, (x, y), n_trials=20)  # doctest: +SKIP
-        >>> print(result.summary())                                       # doctest: +SKIP
         >>> result.best_config.to_json("best_loss.json")                  # doctest: +SKIP
     """
     arguments = dict(locals())
     _check_backend_arguments(arguments)
-    facts = probe_model(model_builder(build_model))
-    prepared = prepare_data(
-        data,
-        output_shape=facts.output_shape,
-        activation=facts.activation,
-        validation=validation,
-        cv=cv,
-        class_names=class_names,
-        seed=seed,
-    )
-    search_space = SearchSpace.load(space, task=prepared.task)
-    runner = _runner(arguments, prepared, facts)
+    runner, search_space = _prepare(arguments)
     settings = _settings(arguments)  # opens the storage: a bad URL fails before any trial
     tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
     driver = create_driver(runner, search_space, tracker, settings)
     return SearchSession(runner, search_space, tracker, driver, settings).run()
+
+
+def _prepare(arguments: dict) -> tuple[TrialRunner, SearchSpace]:
+    """Probe the model, check and split the data, load the space: the trial runner."""
+    facts = probe_model(model_builder(arguments["build_model"]))
+    prepared = prepare_data(
+        arguments["data"],
+        output_shape=facts.output_shape,
+        activation=facts.activation,
+        validation=arguments["validation"],
+        cv=arguments["cv"],
+        class_names=arguments["class_names"],
+        seed=arguments["seed"],
+    )
+    search_space = SearchSpace.load(arguments["space"], task=prepared.task)
+    return _runner(arguments, prepared, facts), search_space
 
 
 def _runner(arguments: dict, prepared, facts) -> TrialRunner:

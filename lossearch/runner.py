@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,15 +76,47 @@ def _probabilities(outputs: np.ndarray, task: str, from_logits: bool) -> np.ndar
     return 1.0 / (1.0 + np.exp(-outputs))
 
 
-# A full garbage collection costs about a second with TensorFlow loaded (a third of a small
-# trial), so a fresh Keras session skips it and only every GC_EVERY-th one collects.
-GC_EVERY = 10
-_sessions = itertools.count(1)
+class _KerasState:
+    """Keras keeps one global state per process (layer-name counters, TensorFlow's graph),
+    and ``clear_session`` replaces it for every thread at once. Trials running in threads
+    (``n_jobs > 1``) therefore build their models one at a time, and the session is
+    cleared only while no other trial is training.
+
+    A full garbage collection costs about a second with TensorFlow loaded (a third of a
+    small trial), so a reset skips it and only every ``GC_EVERY``-th one collects.
+    """
+
+    GC_EVERY = 10
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.training = 0
+        self.resets = itertools.count(1)
+
+    @contextmanager
+    def trial(self):
+        """Held while a trial builds and trains its models."""
+        with self.lock:
+            self.training += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.training -= 1
+
+    @contextmanager
+    def building(self, seed: int | None):
+        """Held while a model is built and compiled: a fresh session when no other trial
+        is training, then ``seed`` (Keras' seeds are global too)."""
+        with self.lock:
+            if self.training <= 1:
+                keras.backend.clear_session(free_memory=next(self.resets) % self.GC_EVERY == 0)
+            if seed is not None:
+                keras.utils.set_random_seed(seed)
+            yield
 
 
-def reset_keras_session() -> None:
-    """Free the previous model's graph before building the next one."""
-    keras.backend.clear_session(free_memory=next(_sessions) % GC_EVERY == 0)
+KERAS_STATE = _KerasState()
 
 
 class _EpochObjective(keras.callbacks.Callback):
@@ -212,6 +246,10 @@ class TrialRunner:
         epochs: int | None = None,
     ) -> TrialOutcome:
         """Train and score ``config``; raises :class:`TrialPruned` or :class:`TrialDiverged`."""
+        with KERAS_STATE.trial():
+            return self._train_and_score(config, hp, reporter, seed, keep_model, splits, epochs)
+
+    def _train_and_score(self, config, hp, reporter, seed, keep_model, splits, epochs):
         start = time.perf_counter()
         hp = hp if hp is not None else DefaultHyperParameters()
         history: dict[str, list[float]] = {}
@@ -219,11 +257,9 @@ class TrialRunner:
         splits = self.data.splits if splits is None else splits
         epochs = self.epochs if epochs is None else epochs
         for index, split in enumerate(splits):
-            reset_keras_session()
-            if seed is not None:
-                keras.utils.set_random_seed(seed + index)
-            model = self.build(hp)
-            self.compile(model, config)
+            with KERAS_STATE.building(None if seed is None else seed + index):
+                model = self.build(hp)
+                self.compile(model, config)
             callbacks = [
                 keras.callbacks.TerminateOnNaN(),
                 *callbacks_for(config),
@@ -268,11 +304,9 @@ class TrialRunner:
 
     def refit(self, record, seed: int | None) -> keras.Model:
         """``record``'s config retrained on all labelled data (train + validation)."""
-        keras.backend.clear_session()
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        model = self.build(FixedHyperParameters(record.hp_values))
-        self.compile(model, record.config)
+        with KERAS_STATE.building(seed):
+            model = self.build(FixedHyperParameters(record.hp_values))
+            self.compile(model, record.config)
         x, y = self.data.train_val
         callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks_for(record.config)]
         self._fit(model, x, y, self.epochs, callbacks, verbose=0)

@@ -11,6 +11,29 @@ from lossearch.datasets import fraud_like, long_tailed_digits, multilabel_digits
 FAST = {"epochs": 3, "batch_size": 64, "show_progress": False, "seed": 0, "cv": None}
 
 
+# The recipes of the quick space, in the order they run first (multiclass).
+QUICK_RECIPES = [
+    "ce_baseline",
+    "inverse_weighted_ce",
+    "effective_number_ce",
+    "logit_adjusted",
+    "focal",
+    "ldam_drw",
+]
+
+
+def tiny_search(mlflow_uri, experiment, *, build_model=None, data, **overrides):
+    """A real, tiny search: the quick space, :data:`FAST` settings, this test's experiment;
+    ``build_model`` defaults to a small MLP for 64 features and 10 classes."""
+    import lossearch
+
+    build_model = build_model or dense_model(64, 10)
+    kwargs = {"space": "quick", **FAST, **overrides}
+    return lossearch.optimize(
+        build_model, data, tracking_uri=mlflow_uri, experiment_name=experiment, **kwargs
+    )
+
+
 def digits(imbalance=10):
     return long_tailed_digits(imbalance=imbalance)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lossearch
-from tests.search_helpers import FAST, dense_model, digits
+from tests.search_helpers import dense_model, digits, tiny_search
 
 pytestmark = pytest.mark.all_backends
 
@@ -24,15 +24,8 @@ def test_keras_runs_on_the_backend_the_environment_asks_for():
 
 def test_a_small_optimize_completes_and_reports(tmp_path, mlflow_uri, experiment):
     x, y = digits()
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (x, y),
-        space="quick",
-        n_trials=4,
-        storage=f"sqlite:///{tmp_path}/study.db",
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
+    result = tiny_search(
+        mlflow_uri, experiment, data=(x, y), n_trials=4, storage=f"sqlite:///{tmp_path}/study.db"
     )
     states = [state for _, state, _ in result.search.trial_states()]
     assert states.count("COMPLETE") == 4

@@ -1,17 +1,93 @@
-"""Bad inputs fail before the first trial, with a message naming the argument."""
+"""Bad input on every surface (optimize, the CLI, space files, config JSON, storage URLs) is
+rejected before the first trial with a ``ValueError`` naming the argument. Also: nothing
+lossearch loads executes code, and credentials never reach MLflow or the logs."""
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
 
 import keras
+import mlflow
 import numpy as np
 import pytest
 
 import lossearch
-from tests.search_helpers import dense_model, digits
+from lossearch import cli
+from tests.search_helpers import dense_model, digits, tiny_search
 
 X, Y = digits()
 FEW = {"n_trials": 1, "epochs": 1, "show_progress": False}
+ROOT = Path(__file__).parent.parent
+WORKER = ["worker", "tests.scaleout_model:build_model", "--data", "tests.scaleout_model:load_data"]
+CONFIG = {"format": "lossearch.loss/1", "family": "ce", "task": "multiclass"}
 
 
-def _nan_x():
+class CountingBuilder:
+    """``build_model`` that counts its calls: one (the probe) means no trial ran."""
+
+    def __init__(self, build):
+        self.build, self.calls = build, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.build()
+
+
+def via_optimize(data=(X, Y), build_model=None, **overrides):
+    def attempt(ctx):
+        build = dense_model(64, 10) if build_model is None else build_model
+        counting = CountingBuilder(build) if callable(build) else build
+        kwargs = {"tracking_uri": ctx["mlflow_uri"], "experiment_name": ctx["experiment"]}
+        with pytest.raises(ValueError) as info:
+            lossearch.optimize(counting, data, **{**kwargs, **FEW, **overrides})
+        if isinstance(counting, CountingBuilder):
+            assert counting.calls <= 1  # the probe build at most: no trial ran
+        return str(info.value)
+
+    return attempt
+
+
+def via_cli(*argv):
+    def attempt(ctx):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = cli.main([a.format(**ctx) for a in argv])
+            except SystemExit as exit_:  # argparse's own errors
+                code = exit_.code
+        assert code == 2
+        return err.getvalue()
+
+    return attempt
+
+
+def via_space_file(text):
+    def attempt(ctx):
+        path = ctx["tmp_path"] / "space.yaml"
+        path.write_text(text)
+        return via_optimize(space=str(path))(ctx)
+
+    return attempt
+
+
+def via_config_json(data):
+    def attempt(ctx):
+        path = ctx["tmp_path"] / "loss.json"
+        path.write_text(data if isinstance(data, str) else json.dumps(data))
+        with pytest.raises(ValueError) as info:
+            lossearch.load_loss(str(path))
+        return str(info.value)
+
+    return attempt
+
+
+def _labels_where_nine_is(value):
+    return np.where(Y == 9, value, Y)
+
+
+def _nan_features():
     x = X.copy()
     x[3, 5] = np.nan
     return x
@@ -24,84 +100,204 @@ def _single_sample_class():
     return y
 
 
-def _yaml(tmp_path, text, name="space.yaml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-# (id, overrides of optimize's arguments, expected fragment of the message)
+# (id, attempt, fragments the message must hold)
 CASES = [
-    ("lengths differ", {"data": (X[:50], Y[:51])}, "data: training x has 50 samples"),
-    ("label above range", {"data": (X, np.where(Y == 9, 10, Y))}, "outside [0, 10)"),
-    ("negative label", {"data": (X, np.where(Y == 9, -1, Y))}, "label -1"),
-    ("class with one sample", {"data": (X, _single_sample_class())}, "fewer than 2 samples"),
-    ("NaN features", {"data": (_nan_x(), Y)}, "NaN"),
-    ("string labels", {"data": (X, Y.astype(str))}, "numeric labels"),
-    ("data is one array", {"data": X}, "data: expected (x, y)"),
-    ("dict without train", {"data": {"training": (X, Y)}}, "'train'"),
-    ("one-hot of wrong width", {"data": (X, np.eye(7)[Y % 7])}, "do not fit a model output"),
-    ("output narrower than labels", {"build_model": dense_model(64, 5)}, "outside [0, 5)"),
-    ("output wider than classes", {"build_model": dense_model(64, 12)}, "more outputs (12)"),
-    ("build_model not callable", {"build_model": 3}, "build_model: expected a callable"),
+    # optimize
+    ("lengths differ", via_optimize(data=(X[:50], Y[:51])), ["data: training x has 50 samples"]),
+    ("label above range", via_optimize(data=(X, _labels_where_nine_is(10))), ["outside [0, 10)"]),
+    ("negative label", via_optimize(data=(X, _labels_where_nine_is(-1))), ["label -1"]),
+    (
+        "class with one sample",
+        via_optimize(data=(X, _single_sample_class())),
+        ["fewer than 2 samples"],
+    ),
+    ("NaN features", via_optimize(data=(_nan_features(), Y)), ["NaN"]),
+    ("string labels", via_optimize(data=(X, Y.astype(str))), ["numeric labels"]),
+    ("data is one array", via_optimize(data=X), ["data: expected (x, y)"]),
+    ("dict without train", via_optimize(data={"training": (X, Y)}), ["'train'"]),
+    (
+        "one-hot of wrong width",
+        via_optimize(data=(X, np.eye(7)[Y % 7])),
+        ["do not fit a model output"],
+    ),
+    (
+        "output narrower than labels",
+        via_optimize(build_model=dense_model(64, 5)),
+        ["outside [0, 5)"],
+    ),
+    (
+        "output wider than classes",
+        via_optimize(build_model=dense_model(64, 12)),
+        ["more outputs (12)"],
+    ),
+    ("build_model not callable", via_optimize(build_model=3), ["build_model: expected a callable"]),
     (
         "build_model returns a layer",
-        {"build_model": lambda: keras.layers.Dense(3)},
-        "build_model: must return a keras.Model",
+        via_optimize(build_model=lambda: keras.layers.Dense(3)),
+        ["build_model: must return a keras.Model"],
     ),
-    ("build_model raises", {"build_model": lambda: 1 / 0}, "build_model: raised ZeroDivisionError"),
-    ("unknown objective", {"objective": "auc_roc"}, "objective: unknown objective 'auc_roc'"),
+    (
+        "build_model raises",
+        via_optimize(build_model=lambda: 1 / 0),
+        ["build_model: raised ZeroDivisionError"],
+    ),
+    (
+        "unknown objective",
+        via_optimize(objective="auc_roc"),
+        ["objective: unknown objective 'auc_roc'"],
+    ),
     (
         "bad objective direction",
-        {"objective": (lambda y, p: 0.0, "upward")},
-        "objective: direction",
+        via_optimize(objective=(lambda y, p: 0.0, "upward")),
+        ["objective: direction"],
     ),
-    ("unknown space", {"space": "tiny"}, "space: unknown space 'tiny'"),
-    ("space for another task", {"space": "binary"}, "space: 'binary' is for ['binary']"),
-    ("n_trials zero", {"n_trials": 0}, "n_trials"),
-    ("epochs zero", {"epochs": 0}, "epochs"),
-    ("batch_size negative", {"batch_size": -4}, "batch_size"),
-    ("validation above one", {"validation": 1.5}, "validation"),
-    ("cv of one", {"cv": 1}, "cv: expected an integer number of folds"),
-    ("cv neither folds nor auto", {"cv": "often"}, "cv: expected an integer number of folds"),
-    ("decision not a bool", {"decision": "yes"}, "decision: expected True or False"),
-    ("cv above rarest class", {"cv": 50}, "cv: the rarest class"),
-    ("cv with a validation set", {"data": ((X, Y), (X, Y)), "cv": 3}, "cv: pass either"),
-    ("minority class unknown", {"minority_classes": ["seven"]}, "minority_classes"),
-    ("class_names wrong length", {"class_names": ["a", "b"]}, "class_names"),
-    ("storage not a URL", {"storage": "lossearch.db"}, "storage: expected an Optuna storage URL"),
-    ("fit_kwargs sets epochs", {"fit_kwargs": {"epochs": 3}}, "fit_kwargs"),
-    ("timeout negative", {"timeout": -1}, "timeout"),
-    ("unknown selection", {"selection": "luckiest"}, "selection"),
-    ("n_jobs zero", {"n_jobs": 0}, "n_jobs"),
-    ("unreachable MLflow", {"tracking_uri": "http://127.0.0.1:9"}, "tracking_uri: cannot reach"),
+    ("unknown space", via_optimize(space="tiny"), ["space: unknown space 'tiny'"]),
+    ("space for another task", via_optimize(space="binary"), ["space: 'binary' is for ['binary']"]),
+    ("n_trials zero", via_optimize(n_trials=0), ["n_trials"]),
+    ("epochs zero", via_optimize(epochs=0), ["epochs"]),
+    ("batch_size negative", via_optimize(batch_size=-4), ["batch_size"]),
+    ("validation above one", via_optimize(validation=1.5), ["validation"]),
+    ("cv of one", via_optimize(cv=1), ["cv: expected an integer number of folds"]),
+    (
+        "cv neither folds nor auto",
+        via_optimize(cv="often"),
+        ["cv: expected an integer number of folds"],
+    ),
+    ("decision not a bool", via_optimize(decision="yes"), ["decision: expected True or False"]),
+    ("cv above rarest class", via_optimize(cv=50), ["cv: the rarest class"]),
+    ("cv with a validation set", via_optimize(data=((X, Y), (X, Y)), cv=3), ["cv: pass either"]),
+    ("minority class unknown", via_optimize(minority_classes=["seven"]), ["minority_classes"]),
+    ("class_names wrong length", via_optimize(class_names=["a", "b"]), ["class_names"]),
+    (
+        "storage not a URL",
+        via_optimize(storage="lossearch.db"),
+        ["storage: expected an Optuna storage URL"],
+    ),
+    ("fit_kwargs sets epochs", via_optimize(fit_kwargs={"epochs": 3}), ["fit_kwargs"]),
+    ("timeout negative", via_optimize(timeout=-1), ["timeout"]),
+    ("unknown selection", via_optimize(selection="luckiest"), ["selection"]),
+    ("n_jobs zero", via_optimize(n_jobs=0), ["n_jobs"]),
+    (
+        "unreachable MLflow",
+        via_optimize(tracking_uri="http://127.0.0.1:9"),
+        ["tracking_uri: cannot reach"],
+    ),
+    ("labels as 2-D of wrong width", via_optimize(data=(X, np.eye(4)[Y % 4])), ["data:"]),
+    (
+        "a class with zero samples",
+        via_optimize(data=(X, _labels_where_nine_is(8))),
+        ["data: class '9' has no samples"],
+    ),
+    ("unknown loss family", via_optimize(space={"families": {"dice": {}}}), ["families.dice"]),
+    ("storage unknown scheme", via_optimize(storage="ftp://host/db"), ["storage:", "'ftp'"]),
+    ("storage not a string", via_optimize(storage=42), ["storage:"]),
+    (
+        "journal file in a missing folder",
+        via_optimize(storage="journal:///no/such/folder/s.log"),
+        ["storage:", "existing folder"],
+    ),
+    (
+        "SQLite file in a missing folder",
+        via_optimize(storage="sqlite:///no/such/folder/s.db"),
+        ["storage:", "does not exist"],
+    ),
+    (
+        "PostgreSQL not answering",
+        via_optimize(storage="postgresql://postgres:pw@127.0.0.1:1/test"),
+        ["storage: cannot open", "postgresql://postgres:***@127.0.0.1:1/test"],
+    ),
+    (
+        "Redis not answering",
+        via_optimize(storage="redis://127.0.0.1:1/0"),
+        ["storage: cannot open", "redis://127.0.0.1:1/0"],
+    ),
+    ("worker without storage", via_cli(*WORKER, "--study", "s"), ["required: --storage"]),
+    (
+        "worker with zero threads",
+        via_cli(
+            *WORKER, "--storage", "sqlite:///{tmp_path}/s.db", "--study", "s", "--threads", "0"
+        ),
+        ["threads:"],
+    ),
+    (
+        "worker heartbeat of zero",
+        via_cli(
+            *WORKER,
+            "--storage",
+            "sqlite:///{tmp_path}/s.db",
+            "--study",
+            "s",
+            "--heartbeat-interval",
+            "0",
+        ),
+        ["--heartbeat-interval"],
+    ),
+    (
+        "builder without MODULE:NAME",
+        via_cli("optimize", "mymodel", "--data", "m:d"),
+        ["build_model: expected MODULE:NAME"],
+    ),
+    (
+        "data module missing",
+        via_cli("optimize", "tests.scaleout_model:build_model", "--data", "no_such_module:load"),
+        ["--data: cannot import"],
+    ),
+    (
+        "export of an unknown study",
+        via_cli("export", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
+        ["study: no study named 'nope'"],
+    ),
+    (
+        "report of an unknown study",
+        via_cli("report", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
+        ["study: no study named 'nope'"],
+    ),
+    (
+        "report from a missing folder",
+        via_cli("report", "--storage", "sqlite:///{tmp_path}/none/e.db", "--study", "nope"),
+        ["does not exist"],
+    ),
+    (
+        "sync of an unknown study",
+        via_cli("sync-mlflow", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
+        ["study: no study named 'nope'"],
+    ),
+    (
+        "space: python object tag",
+        via_space_file("families: !!python/object/apply:os.system ['touch pwned']"),
+        ["space"],
+    ),
+    ("config: not JSON", via_config_json("{not json"), ["not valid JSON"]),
+    ("config: unknown family", via_config_json({**CONFIG, "family": "dice"}), ["family"]),
+    ("config: unknown key", via_config_json({**CONFIG, "extra": 1}), ["extra"]),
+    (
+        "config: NaN constant",
+        via_config_json(json.dumps({**CONFIG, "label_smoothing": 0.1}).replace("0.1", "NaN")),
+        ["NaN"],
+    ),
+    (
+        "config: code in a field",
+        via_config_json({**CONFIG, "family": "__import__('os')"}),
+        ["family"],
+    ),
 ]
 
 
-class CountingBuilder:
-    def __init__(self, build):
-        self.build, self.calls = build, 0
-
-    def __call__(self):
-        self.calls += 1
-        return self.build()
-
-
 @pytest.mark.parametrize(
-    ("overrides", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+    ("attempt", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
-def test_bad_input_fails_before_the_first_trial(overrides, message, mlflow_uri, experiment):
-    kwargs = {"tracking_uri": mlflow_uri, "experiment_name": experiment, **FEW, **overrides}
-    build = kwargs.pop("build_model", dense_model(64, 10))
-    counting = CountingBuilder(build) if callable(build) else build
-    data = kwargs.pop("data", (X, Y))
-    with pytest.raises(ValueError) as info:
-        lossearch.optimize(counting, data, **kwargs)
-    assert message in str(info.value)
-    if isinstance(counting, CountingBuilder):
-        assert counting.calls <= 1  # at most the probe build: no trial ran
+def test_bad_input_is_rejected_naming_the_argument(
+    attempt, fragments, tmp_path, mlflow_uri, experiment, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # nothing a case creates (pwned, stores) lands in the repo
+    monkeypatch.syspath_prepend(str(ROOT))
+    message = attempt({"tmp_path": tmp_path, "mlflow_uri": mlflow_uri, "experiment": experiment})
+    for fragment in fragments:
+        assert fragment in message, message
+    assert not (tmp_path / "pwned").exists()
 
 
+# (id, YAML text, expected fragment): the message names the file, the key and the reason
 SPACE_CASES = [
     ("malformed YAML", "families: {ce: {}\n", "not valid YAML"),
     ("unknown family", "families: {dice: {}}", "families.dice"),
@@ -135,16 +331,65 @@ SPACE_CASES = [
 def test_malformed_space_file_names_file_key_and_reason(
     text, message, tmp_path, mlflow_uri, experiment
 ):
-    path = _yaml(tmp_path, text)
+    ctx = {"tmp_path": tmp_path, "mlflow_uri": mlflow_uri, "experiment": experiment}
+    error = via_space_file(text)(ctx)
+    assert message in error
+    if "YAML" not in message:
+        assert str(tmp_path / "space.yaml") in error
+
+
+def test_nothing_lossearch_loads_can_run_code():
+    source = "\n".join(p.read_text() for p in (ROOT / "lossearch").rglob("*.py"))
+    assert not re.search(r"\bimport pickle\b|\bpickle\.load|\beval\(|\bexec\(", source)
+    assert not re.search(r"yaml\.load\((?![^)]*SafeLoader)", source)
+    assert "yaml.unsafe_load" not in source and "yaml.full_load" not in source
+
+
+@pytest.mark.slow
+def test_credentials_never_reach_mlflow_or_the_logs(
+    tmp_path, mlflow_uri, experiment, capsys, caplog
+):
+    secret = "s3cr3t-pw"
+    pg = f"postgresql://postgres:{secret}@127.0.0.1:5432/test"  # trust auth: any password
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        data=(X, Y),
+        n_trials=2,
+        storage=pg,
+        study_name=f"masked-{experiment}",
+        selection="best",
+        refit=False,
+    )
+    client = mlflow.MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(runs) == 3
+    for run in runs:
+        for value in [*run.data.params.values(), *run.data.tags.values()]:
+            assert secret not in value
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["storage"] == "postgresql://postgres:***@127.0.0.1:5432/test"
+    artifacts = Path(client.download_artifacts(parent.info.run_id, "", str(tmp_path / "a")))
+    for path in artifacts.rglob("*"):
+        if path.is_file() and path.suffix in (".txt", ".json", ".csv"):
+            assert secret not in path.read_text()
+    # Errors and log lines mask them too.
+    with pytest.raises(ValueError) as info:
+        lossearch.optimize(
+            dense_model(64, 10), (X, Y), tracking_uri=f"http://bob:{secret}@127.0.0.1:9", **FEW
+        )
+    assert secret not in str(info.value) and "bob:***@" in str(info.value)
     with pytest.raises(ValueError) as info:
         lossearch.optimize(
             dense_model(64, 10),
             (X, Y),
-            space=path,
+            storage=f"postgresql://u:{secret}@127.0.0.1:1/x",
             tracking_uri=mlflow_uri,
             experiment_name=experiment,
             **FEW,
         )
-    assert message in str(info.value)
-    if "YAML" not in message:
-        assert path in str(info.value)
+    assert secret not in str(info.value)
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+    assert all(secret not in r.getMessage() for r in caplog.records)
+    assert result.study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id

@@ -8,15 +8,7 @@ from optuna.trial import TrialState
 from lossearch import records as keys
 from lossearch.records import StoredStudy
 from tests.fakes import FakeRunner, fake_search
-
-QUICK_RECIPES = [
-    "ce_baseline",
-    "inverse_weighted_ce",
-    "effective_number_ce",
-    "logit_adjusted",
-    "focal",
-    "ldam_drw",
-]
+from tests.search_helpers import QUICK_RECIPES
 
 
 def _trials(driver):

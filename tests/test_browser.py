@@ -21,7 +21,7 @@ from tests.browser import chromium, screenshot_folder, wait_for
 from tests.mlflow_server import MlflowServer
 from tests.search_helpers import dense_model, digits
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration  # a real browser; make test and CI run it
 
 CLASS_NAMES = [f"digit{c}" for c in range(10)]
 EXPERIMENT = "digits-loss-search"

@@ -1,4 +1,4 @@
-"""Acceptance 8: every bad input is a ValueError naming the field (table-driven)."""
+"""LossConfig, the loss classes and the weight schemes reject bad values, naming the field."""
 
 import json
 

@@ -4,9 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-import lossearch
 from lossearch.data import prepare_data, stratified_holdout
-from tests.search_helpers import FAST
+from tests.search_helpers import tiny_search
 
 
 def test_holdout_puts_every_class_with_two_or_more_samples_on_both_sides():
@@ -58,16 +57,14 @@ def test_dense_per_pixel_outputs_search_end_to_end(mlflow_uri, experiment):
             ]
         )
 
-    result = lossearch.optimize(
-        build_model,
-        (x, y),
-        space="quick",
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        build_model=build_model,
+        data=(x, y),
         n_trials=2,
         selection="best",
         refit=False,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
     )
     assert result.best_config.task == "multiclass"
     per_class = result.best_metrics["per_class"]

@@ -1,4 +1,4 @@
-"""Acceptance 7: deferred re-weighting inside a real model.fit."""
+"""Deferred re-weighting inside a real model.fit."""
 
 import keras
 import numpy as np

@@ -15,7 +15,7 @@ import pytest
 
 import lossearch
 from lossearch.keras_tuner import LossHyperModel, best_config
-from tests.search_helpers import dense_model, digits, runs_of
+from tests.search_helpers import dense_model, digits, runs_of, tiny_search
 
 ROOT = Path(__file__).parent.parent
 FAST = {
@@ -33,16 +33,14 @@ FAST = {
 def test_optimize_with_each_keras_tuner(tuner, tmp_path, monkeypatch, mlflow_uri, experiment):
     monkeypatch.chdir(tmp_path)  # the tuner project lives in ./lossearch_tuner
     x, y = digits()
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (x, y),
-        space="quick",
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        data=(x, y),
         backend="keras_tuner",
         tuner=tuner,
         n_trials=6,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
+        confirm_seeds=1,
     )
     assert isinstance(result.study, kt.engine.base_tuner.BaseTuner)
     states = result.search.trial_states()
@@ -220,3 +218,46 @@ def test_loss_hypermodel_fit_supplies_the_drw_callback():
     assert float(keras.ops.convert_to_numpy(model.loss.reweighting)) == 0.0
     hypermodel.fit(hp, model, x, y, epochs=2, verbose=0)
     assert float(keras.ops.convert_to_numpy(model.loss.reweighting)) == 1.0  # switched at epoch 1
+
+
+def test_loss_hypermodel_balances_multilabel_positives_against_all_samples():
+    # Regression: pos_weight="balanced" is (n - positives) / positives over the *samples*;
+    # the hypermodel once passed the sum of the positives as n ([0.7, 1.83, 16] here).
+    space = {
+        "tasks": ["multilabel"],
+        "families": {"pos_weighted_bce": {"pos_weight": "balanced"}},
+        "weights": {"none": {}},
+    }
+    hypermodel = LossHyperModel(
+        dense_model(64, 3, activation="sigmoid"),
+        space=space,
+        class_counts=[50, 30, 5],
+        n_samples=100,
+    )
+    assert hypermodel.task == "multilabel"
+    config = hypermodel.config_for(kt.HyperParameters())
+    assert config.build().get_config()["pos_weight"] == pytest.approx([1.0, 70 / 30, 19.0])
+    with pytest.raises(ValueError, match="n_samples"):
+        LossHyperModel(
+            dense_model(64, 3, activation="sigmoid"), space=space, class_counts=[50, 30, 5]
+        )
+
+
+def test_the_search_and_the_hypermodel_tell_a_loss_the_same_facts(mlflow_uri):
+    from lossearch.data import prepare_data
+    from lossearch.metrics import Objective
+    from lossearch.models import model_builder, probe_model
+    from lossearch.runner import TrialRunner
+    from lossearch.search_space import SearchSpace
+    from tests.search_helpers import ml_digits
+
+    x, y = ml_digits()
+    build = dense_model(64, 3, activation="sigmoid")
+    facts = probe_model(model_builder(build))
+    data = prepare_data((x, y), output_shape=facts.output_shape, activation=facts.activation)
+    runner = TrialRunner(build, data, Objective("macro_pr_auc"), minority_classes=[2], facts=facts)
+    hypermodel = LossHyperModel.for_runner(
+        runner, SearchSpace.load("multilabel", task="multilabel")
+    )
+    assert hypermodel.facts == runner.config_facts()
+    assert hypermodel.facts["n_samples"] == len(data.splits[0].y_train)

@@ -1,4 +1,4 @@
-"""Acceptance 2: parity with Keras and TensorFlow losses, and weight formulas."""
+"""Parity with Keras and TensorFlow losses, and weight formulas."""
 
 import keras
 import numpy as np

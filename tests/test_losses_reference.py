@@ -1,4 +1,4 @@
-"""Acceptance 1: every family x label format x from_logits matches the NumPy reference."""
+"""Every family x label format x from_logits matches the NumPy reference."""
 
 import numpy as np
 import pytest

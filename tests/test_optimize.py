@@ -1,4 +1,4 @@
-"""Acceptance 2 and 3 of the search: real end-to-end searches on tiny data."""
+"""Real end-to-end searches on tiny data."""
 
 import json
 
@@ -9,37 +9,35 @@ import pytest
 
 import lossearch
 from lossearch import LossConfig
-from tests.search_helpers import FAST, dense_model, digits, ml_digits, onehot, runs_of, small_fraud
-
-QUICK_MULTICLASS_RECIPES = [
-    "ce_baseline",
-    "inverse_weighted_ce",
-    "effective_number_ce",
-    "logit_adjusted",
-    "focal",
-    "ldam_drw",
-]
+from tests.search_helpers import (
+    FAST,
+    QUICK_RECIPES,
+    dense_model,
+    digits,
+    ml_digits,
+    onehot,
+    runs_of,
+    small_fraud,
+    tiny_search,
+)
 
 
 @pytest.mark.slow
 def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     x, y = digits()
     storage = f"sqlite:///{tmp_path}/study.db"
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (x, y),
-        space="quick",
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        data=(x, y),
         n_trials=8,
         storage=storage,
         study_name="sparse",
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
         confirm_seeds=1,
-        **FAST,
     )
     trials = result.study.trials
     # recipes are the first trials, in order
-    assert [t.user_attrs.get("recipe") for t in trials[:6]] == QUICK_MULTICLASS_RECIPES
+    assert [t.user_attrs.get("recipe") for t in trials[:6]] == QUICK_RECIPES
     assert len(trials) == 8
     assert trials[0].params == {"family": "ce", "weights": "none"}
     # the CE baseline is measured and reported
@@ -104,15 +102,13 @@ def test_multiclass_onehot_keeps_the_users_optimizer_and_metrics(mlflow_uri, exp
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["accuracy"])
         return model
 
-    result = lossearch.optimize(
-        build_model,
-        (x, onehot(y, 10)),
-        space="quick",
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        build_model=build_model,
+        data=(x, onehot(y, 10)),
         n_trials=3,
         selection="best",
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
     )
     assert result.best_config.from_logits is False  # softmax output detected
     trained = result.trained_model  # result.model adds the decision layer on top of it
@@ -124,14 +120,14 @@ def test_multiclass_onehot_keeps_the_users_optimizer_and_metrics(mlflow_uri, exp
 @pytest.mark.slow
 def test_binary_end_to_end_defaults_to_minority_pr_auc(mlflow_uri, experiment):
     x, y = small_fraud()
-    result = lossearch.optimize(
-        dense_model(20, 1, activation="sigmoid"),
-        (x, y),
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        build_model=dense_model(20, 1, activation="sigmoid"),
+        data=(x, y),
+        space="default",
         n_trials=7,
         confirm_seeds=1,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
     )
     assert result.objective == "pr_auc"
     assert result.best_config.task == "binary" and result.best_config.from_logits is False
@@ -152,15 +148,15 @@ def test_binary_end_to_end_defaults_to_minority_pr_auc(mlflow_uri, experiment):
 @pytest.mark.slow
 def test_multilabel_end_to_end(mlflow_uri, experiment):
     x, y = ml_digits()
-    result = lossearch.optimize(
-        dense_model(64, 3),
-        (x, y),
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        build_model=dense_model(64, 3),
+        data=(x, y),
+        space="default",
         n_trials=6,
         selection="best",
         class_names=["even", "big", "zero"],
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
     )
     assert result.best_config.task == "multilabel"
     assert result.objective == "macro_pr_auc"
@@ -189,18 +185,16 @@ def test_pruned_and_nan_trials_are_recorded_and_the_study_goes_on(tmp_path, mlfl
 
     study = optuna.create_study(storage=storage, study_name="nan", direction="maximize")
     study.enqueue_trial({"family": "ce", "weights": "none", "lr": 1e12})
-    result = lossearch.optimize(
-        build_model,
-        (x, y),
-        space="quick",
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        build_model=build_model,
+        data=(x, y),
         n_trials=6,
         storage=storage,
         study_name="nan",
         pruner=PruneOddTrials(),
         selection="best",
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
     )
     trials = result.study.trials
     assert trials[0].state == optuna.trial.TrialState.FAIL
@@ -239,7 +233,7 @@ def test_rerun_with_the_same_study_name_resumes(tmp_path, mlflow_uri, experiment
     trials = second.study.trials
     assert len(trials) == 5
     assert [t.value for t in trials[:3]] == values  # nothing recomputed or lost
-    assert [t.user_attrs.get("recipe") for t in trials] == QUICK_MULTICLASS_RECIPES[:5]
+    assert [t.user_attrs.get("recipe") for t in trials] == QUICK_RECIPES[:5]
     assert second.mlflow_run_id == first.mlflow_run_id
     _, parents, children = runs_of(mlflow_uri, experiment)
     assert len(parents) == 1 and len(children) == 5
@@ -258,15 +252,8 @@ def test_build_model_hp_tunes_the_learning_rate_with_the_loss(mlflow_uri, experi
         model.compile(optimizer=keras.optimizers.Adam(lr))
         return model
 
-    result = lossearch.optimize(
-        build_model,
-        (x, y),
-        space="quick",
-        n_trials=8,
-        confirm_seeds=1,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
+    result = tiny_search(
+        mlflow_uri, experiment, build_model=build_model, data=(x, y), n_trials=8, confirm_seeds=1
     )
     trials = result.study.trials
     assert all("learning_rate" in t.params and "units" in t.params for t in trials)
@@ -281,16 +268,8 @@ def test_build_model_hp_tunes_the_learning_rate_with_the_loss(mlflow_uri, experi
 @pytest.mark.slow
 def test_cross_validation_scores_out_of_fold(mlflow_uri, experiment):
     x, y = digits(imbalance=5)
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (x, y),
-        space="quick",
-        n_trials=2,
-        selection="best",
-        refit=False,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **{**FAST, "cv": 3},
+    result = tiny_search(
+        mlflow_uri, experiment, data=(x, y), n_trials=2, selection="best", refit=False, cv=3
     )
     support = sum(v["support"] for v in result.best_metrics["per_class"].values())
     assert support == len(y)  # every sample is scored once, out of fold
@@ -300,16 +279,8 @@ def test_cross_validation_scores_out_of_fold(mlflow_uri, experiment):
 @pytest.mark.slow
 def test_cv_auto_scores_out_of_fold_when_the_tail_is_tiny_and_says_so(mlflow_uri, experiment):
     x, y = digits(imbalance=20)  # digit 9 keeps 9 samples: 2 in a 20% hold-out
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (x, y),
-        space="quick",
-        n_trials=2,
-        selection="best",
-        refit=False,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **{**FAST, "cv": "auto"},
+    result = tiny_search(
+        mlflow_uri, experiment, data=(x, y), n_trials=2, selection="best", refit=False, cv="auto"
     )
     assert result.study.trials[0].user_attrs["epochs_trained"] == 3 * FAST["epochs"]
     assert "cv=3, chosen automatically" in result.summary()
@@ -327,27 +298,15 @@ def test_tf_data_datasets_and_explicit_validation(mlflow_uri, experiment):
     cut = len(y) - len(y) // 5
     train = tf.data.Dataset.from_tensor_slices((x[:cut], y[:cut])).batch(64)
     val = tf.data.Dataset.from_tensor_slices((x[cut:], y[cut:])).batch(64)
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (train, val),
-        space="quick",
-        n_trials=2,
-        selection="best",
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
-    )
+    result = tiny_search(mlflow_uri, experiment, data=(train, val), n_trials=2, selection="best")
     assert result.class_counts == np.bincount(y[:cut], minlength=10).tolist()
-    explicit = lossearch.optimize(
-        dense_model(64, 10),
-        {"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])},
-        space="quick",
+    explicit = tiny_search(
+        mlflow_uri,
+        experiment,
+        data={"train": (x[:cut], y[:cut]), "validation": (x[cut:], y[cut:])},
         n_trials=2,
         selection="best",
         refit=False,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
     )
     assert explicit.class_counts == result.class_counts
 
@@ -434,21 +393,12 @@ def test_ctrl_c_keeps_completed_trials_closes_the_runs_and_resumes(
 @pytest.mark.slow
 def test_parallel_threads_in_one_process(mlflow_uri, experiment):
     x, y = digits()
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (x, y),
-        space="quick",
-        n_trials=6,
-        n_jobs=2,
-        selection="best",
-        refit=False,
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **FAST,
+    result = tiny_search(
+        mlflow_uri, experiment, data=(x, y), n_trials=6, n_jobs=2, selection="best", refit=False
     )
     trials = result.study.trials
     assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
-    assert sorted(t.user_attrs["recipe"] for t in trials) == sorted(QUICK_MULTICLASS_RECIPES)
+    assert sorted(t.user_attrs["recipe"] for t in trials) == sorted(QUICK_RECIPES)
     _, parents, children = runs_of(mlflow_uri, experiment)
     assert len(parents) == 1 and len(children) == 6
 
@@ -467,17 +417,15 @@ class FailFourthFit(keras.callbacks.Callback):
 @pytest.mark.slow
 def test_a_candidate_failing_its_confirmation_is_dropped_not_fatal(mlflow_uri, experiment):
     x, y = digits()
-    result = lossearch.optimize(
-        dense_model(64, 10),
-        (x, y),
-        space="quick",
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        data=(x, y),
         n_trials=3,
         confirm_seeds=1,
         refit=False,
         fit_kwargs={"callbacks": [FailFourthFit()]},
-        tracking_uri=mlflow_uri,
-        experiment_name=experiment,
-        **{**FAST, "seed": 0},
+        seed=0,
     )
     assert "dropped as unstable" in result.selection["reason"]
     assert "diverged on another seed" in result.selection["reason"]

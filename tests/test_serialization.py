@@ -1,4 +1,4 @@
-"""Acceptance 5 and 6: .keras round trips and JSON round trips for every family."""
+""".keras round trips and JSON round trips for every family."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""Acceptance 9: 20 epochs of a small MLP on long-tailed digits with every family."""
+"""Twenty epochs of a small MLP on long-tailed digits with every family."""
 
 import keras
 import numpy as np
