@@ -56,7 +56,7 @@ benchmark-performance: $(STAMP)
 
 # Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadgroup
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
 

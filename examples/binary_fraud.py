@@ -6,8 +6,14 @@ Run: .venv/bin/python examples/binary_fraud.py
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# The test suite runs each example on a small budget (LOSSEARCH_EXAMPLE_BUDGET=small).
+# The test suite runs each example on a small budget (LOSSEARCH_EXAMPLE_BUDGET=small):
+# fewer and shorter trials, one hold-out split, one confirmation seed.
 SMALL = os.environ.get("LOSSEARCH_EXAMPLE_BUDGET") == "small"
+BUDGET = (
+    {"n_trials": 3, "epochs": 2, "cv": None, "confirm_seeds": 1}
+    if SMALL
+    else {"n_trials": 10, "epochs": 8}
+)
 
 import keras  # noqa: E402
 
@@ -33,8 +39,7 @@ if __name__ == "__main__":
         (x, y),
         space="binary",
         objective="pr_auc",
-        n_trials=4 if SMALL else 10,
-        epochs=3 if SMALL else 8,
+        **BUDGET,
         batch_size=128,
         class_names=["legit", "fraud"],
         seed=0,

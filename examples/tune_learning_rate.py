@@ -7,8 +7,14 @@ backend runs the search. Run: .venv/bin/python examples/tune_learning_rate.py
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# The test suite runs each example on a small budget (LOSSEARCH_EXAMPLE_BUDGET=small).
+# The test suite runs each example on a small budget (LOSSEARCH_EXAMPLE_BUDGET=small):
+# fewer and shorter trials, one hold-out split, one confirmation seed.
 SMALL = os.environ.get("LOSSEARCH_EXAMPLE_BUDGET") == "small"
+BUDGET = (
+    {"n_trials": 3, "epochs": 2, "cv": None, "confirm_seeds": 1}
+    if SMALL
+    else {"n_trials": 12, "epochs": 8}
+)
 
 import keras  # noqa: E402
 
@@ -33,8 +39,7 @@ if __name__ == "__main__":
         build_model,
         (x, y),
         space="quick",
-        n_trials=4 if SMALL else 12,
-        epochs=3 if SMALL else 8,
+        **BUDGET,
         seed=0,
         experiment_name="examples",
     )

@@ -69,6 +69,12 @@ def _search_arguments(
         "--selection", default="robust", choices=["robust", "best"], help="see optimize()"
     )
     parser.add_argument(
+        "--confirm-seeds",
+        type=int,
+        default=2,
+        help="extra seeds each candidate is retrained on before the pick (0: none)",
+    )
+    parser.add_argument(
         "--no-decision",
         action="store_true",
         help="keep arg-max / 0.5 instead of tuning a decision rule (see optimize(decision=))",
@@ -134,6 +140,7 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
         storage=storage or args.storage,
         study_name=args.study,
         selection=args.selection,
+        confirm_seeds=args.confirm_seeds,
         decision=not args.no_decision,
         tracking_uri=args.tracking_uri,
         experiment_name=args.experiment,

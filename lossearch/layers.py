@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from lossearch._validation import Interval, check
 from lossearch.decision import Decision
 
 
@@ -22,9 +23,8 @@ class CosineDense(keras.layers.Layer):
 
     def __init__(self, units: int, epsilon: float = 1e-12, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"units: expected a positive integer, got {units!r}.")
-        self.units = units
+        check("units", units, [Interval(int, 1, None)])
+        self.units = int(units)
         self.epsilon = epsilon
 
     def build(self, input_shape):

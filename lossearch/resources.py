@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from lossearch._validation import Interval, check
+
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -16,8 +18,7 @@ def limit_threads(n: int) -> None:
     Example:
         >>> lossearch.limit_threads(1)  # doctest: +SKIP
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"threads: expected an integer >= 1, got {n!r}.")
+    check("threads", n, [Interval(int, 1, None)])
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(n)
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")

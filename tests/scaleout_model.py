@@ -31,6 +31,7 @@ def worker_command(storage, study, tracking_uri, experiment, trials, *extra, spa
         "--space": space,
         "--batch-size": 64,
         "--selection": "best",
+        "--cv": 0,  # one hold-out: "auto" would score these tails out of fold, 3x the training
         "--threads": 1,
         "--tracking-uri": tracking_uri,
         "--experiment": experiment,

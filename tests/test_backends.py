@@ -25,7 +25,12 @@ def test_keras_runs_on_the_backend_the_environment_asks_for():
 def test_a_small_optimize_completes_and_reports(tmp_path, mlflow_uri, experiment):
     x, y = digits()
     result = tiny_search(
-        mlflow_uri, experiment, data=(x, y), n_trials=4, storage=f"sqlite:///{tmp_path}/study.db"
+        mlflow_uri,
+        experiment,
+        data=(x, y),
+        n_trials=4,
+        confirm_seeds=1,
+        storage=f"sqlite:///{tmp_path}/study.db",
     )
     states = [state for _, state, _ in result.search.trial_states()]
     assert states.count("COMPLETE") == 4

@@ -21,13 +21,14 @@ from tests.browser import chromium, screenshot_folder, wait_for
 from tests.mlflow_server import MlflowServer
 from tests.search_helpers import dense_model, digits
 
-pytestmark = pytest.mark.integration  # a real browser; make test and CI run it
+# A real browser; make test and CI run it. One xdist worker takes them all (one search, one server).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("browser")]
 
 CLASS_NAMES = [f"digit{c}" for c in range(10)]
 EXPERIMENT = "digits-loss-search"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
 def search(tmp_path_factory):
     """A finished 6-trial search logged to a real MLflow server and a SQLite study."""
     folder = tmp_path_factory.mktemp("ui")
@@ -47,6 +48,8 @@ def search(tmp_path_factory):
             experiment_name=EXPERIMENT,
             show_progress=False,
             seed=0,
+            cv=None,  # one hold-out and one confirmation seed: the pages, not the pick, matter
+            confirm_seeds=1,
         )
         client = mlflow.MlflowClient(server.uri)
         experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
@@ -63,12 +66,12 @@ def search(tmp_path_factory):
         }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
 def shots(tmp_path_factory):
     return screenshot_folder(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
 def browser():
     with chromium() as driver:
         yield driver

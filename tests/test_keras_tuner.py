@@ -39,7 +39,7 @@ def test_optimize_with_each_keras_tuner(tuner, tmp_path, monkeypatch, mlflow_uri
         data=(x, y),
         backend="keras_tuner",
         tuner=tuner,
-        n_trials=6,
+        n_trials=4,
         confirm_seeds=1,
     )
     assert isinstance(result.study, kt.engine.base_tuner.BaseTuner)

@@ -28,7 +28,7 @@ WORKER_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
 def server(tmp_path_factory):
     """One real MLflow tracking server for the module."""
     with MlflowServer(tmp_path_factory.mktemp("mlflow-server")) as running:
@@ -83,11 +83,9 @@ def check_one_study_under_one_parent(storage, study_name, server, experiment, n_
 
 
 def test_four_workers_share_one_postgresql_study(pg_url, server, experiment, tmp_path):
-    workers = [
-        start_worker(pg_url, "pg", server, experiment, 12, "--epochs", "2") for _ in range(4)
-    ]
+    workers = [start_worker(pg_url, "pg", server, experiment, 8, "--epochs", "1") for _ in range(4)]
     finish(workers)
-    study = check_one_study_under_one_parent(pg_url, "pg", server, experiment, 12)
+    study = check_one_study_under_one_parent(pg_url, "pg", server, experiment, 8)
     # `lossearch export` returns the best (chosen) trial's loss.
     out = tmp_path / "best.json"
     assert cli.main(["export", "--storage", pg_url, "--study", "pg", "-o", str(out)]) == 0
@@ -122,20 +120,20 @@ def _redis(tmp_path):
 def test_two_workers_share_one_study(storage_of, server, experiment, tmp_path):
     storage, study = storage_of(tmp_path), f"two-{uuid.uuid4().hex[:8]}"
     workers = [
-        start_worker(storage, study, server, experiment, 5, "--epochs", "2") for _ in range(2)
+        start_worker(storage, study, server, experiment, 4, "--epochs", "1") for _ in range(2)
     ]
     finish(workers)
-    check_one_study_under_one_parent(storage, study, server, experiment, 5)
+    check_one_study_under_one_parent(storage, study, server, experiment, 4)
 
 
 def test_a_worker_stopped_by_its_timeout_is_resumed_by_the_next(server, experiment, tmp_path):
     # Bounded workers restarted in turn: how a long search sheds what TensorFlow keeps.
     storage, study = f"sqlite:///{tmp_path}/study.db", "bounded"
-    finish([start_worker(storage, study, server, experiment, 6, "--epochs", "3", "--timeout", "1")])
+    finish([start_worker(storage, study, server, experiment, 4, "--epochs", "1", "--timeout", "1")])
     loaded = optuna.load_study(study_name=study, storage=lossearch.open_storage(storage))
-    assert 1 <= sum(t.state.is_finished() for t in loaded.get_trials()) < 6
-    finish([start_worker(storage, study, server, experiment, 6, "--epochs", "3")])
-    check_one_study_under_one_parent(storage, study, server, experiment, 6)
+    assert 1 <= sum(t.state.is_finished() for t in loaded.get_trials()) < 4
+    finish([start_worker(storage, study, server, experiment, 4, "--epochs", "1")])
+    check_one_study_under_one_parent(storage, study, server, experiment, 4)
 
 
 def _running_trial(storage, study_name):
@@ -153,7 +151,7 @@ def test_a_killed_worker_leaves_a_failed_retried_trial_and_nothing_lost(
     server, experiment, tmp_path
 ):
     storage = f"sqlite:///{tmp_path}/crash.db"
-    args = ("--epochs", "40", "--heartbeat-interval", "1", "--grace-period", "3")
+    args = ("--epochs", "30", "--heartbeat-interval", "1", "--grace-period", "3")
     victim = start_worker(storage, "crash", server, experiment, 3, *args)
     deadline = time.monotonic() + 180
     while (trial := _running_trial(storage, "crash")) is None or trial.number == 0:

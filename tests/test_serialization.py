@@ -84,7 +84,9 @@ def test_loss_get_config_is_exactly_the_constructor_arguments(family):
     assert set(config) == own | shared
 
 
-def test_keras_files_reload_in_a_fresh_process_with_only_import_lossearch(tmp_path):
+def test_keras_files_reload_in_a_fresh_process_after_import_lossearch_or_with_load_model(
+    tmp_path,
+):
     expected = {}
     for family in FAMILIES:
         config = _config(family)
@@ -104,9 +106,12 @@ def test_keras_files_reload_in_a_fresh_process_with_only_import_lossearch(tmp_pa
         out = {{}}
         for family in {list(FAMILIES)!r}:
             d = {str(tmp_path)!r}
-            model = keras.models.load_model(os.path.join(d, family + ".keras"))
+            path = os.path.join(d, family + ".keras")
+            model = keras.models.load_model(path)
+            again = lossearch.load_model(path)
             x = np.load(os.path.join(d, family + "_x.npy"))
             y = np.load(os.path.join(d, family + "_y.npy"))
+            assert type(again.loss) is type(model.loss)
             out[family] = [type(model.loss).__name__, float(model.loss(y, model(x)))]
         print(json.dumps(out))
         """

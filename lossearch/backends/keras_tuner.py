@@ -19,6 +19,7 @@ import keras_tuner as kt
 
 from lossearch import records as keys
 from lossearch._compat import RecipesFirst
+from lossearch._validation import Options, check
 from lossearch.backends.base import TUNERS, BaseDriver, TrialFailed
 from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
 from lossearch.records import TrialRecord
@@ -69,8 +70,7 @@ ORACLES = {
 
 def make_oracle(tuner: str, recipes: list[dict], *, objective, n_trials, epochs, seed):
     """A Keras Tuner oracle that hands out ``recipes`` first (grid search enumerates instead)."""
-    if tuner not in TUNERS:
-        raise ValueError(f"tuner: expected one of {list(TUNERS)}, got {tuner!r}.")
+    check("tuner", tuner, [Options(TUNERS)])
     budget = (
         {"max_epochs": epochs, "factor": 3} if tuner == "hyperband" else {"max_trials": n_trials}
     )

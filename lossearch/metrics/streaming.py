@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from lossearch._validation import Interval, check
+
 
 class ConfusionMatrixMetric(keras.metrics.Metric):
     """Base class: accumulates the confusion matrix; subclasses read it in ``result``.
@@ -28,9 +30,8 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
 
     def __init__(self, num_classes: int, threshold: float = 0.5, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes: expected an integer >= 2, got {num_classes!r}.")
-        self.num_classes = num_classes
+        check("num_classes", num_classes, [Interval(int, 2, None)])
+        self.num_classes = int(num_classes)
         self.threshold = float(threshold)
         self.confusion = self.add_variable(
             shape=(num_classes, num_classes), initializer="zeros", name="confusion", dtype="float32"
