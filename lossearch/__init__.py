@@ -28,16 +28,22 @@ _LAZY = {
     "sync_mlflow": "lossearch.mlflow_sync",
     "SearchResult": "lossearch.result",
     "open_storage": "lossearch.storages",
+    "suggest_loss": "lossearch.optuna",
 }
+# Submodules for your own Optuna study or Keras Tuner tuner, loaded on first use.
+_SUBMODULES = ("optuna", "keras_tuner")
 
 if TYPE_CHECKING:
     from lossearch.api import optimize
     from lossearch.mlflow_sync import sync_mlflow
+    from lossearch.optuna import suggest_loss
     from lossearch.result import SearchResult
     from lossearch.storages import open_storage
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"lossearch.{name}")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -46,7 +52,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
 __version__ = "0.1.0"
@@ -71,6 +77,7 @@ __all__ = [
     "metrics",
     "open_storage",
     "optimize",
+    "suggest_loss",
     "sync_mlflow",
     "weights",
 ]

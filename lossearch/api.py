@@ -73,6 +73,13 @@ OPTIMIZE_CONSTRAINTS = {
     "tuner": [Options(TUNERS)],
     "sampler": [None, InstanceOf((optuna.samplers.BaseSampler,), "an Optuna sampler")],
     "pruner": [None, InstanceOf((optuna.pruners.BasePruner,), "an Optuna pruner")],
+    "callbacks": [
+        None,
+        Satisfies(
+            lambda v: isinstance(v, list | tuple) and all(callable(c) for c in v),
+            "a list of Optuna callbacks, each called as callback(study, frozen_trial)",
+        ),
+    ],
 }
 
 
@@ -93,6 +100,7 @@ def optimize(
     class_names: Sequence[str] | None = None,
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
+    callbacks: Sequence[Callable] | None = None,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
     tracking_uri: str | None = None,
@@ -172,18 +180,19 @@ def _runner(arguments: dict, prepared, facts) -> TrialRunner:
 
 def _check_backend_arguments(arguments: dict) -> None:
     if arguments["backend"] == "keras_tuner" and any(
-        arguments[name] is not None for name in ("sampler", "pruner", "storage")
+        arguments[name] is not None for name in ("sampler", "pruner", "storage", "callbacks")
     ):
         raise ValueError(
-            "sampler, pruner and storage: Optuna settings; the Keras Tuner backend takes "
-            "tuner= (and study_name= to resume a tuner project)."
+            "sampler, pruner, storage and callbacks: Optuna settings; the Keras Tuner backend "
+            "takes tuner= (and study_name= to resume a tuner project)."
         )
 
 
 def _settings(arguments: dict) -> SearchSettings:
     """The search's own arguments as :class:`SearchSettings`, with the storage opened."""
     fields = {f.name for f in dataclasses.fields(SearchSettings)}
-    settings = SearchSettings(**{k: v for k, v in arguments.items() if k in fields})
+    values = {k: v for k, v in arguments.items() if k in fields}
+    settings = SearchSettings(**{**values, "callbacks": tuple(arguments["callbacks"] or ())})
     storage = resolve_storage(settings.storage, settings.study_name)
     opened = open_storage(storage) if settings.backend == "optuna" else None
     return dataclasses.replace(settings, storage=opened, storage_name=storage_name(storage))

@@ -53,14 +53,7 @@ def sync_mlflow(
     stored = StoredStudy.load(storage, study_name, require_results=False)
     study = stored.study
     tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
-    parent_id = study.user_attrs.get(keys.PARENT_RUN)
-    if not tracker.reopen_search(parent_id):
-        parent_id = tracker.start_search(
-            run_name=study_name,
-            params={"study_name": study_name, "backend": "optuna"},
-            tags={"study_name": study_name, "storage": storage, "lossearch.synced": "true"},
-        )
-        study.set_user_attr(keys.PARENT_RUN, parent_id)
+    parent_id = open_parent(tracker, study, storage=storage)
     report = SyncReport(parent_id)
     existing = _children_by_trial(tracker, parent_id)
     for trial in study.get_trials(deepcopy=False, states=FINISHED):
@@ -68,15 +61,15 @@ def sync_mlflow(
         if run is not None and run.info.status != "RUNNING":
             report.skipped += 1
             continue
-        if run is None:
-            trial_run = tracker.start_trial(
-                trial.number, config_of(trial), _tags(trial, study_name)
-            )
-            report.created.append(trial.number)
-        else:
-            trial_run = TrialRun(run.info.run_id)
-            report.completed.append(trial.number)
-        _log_trial(tracker, trial_run, trial, stored.objective)
+        (report.created if run is None else report.completed).append(trial.number)
+        run_id = None if run is None else run.info.run_id
+        log_trial(
+            tracker,
+            trial,
+            stored.objective,
+            run_id=run_id,
+            tags={"study": study_name, "lossearch.synced": "true"},
+        )
     if tracker.offline:
         raise RuntimeError(
             f"MLflow at {mask_credentials(tracker.tracking_uri)} stopped answering during the "
@@ -84,6 +77,36 @@ def sync_mlflow(
         )
     _close_parent(tracker, stored)
     return report
+
+
+def open_parent(tracker: Tracker, study, *, storage: str | None = None) -> str:
+    """The study's MLflow parent run, reopened; a new one (saved in the study) when the
+    study has none or MLflow lost it."""
+    parent_id = study.user_attrs.get(keys.PARENT_RUN)
+    if tracker.reopen_search(parent_id):
+        return parent_id
+    name = study.study_name
+    tags = {"study_name": name, "lossearch.synced": "true"}
+    if storage is not None:
+        tags["storage"] = storage
+    parent_id = tracker.start_search(
+        run_name=name, params={"study_name": name, "backend": "optuna"}, tags=tags
+    )
+    study.set_user_attr(keys.PARENT_RUN, parent_id)
+    return parent_id
+
+
+def log_trial(
+    tracker: Tracker, trial: FrozenTrial, objective: str, *, run_id=None, tags=None
+) -> None:
+    """One finished trial as a child run of the tracker's parent (a new run, or the run
+    ``run_id`` left RUNNING), from what the study holds."""
+    if run_id is None:
+        tags = {"recipe": trial.user_attrs.get(keys.RECIPE) or "", **(tags or {})}
+        run = tracker.start_trial(trial.number, config_of(trial), tags)
+    else:
+        run = TrialRun(run_id)
+    _log_trial(tracker, run, trial, objective)
 
 
 def _children_by_trial(tracker: Tracker, parent_id: str) -> dict:
@@ -103,14 +126,6 @@ def _children_by_trial(tracker: Tracker, parent_id: str) -> dict:
     return by_trial
 
 
-def _tags(trial: FrozenTrial, study_name: str) -> dict:
-    return {
-        "recipe": trial.user_attrs.get(keys.RECIPE) or "",
-        "study": study_name,
-        "lossearch.synced": "true",
-    }
-
-
 def _log_trial(tracker: Tracker, run: TrialRun, trial: FrozenTrial, objective: str):
     state = trial.state.name
     if state == "FAIL" and trial.user_attrs.get(keys.INTERRUPTED):
@@ -121,7 +136,7 @@ def _log_trial(tracker: Tracker, run: TrialRun, trial: FrozenTrial, objective: s
         if step < len(losses) and losses[step] is not None:
             logs["loss"] = losses[step]
         tracker.log_epoch(run, step, logs)
-    complete = state == "COMPLETE" and keys.METRICS in trial.user_attrs
+    complete = state == "COMPLETE"  # a user objective stores no metrics: its value alone
     reason = trial.user_attrs.get(keys.FAIL_REASON)
     if state == "FAIL" and reason is None:
         reason = "the worker stopped (no heartbeat) before the trial ended"

@@ -205,6 +205,8 @@ class StoredStudy:
     def chosen(self) -> TrialRecord:
         """The trial the search chose; before it closes, the top trial so far."""
         records = self.records()
+        if not records:
+            raise ValueError(f"study: {self.name!r} has no completed lossearch trial yet.")
         choice = self.choice
         picked = next((r for r in records if choice and r.number == choice.trial), None)
         if picked is not None:

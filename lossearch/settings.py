@@ -30,6 +30,7 @@ class SearchSettings:
     tuner: str = "hyperband"
     sampler: Any = None  # Optuna sampler, None for lossearch's TPE
     pruner: Any = None  # Optuna pruner, None for lossearch's median pruner
+    callbacks: tuple = ()  # Optuna study callbacks, called after each trial
     storage: Any = None  # an opened Optuna storage (see lossearch.storages.open_storage)
     study_name: str | None = None
 

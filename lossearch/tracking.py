@@ -335,8 +335,10 @@ def trial_metrics(record) -> dict[str, float]:
     ``objective`` and the tuned decision (``decision.tau`` or ``decision.threshold``).
 
     The per-epoch series is ``val_<objective>``; the final scores keep their own names.
+    A trial scored by the user's own objective (``lossearch.optuna``) has only the value.
     """
-    metrics = {**Metrics(**record.metrics).flat(), "objective": record.value}
+    flat = Metrics(**record.metrics).flat() if record.metrics else {}
+    metrics = {**flat, "objective": record.value}
     return metrics | decision_metrics(record.decision)
 
 

@@ -247,6 +247,7 @@ class OptunaDriver(BaseDriver):
                         lambda trial: self._objective_releasing(claim, trial),
                         n_trials=1,
                         catch=(Exception,),
+                        callbacks=list(self.settings.callbacks),
                     )
                     progress.update(1)
                     continue
