@@ -244,14 +244,14 @@ def cmd_report(args):
 
 
 def cmd_spaces(args):
-    from lossearch.search_space import SearchSpace, bundled_spaces
+    from lossearch.search_space import SearchSpace, bundled_description, bundled_spaces
 
     for name in bundled_spaces():
-        space = SearchSpace.load(name)
+        print(f"{name:<11} {bundled_description(name)}")
         if name == "default":
-            print(f"{name:<11} {space.description or 'chosen by task'}")
             continue
-        print(f"{name:<11} tasks: {', '.join(space.tasks)}")
+        space = SearchSpace.load(name)
+        print(f"{'':<11} tasks: {', '.join(space.tasks)}")
         print(f"{'':<11} families: {', '.join(space.families)}")
         print(
             f"{'':<11} weights: {', '.join(space.weights)}; recipes: "

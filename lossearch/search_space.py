@@ -513,3 +513,13 @@ def _bundled_path(name: str) -> Path | None:
 def bundled_spaces() -> list[str]:
     """Names of the spaces shipped with lossearch."""
     return sorted(p.stem for p in _spaces_dir().glob("*.yaml"))
+
+
+def bundled_description(name: str) -> str:
+    """The ``description`` a bundled space file gives itself (``default`` included, which
+    :meth:`SearchSpace.load` resolves to another space)."""
+    path = _bundled_path(name)
+    if path is None:
+        raise ValueError(f"space: unknown space {name!r}; bundled spaces: {bundled_spaces()}.")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return str(data.get("description", ""))

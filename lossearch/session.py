@@ -13,7 +13,6 @@ import dataclasses
 import io
 import logging
 import math
-import time
 import warnings
 
 import keras
@@ -103,9 +102,8 @@ class SearchSession:
             return existing
         s, data, objective = self.settings, self.data, self.runner.objective
         names = data.class_names
-        when = time.strftime("%Y-%m-%d %H:%M:%S")
         parent = self.tracker.start_search(
-            run_name=self.driver.name if s.study_name else f"{self.space.name} {when}",
+            run_name=self.driver.name,
             params={
                 "space": self.space.name,
                 "objective": objective.name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,17 @@ class SearchSettings:
     @property
     def resumable(self) -> bool:
         return self.storage is not None or self.backend == "keras_tuner"
+
+
+def readable_study_name(space_name: str, taken: Iterable[str] = ()) -> str:
+    """A name for a search the user did not name: its space, date and time
+    (``quick-2026-12-01-071402``), with a counter when one like it exists already."""
+    base = f"{space_name}-{time.strftime('%Y-%m-%d-%H%M%S')}"
+    taken, name, count = set(taken), base, 1
+    while name in taken:
+        count += 1
+        name = f"{base}-{count}"
+    return name
 
 
 def resolve_storage(storage: Any, study_name: str | None) -> Any:

@@ -330,6 +330,12 @@ def load_study(storage: str, study_name: str) -> optuna.Study:
     Raises:
         ValueError: naming the storage URL's problem, or the studies it does hold.
     """
+    sqlite_file = _sqlite_file(storage) if isinstance(storage, str) else None
+    if sqlite_file and not Path(sqlite_file).is_file():  # opening it would create it
+        raise ValueError(
+            f"storage: no SQLite file {sqlite_file!r}; check the path (sqlite:///relative.db, "
+            "sqlite:////absolute.db). Reading creates no file."
+        )
     opened = open_storage(storage, heartbeat_interval=None)
     try:
         return optuna.load_study(study_name=study_name, storage=opened)

@@ -238,8 +238,9 @@ class Tracker:
         for name, content in files.items():
             if content is None:
                 continue
-            if isinstance(content, dict | list):
-                self.client.log_dict(self.parent_id, content, name)
+            if isinstance(content, dict | list):  # strict JSON: no NaN or Infinity tokens
+                text = json.dumps(strict_json(content), indent=2, allow_nan=False)
+                self.client.log_text(self.parent_id, text, name)
             elif isinstance(content, str):
                 self.client.log_text(self.parent_id, content, name)
             else:
@@ -328,6 +329,18 @@ class Tracker:
         if config is not None:
             self.client.log_dict(trial.run_id, config.to_dict(), "loss_config.json")
         self.client.set_terminated(trial.run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (a standard error of one run, say) as None,
+    so that it serializes as strict JSON, which other tools read."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value
 
 
 def trial_metrics(record) -> dict[str, float]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import mlflow
 import numpy as np
+import optuna
 import pytest
 
 import lossearch
@@ -51,6 +52,8 @@ def via_optimize(data=(X, Y), build_model=None, **overrides):
 
 def via_cli(*argv):
     def attempt(ctx):
+        if any("{tmp_path}/study.db" in a for a in argv):  # an existing study file
+            optuna.create_study(storage=f"sqlite:///{ctx['tmp_path']}/study.db", study_name="s1")
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
@@ -244,23 +247,28 @@ CASES = [
     ),
     (
         "export of an unknown study",
-        via_cli("export", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
+        via_cli("export", "--storage", "sqlite:///{tmp_path}/study.db", "--study", "nope"),
         ["study: no study named 'nope'"],
     ),
     (
         "report of an unknown study",
-        via_cli("report", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
+        via_cli("report", "--storage", "sqlite:///{tmp_path}/study.db", "--study", "nope"),
         ["study: no study named 'nope'"],
     ),
     (
         "report from a missing folder",
         via_cli("report", "--storage", "sqlite:///{tmp_path}/none/e.db", "--study", "nope"),
-        ["does not exist"],
+        ["storage: no SQLite file"],
     ),
     (
         "sync of an unknown study",
-        via_cli("sync-mlflow", "--storage", "sqlite:///{tmp_path}/e.db", "--study", "nope"),
+        via_cli("sync-mlflow", "--storage", "sqlite:///{tmp_path}/study.db", "--study", "nope"),
         ["study: no study named 'nope'"],
+    ),
+    (
+        "export from a missing SQLite file",
+        via_cli("export", "--storage", "sqlite:///{tmp_path}/missing.db", "--study", "s"),
+        ["storage: no SQLite file"],
     ),
     (
         "space: python object tag",
@@ -295,6 +303,7 @@ def test_bad_input_is_rejected_naming_the_argument(
     for fragment in fragments:
         assert fragment in message, message
     assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "missing.db").exists()  # read-only commands create no file
 
 
 # (id, YAML text, expected fragment): the message names the file, the key and the reason

@@ -2,6 +2,8 @@
 pruning, failures, resuming and confirmation runs. Real Optuna studies and MLflow runs;
 no training (see tests/fakes.py)."""
 
+import re
+
 import mlflow
 from optuna.trial import TrialState
 
@@ -31,6 +33,12 @@ def test_recipes_run_first_in_order_and_the_budget_is_exact(mlflow_uri, experime
     assert all(keys.RECIPE not in t.user_attrs for t in trials[len(QUICK_RECIPES) :])
     assert len(_child_runs(mlflow_uri, experiment)) == 9
     assert result.baseline_value == trials[0].value  # the CE baseline recipe
+    # An unnamed search is named by its space, date and time: the study, the MLflow parent
+    # run and the report title say the same.
+    assert re.fullmatch(r"quick-\d{4}-\d\d-\d\d-\d{6}", driver.name), driver.name
+    parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
+    assert parent.info.run_name == driver.name == parent.data.tags["study_name"]
+    assert result.report_content().title == f"lossearch: {driver.name}"
 
 
 def test_the_budget_is_exact_with_threads(mlflow_uri, experiment):

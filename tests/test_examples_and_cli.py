@@ -58,6 +58,11 @@ def test_spaces_lists_the_bundled_spaces(capsys):
     for name in ("default", "long_tail", "binary", "multilabel", "quick"):
         assert name in out
     assert "logit_adjusted" in out
+    lines = out.splitlines()
+    (default,) = [line for line in lines if line.startswith("default ")]
+    assert "Chosen by task" in default  # its own description, not long_tail's
+    (long_tail,) = [line for line in lines if line.startswith("long_tail ")]
+    assert "Long-tailed multiclass" in long_tail
 
 
 @pytest.mark.slow
@@ -109,7 +114,8 @@ def test_optimize_and_export_commands(tmp_path, monkeypatch, capsys, mlflow_uri)
 
 def test_cli_errors_are_one_clear_line(capsys, tmp_path):
     assert cli.main(["export", "--storage", f"sqlite:///{tmp_path}/none.db", "--study", "x"]) == 2
-    assert "study: no study named 'x'" in capsys.readouterr().err
+    assert "storage: no SQLite file" in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists()
     assert cli.main(["optimize", "nomodule:build", "--data", "nomodule:load"]) == 2
     assert "build_model: cannot import 'nomodule'" in capsys.readouterr().err
 

@@ -1,6 +1,8 @@
 """Real end-to-end searches on tiny data."""
 
 import json
+import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -83,6 +85,10 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     plots = {a.path for a in client.list_artifacts(result.mlflow_run_id, "plots")}
     assert "plots/per_class_recall.png" in plots and "plots/confusion_matrix.png" in plots
     assert parents[0].inputs.dataset_inputs  # the training data as an MLflow dataset
+    folder = Path(client.download_artifacts(result.mlflow_run_id, "", str(tmp_path / "art")))
+    for artifact in folder.rglob("*.json"):  # strict JSON, readable by any tool: no NaN
+        assert not re.search(r"\b(NaN|-?Infinity)\b", artifact.read_text()), artifact
+        json.loads(artifact.read_text())
     # exported JSON rebuilds an identical loss
     path = tmp_path / "best_loss.json"
     result.export(path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 
 import keras_tuner as kt
 
@@ -25,7 +24,7 @@ from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choic
 from lossearch.records import TrialRecord
 from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
-from lossearch.settings import SearchSettings
+from lossearch.settings import SearchSettings, readable_study_name
 from lossearch.tracking import Tracker
 
 
@@ -127,7 +126,7 @@ class KerasTunerDriver(BaseDriver):
             oracle=oracle,
             hypermodel=LossHyperModel.for_runner(runner, space),
             directory=default_directory(),
-            project_name=settings.study_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+            project_name=settings.study_name or readable_study_name(space.name),
             overwrite=settings.study_name is None,
         )
         return driver

@@ -26,7 +26,7 @@ from lossearch.hyperparameters import HyperParameters
 from lossearch.records import TrialRecord, record_of, write_completed
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
-from lossearch.settings import SearchSettings
+from lossearch.settings import SearchSettings, readable_study_name
 from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
 from lossearch.tracking import Tracker, TrialRun
 
@@ -102,6 +102,12 @@ class Usage:
         return self.finished + self.running
 
 
+def _unnamed(space: SearchSpace, storage) -> str:
+    """A readable name for a study the user did not name, unused in ``storage``."""
+    taken = () if storage is None else optuna.get_all_study_names(storage)
+    return readable_study_name(space.name, taken)
+
+
 def default_sampler(
     seed: int | None, n_recipes: int, parallel: bool
 ) -> optuna.samplers.BaseSampler:
@@ -152,7 +158,7 @@ class OptunaDriver(BaseDriver):
             storage=settings.storage,
             sampler=settings.sampler or default_sampler(settings.seed, n_recipes, parallel),
             pruner=settings.pruner or default_pruner(n_recipes, settings.epochs),
-            study_name=settings.study_name,
+            study_name=settings.study_name or _unnamed(space, settings.storage),
             direction=runner.objective.direction,
             load_if_exists=True,
         )
