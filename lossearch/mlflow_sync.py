@@ -105,7 +105,7 @@ def log_trial(
         tags = {"recipe": trial.user_attrs.get(keys.RECIPE) or "", **(tags or {})}
         run = tracker.start_trial(trial.number, config_of(trial), tags)
     else:
-        run = TrialRun(run_id)
+        run = TrialRun(run_id, number=trial.number)
     _log_trial(tracker, run, trial, objective)
 
 

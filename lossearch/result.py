@@ -31,6 +31,8 @@ class SearchResult:
             whose arg-max (or ``>= 0.5``) is the tuned decision; save it as ``.keras``.
         trained_model: the same model without the decision layer, compiled with the
             user's optimizer and metrics and the chosen loss (to train on or evaluate).
+        best_hp: your own hyperparameters (``build_model(hp)``) of the chosen trial,
+            ``{}`` when the builder takes none.
         selection: the confirmation table, the reason for the choice and any
             ``warnings`` that the validation split was too small to judge.
         validation_counts: validation samples per class (multi-label: positives).
@@ -57,6 +59,7 @@ class SearchResult:
     class_counts: list[int] = field(default_factory=list)
     validation_counts: list[int] = field(default_factory=list)
     search: Any = None  # the backend driver, for trial listings
+    best_hp: dict = field(default_factory=dict)  # the chosen trial's values of build_model's hp
 
     def trials_dataframe(self):
         """One row per trial: number, state, value and parameters."""
@@ -122,6 +125,14 @@ class SearchResult:
                 else ""
             ),
         ]
+        if self.best_hp:
+            lines.append(
+                "your hp:   "
+                + ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in self.best_hp.items()
+                )
+            )
         if self.baseline_value is not None:
             runs = self.selection.get("baseline_runs", 1)
             lines.append(

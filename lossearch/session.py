@@ -207,6 +207,7 @@ class SearchSession:
             selection={**picked["choice"], "warnings": notes, "scoring": self.data.scoring},
             class_counts=self.data.class_counts,
             validation_counts=validation_support(self.data),
+            best_hp=dict(chosen.hp_values),
         )
 
     def _choose(self, records: list[TrialRecord], selection: str) -> dict:

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mlflow
@@ -37,9 +37,11 @@ _CREDENTIALS = re.compile(
 )
 _PARAM_LIMIT = 6000
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+# MLflow has no "pruned" status: a pruned trial ends KILLED (stopped early, not failed), so
+# the runs table shows it apart from the completed ones; its name and `state` tag say why.
 STATUS_OF_STATE = {
     "COMPLETE": "FINISHED",
-    "PRUNED": "FINISHED",
+    "PRUNED": "KILLED",
     "FAIL": "FAILED",
     "INTERRUPTED": "KILLED",
 }
@@ -127,6 +129,7 @@ def _tolerant(method):
 class TrialRun:
     run_id: str | None  # None: MLflow was unreachable, nothing to log to
     epochs: list = field(default_factory=list)  # per-epoch metrics, written at the trial's end
+    number: int | None = None  # the trial's number, for the run's name
 
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -261,7 +264,7 @@ class Tracker:
     def _start_trial(self, number: int, config: LossConfig, tags: dict) -> TrialRun:
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"trial-{number:03d} {config.family}",
+            run_name=trial_run_name(number, config, "RUNNING", None),
             tags={
                 "mlflow.parentRunId": self.parent_id,
                 "trial_number": str(number),
@@ -272,7 +275,7 @@ class Tracker:
         self.client.log_batch(
             run.info.run_id, params=_params(flatten_config(config)), synchronous=True
         )
-        return TrialRun(run.info.run_id)
+        return TrialRun(run.info.run_id, number=number)
 
     @_tolerant
     def set_parent_tag(self, key: str, value: str):
@@ -313,6 +316,8 @@ class Tracker:
     @_tolerant
     def _end_trial(self, trial, state, metrics, config, reason, hp):
         tags = {"state": state}
+        if config is not None:  # the runs table shows what each trial was, and how it did
+            tags["mlflow.runName"] = trial_run_name(trial.number, config, state, metrics)
         if reason:
             tags["fail_reason"] = mask_credentials(reason)[:5000]
         all_metrics = trial.epochs + _metrics(metrics or {}, step=0)
@@ -329,6 +334,16 @@ class Tracker:
         if config is not None:
             self.client.log_dict(trial.run_id, config.to_dict(), "loss_config.json")
         self.client.set_terminated(trial.run_id, status=STATUS_OF_STATE.get(state, "FAILED"))
+
+
+def trial_run_name(number: int | None, config: LossConfig, state: str, metrics) -> str:
+    """``003 focal(gamma=2) + inverse weights · 0.812``; pruned and failed trials say so."""
+    loss = replace(config, decision=None).describe()
+    outcome = {"PRUNED": "pruned", "FAIL": "failed", "INTERRUPTED": "interrupted"}.get(state)
+    if outcome is None and metrics and "objective" in metrics:
+        outcome = f"{metrics['objective']:.3f}"
+    prefix = "" if number is None else f"{number:03d} "
+    return f"{prefix}{loss}" + (f" · {outcome}" if outcome else "")
 
 
 def strict_json(value: Any) -> Any:

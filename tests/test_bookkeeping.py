@@ -63,6 +63,16 @@ def test_pruned_trials_are_recorded_as_pruned_and_recipes_never_are(mlflow_uri, 
         for r in _child_runs(mlflow_uri, experiment)
     }
     assert {states[str(t.number)] for t in pruned} == {"PRUNED"}
+    # The runs table tells them apart without opening a column: status and name.
+    runs = {int(r.data.tags["trial_number"]): r for r in _child_runs(mlflow_uri, experiment)}
+    for trial in trials:
+        run = runs[trial.number]
+        assert run.info.run_name.startswith(f"{trial.number:03d} {trial.params['family']}(")
+        if trial.state == TrialState.PRUNED:
+            assert run.info.status == "KILLED" and run.info.run_name.endswith(" · pruned")
+        else:
+            assert run.info.status == "FINISHED"
+            assert run.info.run_name.endswith(f" · {trial.value:.3f}")
 
 
 def test_failing_and_diverging_trials_are_failed_with_a_reason_and_the_search_goes_on(
