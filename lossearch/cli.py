@@ -7,6 +7,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -162,15 +163,37 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
 def _print_mlflow_hint(result, experiment: str):
     import mlflow
 
+    from lossearch.tracking import mask_credentials
+
     uri = mlflow.get_tracking_uri()
+    run = mlflow.MlflowClient(uri).get_run(result.mlflow_run_id)
+    page = f"#/experiments/{run.info.experiment_id}/runs"
     if uri.startswith("http"):
-        print(f"MLflow: open {uri}, experiment {experiment!r}, run {result.mlflow_run_id}.")
+        print(
+            f"MLflow: open {mask_credentials(uri).rstrip('/')}/{page} (experiment {experiment!r})."
+        )
         return
     print(
         f"MLflow: parent run {result.mlflow_run_id} in experiment {experiment!r}; to compare the "
-        f"trials (nested under it) run\n  .venv/bin/mlflow ui --backend-store-uri {uri}\n"
-        "and open http://127.0.0.1:5000"
+        f"trials (nested under it) run\n  {_mlflow_command()} ui --backend-store-uri "
+        f"{_absolute_store(uri)} --port 5000\nand open http://127.0.0.1:5000/{page}"
     )
+
+
+def _absolute_store(uri: str) -> str:
+    """A file or SQLite store URI that names the same store from any folder."""
+    for prefix in ("sqlite:///", "file://"):
+        if uri.startswith(prefix) and not uri.startswith(f"{prefix}/"):
+            return prefix + os.path.abspath(uri[len(prefix) :])
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def _mlflow_command() -> str:
+    """``mlflow`` when the one on PATH is this environment's, else ``python -m mlflow``."""
+    found = shutil.which("mlflow")
+    if found and os.path.dirname(os.path.realpath(found)) == os.path.dirname(sys.executable):
+        return "mlflow"
+    return f"{sys.executable} -m mlflow"
 
 
 def cmd_demo(args):

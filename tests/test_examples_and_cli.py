@@ -128,13 +128,20 @@ def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatc
         cli.main(
             [
                 *("demo", "--trials", "4", "--epochs", "2", "--cv", "0", "--confirm-seeds", "1"),
-                *("--no-progress", "--tracking-uri", uri),
+                *("--no-progress", "--tracking-uri", "sqlite:///mlflow.db"),  # relative
             ]
         )
         == 0
     )
     out = capsys.readouterr().out
-    assert "mlflow ui --backend-store-uri" in out and (tmp_path / "best_loss.json").exists()
+    assert (tmp_path / "best_loss.json").exists()
+    # The printed command names the store by its absolute path (right from any folder), with
+    # the port that the printed address opens, on the experiment's runs.
+    command = next(line.strip() for line in out.splitlines() if " ui --backend-store-uri " in line)
+    assert command.split(" ui ")[0] in ("mlflow", f"{sys.executable} -m mlflow")
+    assert f"--backend-store-uri sqlite:///{tmp_path}/mlflow.db --port 5000" in command
+    experiment_id = mlflow.MlflowClient(uri).get_experiment_by_name("lossearch").experiment_id
+    assert f"open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs" in out
     runs = mlflow.search_runs(experiment_names=["lossearch"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
