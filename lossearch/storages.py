@@ -10,9 +10,9 @@ The lock lives where the storage lives:
 ===================================  ============================================
 storage URL                          lock
 ===================================  ============================================
-``sqlite:///path.db``                ``flock`` on ``path.db.lossearch-lock``
+``sqlite:///path.db``                ``flock`` on ``.lossearch/path.db.lock`` beside it
 ``postgresql://user@host/db``        ``pg_advisory_lock`` in that database
-``journal:///path.log``              ``flock`` on ``path.log.lossearch-lock``
+``journal:///path.log``              ``flock`` on ``.lossearch/path.log.lock`` beside it
 ``redis://host:6379/0``              a Redis lock (``SET NX`` with expiry)
 in-memory / anything else            a lock within this process only
 ===================================  ============================================
@@ -118,7 +118,7 @@ def open_storage(
                     "journal:///relative/path.log or journal:////absolute/path.log."
                 )
             journal = JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
-            _LOCKS[journal] = lambda name: _FileLock(f"{path}.lossearch-lock")
+            _LOCKS[journal] = lambda name: _FileLock.beside(path)
             return journal
         if scheme in ("redis", "rediss"):
             return _redis_storage(storage)
@@ -166,7 +166,7 @@ def _rdb_storage(url, interval, grace_period, max_retry, attempts=5):
     # Workers creating the schema of a fresh database at the same moment collide:
     # on SQLite they take turns through the study lock's file; on a server they retry.
     sqlite_file = _sqlite_file(url)
-    turn = _FileLock(f"{sqlite_file}.lossearch-lock") if sqlite_file else None
+    turn = _FileLock.beside(sqlite_file) if sqlite_file else None
     for attempt in range(attempts):
         try:
             with turn or contextlib.nullcontext(), warnings.catch_warnings():
@@ -213,7 +213,15 @@ class _FileLock:
     def __init__(self, path: str):
         self.path = path
 
+    @classmethod
+    def beside(cls, data_file) -> _FileLock:
+        """The lock of ``data_file``, in a ``.lossearch/`` folder next to it: every process
+        that opens the file finds the same lock, and the user's folder gets one entry."""
+        data_file = Path(data_file)
+        return cls(str(data_file.parent / ".lossearch" / f"{data_file.name}.lock"))
+
     def acquire(self):
+        Path(self.path).parent.mkdir(exist_ok=True)
         self.handle = open(self.path, "a")  # noqa: SIM115 - held until release
         fcntl.flock(self.handle, fcntl.LOCK_EX)
 
@@ -280,7 +288,7 @@ class StudyLock:
         if isinstance(storage, RDBStorage):
             url = storage.url
             if sqlite_file := _sqlite_file(url):
-                return cls(_FileLock(f"{sqlite_file}.lossearch-lock"))
+                return cls(_FileLock.beside(sqlite_file))
             if _scheme(url) in ("postgresql", "postgres"):
                 return cls(_PostgresLock(url, key))
         if storage is not None and not isinstance(storage, optuna.storages.InMemoryStorage):

@@ -30,8 +30,10 @@ FAST = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian", "random", "grid"])
-def test_optimize_with_each_keras_tuner(tuner, tmp_path, monkeypatch, mlflow_uri, experiment):
-    monkeypatch.chdir(tmp_path)  # the tuner project lives in ./lossearch_tuner
+def test_optimize_with_each_keras_tuner(
+    tuner, tmp_path, monkeypatch, mlflow_uri, experiment, capsys
+):
+    monkeypatch.chdir(tmp_path)  # the tuner project lives in ./.lossearch/tuner
     x, y = digits()
     result = tiny_search(
         mlflow_uri,
@@ -41,7 +43,12 @@ def test_optimize_with_each_keras_tuner(tuner, tmp_path, monkeypatch, mlflow_uri
         tuner=tuner,
         n_trials=4,
         confirm_seeds=1,
+        show_progress=True,
     )
+    out = capsys.readouterr()
+    assert "Best Value So Far" not in out.out  # no Keras Tuner tables, a progress bar instead
+    assert result.search.name in out.err and "trial" in out.err
+    assert (tmp_path / ".lossearch" / "tuner" / result.search.name).is_dir()
     assert isinstance(result.study, kt.engine.base_tuner.BaseTuner)
     states = result.search.trial_states()
     assert states and all(state == "COMPLETE" for _, state, _ in states)

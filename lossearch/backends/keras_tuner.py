@@ -15,6 +15,7 @@ import math
 import os
 
 import keras_tuner as kt
+from tqdm.auto import tqdm
 
 from lossearch import records as keys
 from lossearch._compat import RecipesFirst
@@ -104,6 +105,7 @@ class KerasTunerDriver(BaseDriver):
         self.tuner_name = settings.tuner
         self.states: dict[int, str] = {}
         self.tuner: _LossTuner | None = None
+        self.progress = None  # the progress bar while a search runs
 
     @classmethod
     def create(
@@ -148,6 +150,9 @@ class KerasTunerDriver(BaseDriver):
         except TrialFailed as exc:
             self.states[number] = "FAIL"
             raise kt.errors.FailedTrialError(str(exc)) from exc
+        finally:
+            if self.progress is not None:
+                self.progress.update(1)
         self.states[number] = "COMPLETE"
         return record.value
 
@@ -205,7 +210,15 @@ class KerasTunerDriver(BaseDriver):
                 "n_jobs: the Keras Tuner backend runs one trial at a time per "
                 "process; use its distributed mode for parallel workers."
             )
-        self.tuner.search(verbose=1 if show_progress else 0)
+        # Keras Tuner's own per-trial tables (verbose=1) repeat what MLflow shows; one bar
+        # like the Optuna driver's instead (Hyperband decides its own number of trials).
+        total = None if self.tuner_name == "hyperband" else n_trials
+        with tqdm(total=total, desc=self.name, unit="trial", disable=not show_progress) as bar:
+            self.progress = bar
+            try:
+                self.tuner.search(verbose=0)
+            finally:
+                self.progress = None
 
     def completed_records(self) -> list[TrialRecord]:
         return [
@@ -246,4 +259,4 @@ def _recipe_of(values: dict, recipes: list[tuple[str, dict]]) -> str | None:
 
 
 def default_directory() -> str:
-    return os.path.join(os.getcwd(), "lossearch_tuner")
+    return os.path.join(os.getcwd(), ".lossearch", "tuner")
