@@ -55,8 +55,10 @@ benchmark-performance: $(STAMP)
 	$(BIN)/python benchmarks/performance_benchmark.py
 
 # Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
+# Three workers on two cores: the scale-out and browser tests wait on servers and processes,
+# and a third worker keeps the cores busy meanwhile.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -ra -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -ra -n 3 --dist loadgroup --durations=15
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
 

@@ -14,8 +14,10 @@ from tests.search_helpers import runs_of
 
 ROOT = Path(__file__).parent.parent
 # The examples as users run them, on the small budget they offer for tests.
+# MLflow's default store, as users get it: mlflow.set_tracking_uri in earlier tests exports
+# MLFLOW_TRACKING_URI, which the example processes would otherwise inherit.
 ENV = {
-    **os.environ,
+    **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "PYTHONPATH": str(ROOT),
     "LOSSEARCH_EXAMPLE_BUDGET": "small",
