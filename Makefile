@@ -58,7 +58,7 @@ benchmark-performance: $(STAMP)
 # Three workers on two cores: the scale-out and browser tests wait on servers and processes,
 # and a third worker keeps the cores busy meanwhile.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -ra -n 3 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -ra -n 3 --dist loadfile --durations=15
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
 

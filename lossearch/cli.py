@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import os
@@ -46,26 +47,30 @@ def _search_arguments(
     samples on a seed of its own unless given one."""
     parser.add_argument("--space", default=space, help="bundled name or YAML path")
     parser.add_argument("--objective", default=None, help="e.g. balanced_accuracy, pr_auc")
-    parser.add_argument("--trials", type=int, default=trials)
-    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--trials", type=int, default=trials, help="finished trials to run")
+    parser.add_argument("--epochs", type=int, default=epochs, help="epochs per trial")
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds after which no trial starts"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of fit")
     parser.add_argument(
-        "--cv", type=_folds, default="auto", help="folds, 'auto' (default) or 0 for a hold-out"
+        "--cv", type=_folds, default="auto", help="folds, 'auto' or 0 for one hold-out split"
     )
-    parser.add_argument("--validation", type=float, default=None)
+    parser.add_argument(
+        "--validation", type=float, default=None, help="hold-out fraction (None: 0.2)"
+    )
     parser.add_argument("--storage", default=None, required=worker, help="Optuna storage URL")
     parser.add_argument("--study", default=None, required=worker, help="study name (resumable)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     parser.add_argument("--experiment", default="lossearch", help="MLflow experiment name")
-    parser.add_argument("--seed", type=int, default=None if worker else 0)
+    parser.add_argument(
+        "--seed", type=int, default=None if worker else 0, help="seeds splits and trials"
+    )
     parser.add_argument(
         "-o", "--output", default="best_loss.json", help="where to write the best loss"
     )
     parser.add_argument("--report", default=None, help="also write an HTML report to this path")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--selection", default="robust", choices=["robust", "best"], help="see optimize()"
     )
@@ -284,11 +289,24 @@ def cmd_spaces(args):
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lossearch", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Every subcommand's help shows each option's default.
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=functools.partial(
+            argparse.ArgumentParser, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        ),
+    )
 
     demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
     _search_arguments(demo, trials=20, epochs=15, space="quick")
-    demo.add_argument("--imbalance", type=float, default=20.0)
+    demo.add_argument(
+        "--imbalance",
+        type=float,
+        default=20.0,
+        help="how long the tail is: class c keeps imbalance**(-c/9) of its samples, so digit 0 "
+        "keeps all 178 and digit 9 keeps 1/imbalance of them",
+    )
     demo.set_defaults(func=cmd_demo)
 
     opt = sub.add_parser("optimize", help="search a loss for your model and data")
@@ -307,22 +325,22 @@ def make_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     sync = sub.add_parser("sync-mlflow", help="log the trials MLflow missed (no duplicates)")
-    sync.add_argument("--storage", required=True)
-    sync.add_argument("--study", required=True)
+    sync.add_argument("--storage", required=True, help="Optuna storage URL")
+    sync.add_argument("--study", required=True, help="study name")
     sync.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     sync.add_argument("--experiment", default="lossearch", help="for a study without parent run")
     sync.set_defaults(func=cmd_sync_mlflow)
 
     export = sub.add_parser("export", help="write the best loss of a stored study")
-    export.add_argument("--storage", required=True)
-    export.add_argument("--study", required=True)
-    export.add_argument("-o", "--output", default="best_loss.json")
+    export.add_argument("--storage", required=True, help="Optuna storage URL")
+    export.add_argument("--study", required=True, help="study name")
+    export.add_argument("-o", "--output", default="best_loss.json", help="JSON file to write")
     export.set_defaults(func=cmd_export)
 
     report = sub.add_parser("report", help="write a stored study's HTML report (no MLflow)")
-    report.add_argument("--storage", required=True)
-    report.add_argument("--study", required=True)
-    report.add_argument("-o", "--output", default="report.html")
+    report.add_argument("--storage", required=True, help="Optuna storage URL")
+    report.add_argument("--study", required=True, help="study name")
+    report.add_argument("-o", "--output", default="report.html", help="HTML file to write")
     report.set_defaults(func=cmd_report)
 
     spaces = sub.add_parser("spaces", help="list the bundled search spaces")

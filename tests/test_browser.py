@@ -21,14 +21,13 @@ from tests.browser import chromium, screenshot_folder, wait_for
 from tests.mlflow_server import MlflowServer
 from tests.search_helpers import dense_model, digits
 
-# A real browser; make test and CI run it. One xdist worker takes them all (one search, one server).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.integration  # a real browser; make test and CI run it
 
 CLASS_NAMES = [f"digit{c}" for c in range(10)]
 EXPERIMENT = "digits-loss-search"
 
 
-@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
+@pytest.fixture(scope="module")
 def search(tmp_path_factory):
     """A finished 6-trial search logged to a real MLflow server and a SQLite study."""
     folder = tmp_path_factory.mktemp("ui")
@@ -66,12 +65,12 @@ def search(tmp_path_factory):
         }
 
 
-@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
+@pytest.fixture(scope="module")
 def shots(tmp_path_factory):
     return screenshot_folder(tmp_path_factory)
 
 
-@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
+@pytest.fixture(scope="module")
 def browser():
     with chromium() as driver:
         yield driver
@@ -143,7 +142,11 @@ def test_the_runs_table_nests_trials_under_the_search_with_family_and_objective(
         By.CSS_SELECTOR, f'.ag-pinned-left-cols-container [row-id="{parent}"] button'
     ).click()
     wait_for(browser, lambda d: set(_rows(d)) == {parent, *children}, what="the child runs")
-    assert all("trial-" in name for rid, name in _rows(browser).items() if rid != parent)
+    for rid, name in _rows(browser).items():  # each named by its number and loss
+        if rid != parent:
+            run = children[rid]
+            number, family = int(run.data.tags["trial_number"]), run.data.params["loss.family"]
+            assert f"{number:03d} {family}(" in name, name
 
     # Add the loss family (a parameter) and the objective (a metric) as columns.
     _click_text(browser, "Columns")

@@ -153,3 +153,12 @@ def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatc
         for c in children
         if c.data.tags["state"] == "COMPLETE"
     )
+
+
+def test_help_shows_every_default_and_describes_the_imbalance(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["demo", "--help"])
+    assert done.value.code == 0
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "--trials TRIALS finished trials to run (default: 20)" in flat
+    assert "--imbalance IMBALANCE how long the tail is" in flat and "(default: 20.0)" in flat

@@ -28,7 +28,7 @@ WORKER_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")  # xdist interleaves modules: set up once per worker
+@pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One real MLflow tracking server for the module."""
     with MlflowServer(tmp_path_factory.mktemp("mlflow-server")) as running:
