@@ -39,6 +39,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/search_benchmark.py
 	$(BIN)/python benchmarks/scaleout_benchmark.py
 	$(BIN)/python benchmarks/performance_benchmark.py
+	$(BIN)/python benchmarks/cli_benchmark.py
 
 # The pick against every fixed recipe and a plain Optuna loop on 8 long-tailed and 4 binary
 # problems, 3 seeds (about 80 minutes on 2 cores; --jobs N on a bigger machine).

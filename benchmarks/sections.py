@@ -11,6 +11,7 @@ ORDER = (
     "efficacy-quick",
     "performance",
     "scaleout",
+    "cli",
 )  # the sections' order in the file
 
 

@@ -9,17 +9,32 @@ Keras 3 loss, and :func:`callbacks_for` returns the callbacks it needs in ``fit`
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING
 
-from lossearch import layers, losses, metrics, weights
-from lossearch.callbacks import DeferredReweighting, callbacks_for
-from lossearch.config import FORMAT, LossConfig, build_loss, load_loss
-from lossearch.losses import FAMILIES
-from lossearch.metrics import Objective
-from lossearch.resources import limit_threads
-from lossearch.saving import load_model
-from lossearch.search_space import SearchSpace, bundled_spaces
-from lossearch.weights import SCHEMES
+
+def _help_only() -> bool:
+    """``lossearch --help`` (or a subcommand's, or no command): argparse answers and exits,
+    so Keras and TensorFlow (seconds to import) are not loaded for it."""
+    argv = sys.argv
+    return os.path.basename(argv[0]) == "lossearch" and (
+        len(argv) == 1 or any(a in ("-h", "--help") for a in argv[1:])
+    )
+
+
+if not _help_only():
+    # Importing these registers lossearch's losses, layers and metrics with Keras, so that
+    # `import lossearch` is enough before `keras.saving.load_model`.
+    from lossearch import layers, losses, metrics, weights
+    from lossearch.callbacks import DeferredReweighting, callbacks_for
+    from lossearch.config import FORMAT, LossConfig, build_loss, load_loss
+    from lossearch.losses import FAMILIES
+    from lossearch.metrics import Objective
+    from lossearch.resources import limit_threads
+    from lossearch.saving import load_model
+    from lossearch.search_space import SearchSpace, bundled_spaces
+    from lossearch.weights import SCHEMES
 
 # The search side (Optuna, MLflow, SQLAlchemy) loads on first use, so that rebuilding a saved
 # loss needs Keras alone: in a serving image, or on a machine without the tracking stack.

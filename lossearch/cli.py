@@ -288,7 +288,11 @@ def cmd_spaces(args):
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lossearch", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="lossearch",
+        description="Find the best loss function for a Keras classifier on imbalanced data. "
+        "'lossearch COMMAND --help' describes each command.",
+    )
     # Every subcommand's help shows each option's default.
     sub = parser.add_subparsers(
         dest="command",

@@ -162,3 +162,15 @@ def test_help_shows_every_default_and_describes_the_imbalance(capsys):
     flat = " ".join(capsys.readouterr().out.split())
     assert "--trials TRIALS finished trials to run (default: 20)" in flat
     assert "--imbalance IMBALANCE how long the tail is" in flat and "(default: 20.0)" in flat
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["worker", "-h"], []])
+def test_help_answers_without_loading_tensorflow(argv):
+    script = (
+        f"import sys; sys.argv = ['lossearch', *{argv!r}]\n"
+        "from lossearch import cli\n"
+        "try:\n    cli.main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print('loaded:', 'tensorflow' in sys.modules or 'keras' in sys.modules, code)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip().endswith(f"loaded: False {2 if not argv else 0}"), done.stderr
