@@ -24,6 +24,10 @@ def _help_only() -> bool:
 
 
 if not _help_only():
+    from lossearch._startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before Keras imports it: without TensorFlow's start-up lines
+
     # Importing these registers lossearch's losses, layers and metrics with Keras, so that
     # `import lossearch` is enough before `keras.saving.load_model`.
     from lossearch import layers, losses, metrics, weights

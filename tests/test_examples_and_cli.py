@@ -174,3 +174,24 @@ def test_help_answers_without_loading_tensorflow(argv):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip().endswith(f"loaded: False {2 if not argv else 0}"), done.stderr
+
+
+TF_STARTUP_LINES = ("cuda drivers", "cpu_feature_guard", "absl::InitializeLog", "oneDNN")
+
+
+def test_tensorflow_start_up_lines_are_hidden_unless_asked_for():
+    def stderr_of(**env):
+        done = subprocess.run(
+            [sys.executable, "-c", "import lossearch, keras; print(keras.backend.backend())"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "KERAS_BACKEND": "tensorflow", **env},
+        )
+        assert done.stdout.strip() == "tensorflow", done.stderr
+        return done.stderr
+
+    quiet = stderr_of()
+    assert not [line for line in TF_STARTUP_LINES if line in quiet], quiet
+    loud = stderr_of(LOSSEARCH_TF_LOGS="1", TF_CPP_MIN_LOG_LEVEL="0")
+    assert any(line in loud for line in TF_STARTUP_LINES), loud  # what the variable brings back
