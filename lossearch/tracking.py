@@ -221,12 +221,15 @@ class Tracker:
         mlflow = self.mlflow
         distribution = dict(zip(class_names, map(int, class_counts), strict=True))
         self.client.log_dict(self.parent_id, distribution, "class_distribution.json")
-        try:
-            dataset = mlflow.data.from_numpy(
-                np.asarray(features), targets=np.asarray(targets), name="training"
-            )
-        except Exception:  # tf.data inputs: log the labels alone
-            dataset = mlflow.data.from_numpy(np.asarray(targets), name="training_labels")
+        # A tf.data input has no arrays to describe (MLflow would warn that it cannot infer
+        # a schema); the class distribution above stands for it.
+        x, y = (a if isinstance(a, np.ndarray) else None for a in (features, targets))
+        if x is not None and y is not None:
+            dataset = mlflow.data.from_numpy(x, targets=y, name="training")
+        elif y is not None:
+            dataset = mlflow.data.from_numpy(y, name="training_labels")
+        else:
+            return
         self.client.log_inputs(
             self.parent_id, datasets=[_compat.dataset_input(dataset, "training")]
         )

@@ -297,7 +297,7 @@ def test_cv_auto_scores_out_of_fold_when_the_tail_is_tiny_and_says_so(mlflow_uri
 
 
 @pytest.mark.slow
-def test_tf_data_datasets_and_explicit_validation(mlflow_uri, experiment):
+def test_tf_data_datasets_and_explicit_validation(mlflow_uri, experiment, capfd):
     import tensorflow as tf
 
     x, y = digits()
@@ -307,8 +307,10 @@ def test_tf_data_datasets_and_explicit_validation(mlflow_uri, experiment):
     cut = len(y) - len(y) // 5
     train = tf.data.Dataset.from_tensor_slices((x[:cut], y[:cut])).batch(64)
     val = tf.data.Dataset.from_tensor_slices((x[cut:], y[cut:])).batch(64)
+    capfd.readouterr()
     result = tiny_search(mlflow_uri, experiment, data=(train, val), n_trials=2, selection="best")
     assert result.class_counts == np.bincount(y[:cut], minlength=10).tolist()
+    assert "infer schema" not in capfd.readouterr().err  # MLflow's own logger, on stderr
     explicit = tiny_search(
         mlflow_uri,
         experiment,
