@@ -60,8 +60,12 @@ benchmark-performance: $(STAMP)
 # and a third worker keeps the cores busy meanwhile.
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -ra -n 3 --dist loadfile --durations=15
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -ra -n 2 -m all_backends
+	@# JAX and PyTorch side by side, one process each (their logs follow, one after the other).
+	@KERAS_BACKEND=jax $(BIN)/python -m pytest -q -ra -m all_backends > .pytest-jax.log 2>&1 & \
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -ra -m all_backends > .pytest-torch.log 2>&1; \
+	torch=$$?; wait $$!; jax=$$?; \
+	echo "== KERAS_BACKEND=jax"; cat .pytest-jax.log; echo "== KERAS_BACKEND=torch"; \
+	cat .pytest-torch.log; exit $$((jax || torch))
 
 # Refresh the README's MLflow UI and report screenshots (docs/images/).
 screenshots: $(STAMP) browser
