@@ -41,7 +41,7 @@ def test_optimize_with_each_keras_tuner(
         data=(x, y),
         backend="keras_tuner",
         tuner=tuner,
-        n_trials=4,
+        n_trials=3,
         confirm_seeds=1,
         show_progress=True,
     )
