@@ -53,3 +53,25 @@ class RecipesFirst:
             if not self._duplicate(values):
                 return values
         return super()._random_values()
+
+
+def log_keras_model(**log_model_args):
+    """``mlflow.keras.log_model(**log_model_args)``, input example included.
+
+    MLflow 3's Keras flavor writes the input example before it creates the model's folder
+    (mlflow/mlflow#16183, open), so ``input_example=`` fails with ``FileNotFoundError``.
+    ``mlflow.keras.log_model`` is ``Model.log(flavor=mlflow.keras, ...)``; this passes a
+    flavor whose ``save_model`` creates the folder first and is otherwise MLflow's own.
+    """
+    import os
+    from types import SimpleNamespace
+
+    import mlflow.keras
+    from mlflow.models import Model
+
+    def save_model(path, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
+
+    flavor = SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
+    return Model.log(artifact_path=None, flavor=flavor, **log_model_args)

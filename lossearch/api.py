@@ -67,6 +67,8 @@ OPTIMIZE_CONSTRAINTS = {
     "selection": [Options(SELECTIONS)],
     "confirm_seeds": [Interval(int, 0, None)],
     "refit": [BOOL],
+    "log_model": [BOOL],
+    "registered_model_name": [None, NON_EMPTY_STR],
     "show_progress": [BOOL],
     "decision": [BOOL],
     "backend": [Options(BACKENDS)],
@@ -109,6 +111,8 @@ def optimize(
     n_jobs: int = 1,
     fit_kwargs: dict | None = None,
     refit: bool = True,
+    log_model: bool = True,
+    registered_model_name: str | None = None,
     show_progress: bool = True,
     selection: str = "robust",
     confirm_seeds: int = 2,
@@ -135,7 +139,7 @@ def optimize(
         >>> result.best_config.to_json("best_loss.json")                  # doctest: +SKIP
     """
     arguments = dict(locals())
-    _check_backend_arguments(arguments)
+    _check_combinations(arguments)
     runner, search_space = _prepare(arguments)
     settings = _settings(arguments)  # opens the storage: a bad URL fails before any trial
     tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
@@ -178,13 +182,20 @@ def _runner(arguments: dict, prepared, facts) -> TrialRunner:
     )
 
 
-def _check_backend_arguments(arguments: dict) -> None:
+def _check_combinations(arguments: dict) -> None:
     if arguments["backend"] == "keras_tuner" and any(
         arguments[name] is not None for name in ("sampler", "pruner", "storage", "callbacks")
     ):
         raise ValueError(
             "sampler, pruner, storage and callbacks: Optuna settings; the Keras Tuner backend "
             "takes tuner= (and study_name= to resume a tuner project)."
+        )
+    if arguments["registered_model_name"] is not None and not (
+        arguments["refit"] and arguments["log_model"]
+    ):
+        raise ValueError(
+            "registered_model_name: registers the refit model logged to MLflow; it needs "
+            "refit=True and log_model=True."
         )
 
 

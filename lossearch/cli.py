@@ -81,6 +81,12 @@ def _search_arguments(
         help="extra seeds each candidate is retrained on before the pick (0: none)",
     )
     parser.add_argument(
+        "--register-model",
+        default=None,
+        metavar="NAME",
+        help="retrain the pick, log it to MLflow and register it in the model registry as NAME",
+    )
+    parser.add_argument(
         "--no-decision",
         action="store_true",
         help="keep arg-max / 0.5 instead of tuning a decision rule (see optimize(decision=))",
@@ -148,10 +154,11 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
         selection=args.selection,
         confirm_seeds=args.confirm_seeds,
         decision=not args.no_decision,
+        registered_model_name=args.register_model,
         tracking_uri=args.tracking_uri,
         experiment_name=args.experiment,
         seed=args.seed,
-        refit=refit,
+        refit=refit or args.register_model is not None,
         show_progress=not args.no_progress,
         class_names=class_names,
     )
@@ -171,6 +178,11 @@ def _print_mlflow_hint(result, experiment: str):
     from lossearch.tracking import mask_credentials
 
     uri = mlflow.get_tracking_uri()
+    if result.model_uri:
+        print(
+            f"model logged as {result.model_uri}  (load: import lossearch, then "
+            f"mlflow.keras.load_model({result.model_uri!r}))"
+        )
     run = mlflow.MlflowClient(uri).get_run(result.mlflow_run_id)
     page = f"#/experiments/{run.info.experiment_id}/runs"
     if uri.startswith("http"):

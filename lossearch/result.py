@@ -36,6 +36,8 @@ class SearchResult:
         selection: the confirmation table, the reason for the choice and any
             ``warnings`` that the validation split was too small to judge.
         validation_counts: validation samples per class (multi-label: positives).
+        model_uri: ``model`` as logged to MLflow (``models:/m-...``; load it with
+            ``mlflow.keras.load_model`` after ``import lossearch``), or ``None``.
 
     ``best_config.decision`` holds the tuned decision rule; ``model`` applies it (its
     output is adjusted probabilities; :func:`lossearch.layers.without_decision`
@@ -60,6 +62,7 @@ class SearchResult:
     validation_counts: list[int] = field(default_factory=list)
     search: Any = None  # the backend driver, for trial listings
     best_hp: dict = field(default_factory=dict)  # the chosen trial's values of build_model's hp
+    model_uri: str | None = None  # the refit model in MLflow (models:/...), when logged
 
     def trials_dataframe(self):
         """One row per trial: number, state, value and parameters."""

@@ -21,6 +21,7 @@ from lossearch import plots
 from lossearch.backends.base import BaseDriver
 from lossearch.data import PreparedData
 from lossearch.layers import with_decision
+from lossearch.mlflow_model import log_keras_model
 from lossearch.records import StoredChoice, TrialRecord, baseline_record
 from lossearch.report import render_html, search_figures
 from lossearch.result import SearchResult
@@ -92,6 +93,20 @@ class SearchSession:
             driver.remember_choice(stored_choice(result).to_dict())
             self._close_parent(result)
         return result
+
+    def _log_model(self, result: SearchResult) -> None:
+        s = self.settings
+        if result.model is None or not s.log_model:
+            return
+        result.model_uri = log_keras_model(
+            self.tracker,
+            result.model,
+            self.data.splits[0].x_val,
+            result.best_config,
+            registered_model_name=s.registered_model_name,
+        )
+        if result.model_uri is not None:
+            self.tracker.set_parent_tag("model_uri", result.model_uri)
 
     # -- the parent run ---------------------------------------------------------------------
 
@@ -173,6 +188,7 @@ class SearchSession:
             metrics["baseline_value"] = result.baseline_value
         self.tracker.log_search_metrics(metrics)
         self.tracker.set_parent_tag("best_loss", result.best_config.describe())
+        self._log_model(result)
         self.tracker.end_search("FINISHED")
 
     # -- the choice and the result -------------------------------------------------------------

@@ -24,6 +24,8 @@ class SearchSettings:
     seed: int | None = None
     n_jobs: int = 1
     refit: bool = True
+    log_model: bool = True  # the refit model as an MLflow model on the parent run
+    registered_model_name: str | None = None
     show_progress: bool = True
     selection: str = "robust"
     confirm_seeds: int = 2

@@ -64,9 +64,11 @@ def flatten_config(config: LossConfig) -> dict[str, str]:
 
 
 def _param_value(value) -> str:
-    if isinstance(value, tuple | list):
-        value = list(value)
-    text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    """Text as-is, anything else as JSON: ``null``, ``true``, ``[1, 2]``, the way the
+    JSON artifacts beside it spell them (never Python's ``None`` / ``True``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = value if isinstance(value, str) else json.dumps(strict_json(value), default=str)
     return text if len(text) <= _PARAM_LIMIT else text[: _PARAM_LIMIT - 3] + "..."
 
 

@@ -167,6 +167,12 @@ CASES = [
         ["cv: expected an integer number of folds"],
     ),
     ("decision not a bool", via_optimize(decision="yes"), ["decision: expected True or False"]),
+    (
+        "registered model without a refit",
+        via_optimize(refit=False, registered_model_name="digits"),
+        ["registered_model_name: registers the refit model", "refit=True"],
+    ),
+    ("registered name empty", via_optimize(registered_model_name=""), ["registered_model_name"]),
     ("cv above rarest class", via_optimize(cv=50), ["cv: the rarest class"]),
     ("cv with a validation set", via_optimize(data=((X, Y), (X, Y)), cv=3), ["cv: pass either"]),
     ("minority class unknown", via_optimize(minority_classes=["seven"]), ["minority_classes"]),

@@ -49,6 +49,7 @@ def search(tmp_path_factory):
             seed=0,
             cv=None,  # one hold-out and one confirmation seed: the pages, not the pick, matter
             confirm_seeds=1,
+            registered_model_name="digits-loss",
         )
         client = mlflow.MlflowClient(server.uri)
         experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
@@ -271,6 +272,30 @@ def test_the_parent_run_lists_the_best_loss_report_and_plots(search, browser, sh
         what="the per-class recall plot",
     )
     browser.save_screenshot(str(shots / "mlflow_artifacts.png"))
+
+
+def test_the_parent_run_shows_the_refit_model_logged_and_registered(search, browser, shots):
+    parent = search["result"].mlflow_run_id
+    browser.get(f"{search['uri']}/#/experiments/{search['experiment_id']}/runs/{parent}")
+    overview = wait_for(
+        browser,
+        lambda d: (
+            (text := d.find_element(By.TAG_NAME, "body").text)
+            and "Logged models (1)" in text
+            and text
+        ),
+        what="the parent run's logged model",
+    )
+    assert "digits-loss" in overview and "v1" in overview  # registered from the search
+    heading = browser.find_element(By.XPATH, "//*[starts-with(text(), 'Logged models')]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", heading)
+    browser.save_screenshot(str(shots / "mlflow_model.png"))
+    browser.get(f"{search['uri']}/#/models/digits-loss")
+    wait_for(
+        browser,
+        lambda d: "Version 1" in d.find_element(By.TAG_NAME, "body").text,
+        what="the registered model's version",
+    )
 
 
 def _check_report_page(browser, path, result):

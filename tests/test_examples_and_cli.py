@@ -135,6 +135,7 @@ def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatc
             [
                 *("demo", "--trials", "4", "--epochs", "2", "--cv", "0", "--confirm-seeds", "1"),
                 *("--no-progress", "--tracking-uri", "sqlite:///mlflow.db"),  # relative
+                *("--register-model", "demo-digits"),
             ]
         )
         == 0
@@ -152,6 +153,10 @@ def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatc
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 4
+    model_uri = parents[0].data.tags["model_uri"]
+    assert f"model logged as {model_uri}" in out
+    registered = mlflow.MlflowClient(uri).search_model_versions("name = 'demo-digits'")
+    assert [v.run_id for v in registered] == [parents[0].info.run_id]
     assert all(
         "loss.family" in c.data.params and "recall.digit9" in c.data.metrics
         for c in children
