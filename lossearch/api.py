@@ -190,6 +190,12 @@ def _check_combinations(arguments: dict) -> None:
             "sampler, pruner, storage and callbacks: Optuna settings; the Keras Tuner backend "
             "takes tuner= (and study_name= to resume a tuner project)."
         )
+    name = arguments["study_name"]
+    if arguments["backend"] == "keras_tuner" and name is not None and not _plain_name(name):
+        raise ValueError(
+            f"study_name: {name!r} names the Keras Tuner project's folder; use a plain name "
+            "(no '/', '\\', '..' or leading '.')."
+        )
     if arguments["registered_model_name"] is not None and not (
         arguments["refit"] and arguments["log_model"]
     ):
@@ -197,6 +203,11 @@ def _check_combinations(arguments: dict) -> None:
             "registered_model_name: registers the refit model logged to MLflow; it needs "
             "refit=True and log_model=True."
         )
+
+
+def _plain_name(name: str) -> bool:
+    """A name that stays one folder inside its parent: no separators, no ``..``."""
+    return not (set(name) & {"/", "\\", "\0"}) and not name.startswith(".")
 
 
 def _settings(arguments: dict) -> SearchSettings:

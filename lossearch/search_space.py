@@ -223,11 +223,7 @@ class SearchSpace:
             path = bundled
         if not path.is_file():
             raise ValueError(f"space: no such file {str(path)!r}.")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise SpaceError(f"space file {path}: not valid YAML ({exc}).") from None
-        return cls.from_dict(data, str(path), task)
+        return cls.from_dict(read_space_file(path), str(path), task)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>", task: str | None = None):
@@ -521,5 +517,35 @@ def bundled_description(name: str) -> str:
     path = _bundled_path(name)
     if path is None:
         raise ValueError(f"space: unknown space {name!r}; bundled spaces: {bundled_spaces()}.")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_space_file(path) or {}
     return str(data.get("description", ""))
+
+
+MAX_SPACE_FILE_BYTES = 1_000_000  # a space is a page of YAML; anything bigger is a mistake
+
+
+class _AliasFreeSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases: ``*name`` lets a few hundred bytes expand
+    to gigabytes (a "billion laughs" file), and a space never needs one."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed; write the values out", mark
+            )
+        return super().compose_node(parent, index)
+
+
+def read_space_file(path: Path) -> Any:
+    """A space file's YAML, safely: no tags that build objects, no aliases, bounded size."""
+    size = path.stat().st_size
+    if size > MAX_SPACE_FILE_BYTES:
+        raise SpaceError(
+            f"space file {path}: {size} bytes, more than a space needs "
+            f"({MAX_SPACE_FILE_BYTES} at most)."
+        )
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_AliasFreeSafeLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpaceError(f"space file {path}: not valid YAML ({exc}).") from None

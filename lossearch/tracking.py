@@ -35,6 +35,13 @@ log = logging.getLogger("lossearch")
 _CREDENTIALS = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
 )
+# A query parameter whose name says it holds a secret (libpq's password=, sslpassword=,
+# token=, api_key=, aws_secret_access_key=, ...): its value is masked.
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&;][^=&;#\s]*(?:pass|pwd|secret|token|key|auth|credential)[^=&;#\s]*=)"
+    r"[^&;#\s'\"]*",
+    re.IGNORECASE,
+)
 _PARAM_LIMIT = 6000
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 # MLflow has no "pruned" status: a pruned trial ends KILLED (stopped early, not failed), so
@@ -48,8 +55,10 @@ STATUS_OF_STATE = {
 
 
 def mask_credentials(text: Any) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``, and
+    ``...?password=secret`` (or ``token=``, ``api_key=``, ...) -> ``...?password=***``."""
+    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    return _SECRET_QUERY.sub(lambda m: f"{m['key']}***", text)
 
 
 def flatten_config(config: LossConfig) -> dict[str, str]:
@@ -72,10 +81,13 @@ def _param_value(value) -> str:
     return text if len(text) <= _PARAM_LIMIT else text[: _PARAM_LIMIT - 3] + "..."
 
 
-_HTTP_ENV = (
+_MLFLOW_CALL_ENV = (
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    # MLflow prints "View run ... at: <tracking URI>" for each run it ends on a server: two
+    # lines a trial, and the URI's password with them.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
 )
 _http_lock = threading.Lock()
 _http_depth = 0
@@ -83,8 +95,9 @@ _http_saved: dict = {}
 
 
 @contextmanager
-def _http_limits(retries: int, timeout: int):
-    """Bound MLflow's HTTP retries (its default backs off for minutes) while we call it.
+def mlflow_call_settings(retries: int, timeout: int):
+    """Bound MLflow's HTTP retries (its default backs off for minutes) while we call it,
+    and keep it from printing run URLs.
 
     MLflow reads these variables at each request; nested and threaded uses keep the
     outermost values and restore the user's own at the end.
@@ -92,8 +105,8 @@ def _http_limits(retries: int, timeout: int):
     global _http_depth, _http_saved
     with _http_lock:
         if _http_depth == 0:
-            _http_saved = {k: os.environ.get(k) for k in _HTTP_ENV}
-            for key, value in zip(_HTTP_ENV, (retries, timeout, 1), strict=True):
+            _http_saved = {k: os.environ.get(k) for k in _MLFLOW_CALL_ENV}
+            for key, value in zip(_MLFLOW_CALL_ENV, (retries, timeout, 1, "true"), strict=True):
                 os.environ[key] = str(value)
         _http_depth += 1
     try:
@@ -118,7 +131,7 @@ def _tolerant(method):
         if self.offline:
             return None
         try:
-            with _http_limits(retries=2, timeout=20):
+            with mlflow_call_settings(retries=2, timeout=20):
                 return method(self, *args, **kwargs)
         except Exception as exc:
             self._go_offline(exc)
@@ -148,7 +161,7 @@ class Tracker:
         self.tracking_uri = mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
         try:
-            with _http_limits(retries=0, timeout=10):
+            with mlflow_call_settings(retries=0, timeout=10):
                 self.experiment_id = self._experiment_id(experiment_name)
         except Exception as exc:
             raise ValueError(

@@ -281,6 +281,28 @@ CASES = [
         via_space_file("families: !!python/object/apply:os.system ['touch pwned']"),
         ["space"],
     ),
+    (
+        "space: alias bomb",  # 9 levels of 10 aliases: a billion strings from 300 bytes
+        via_space_file(
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + "description: *i\nfamilies: {ce: {}}\n"
+        ),
+        ["aliases (*name) are not allowed"],
+    ),
+    (
+        "space: file of many megabytes",
+        via_space_file("families: {ce: {}}\n" + "#" * 2_000_000),
+        ["more than a space needs"],
+    ),
+    (
+        "keras tuner study name leaves its folder",
+        via_optimize(backend="keras_tuner", study_name="../../../x"),
+        ["study_name: '../../../x' names the Keras Tuner project's folder"],
+    ),
     ("config: not JSON", via_config_json("{not json"), ["not valid JSON"]),
     ("config: unknown family", via_config_json({**CONFIG, "family": "dice"}), ["family"]),
     ("config: unknown key", via_config_json({**CONFIG, "extra": 1}), ["extra"]),
