@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -35,6 +36,10 @@ def _load_attr(spec: str, option: str):
             module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"{option}: cannot import {module_name!r} ({exc}).") from None
+    except Exception as exc:  # a syntax error in it, or an exception while it imports
+        raise ValueError(
+            f"{option}: importing {module_name!r} failed ({type(exc).__name__}: {exc})."
+        ) from None
     if not hasattr(module, attr):
         raise ValueError(f"{option}: {module_name!r} has no attribute {attr!r}.")
     return getattr(module, attr)
@@ -47,17 +52,17 @@ def _search_arguments(
     samples on a seed of its own unless given one."""
     parser.add_argument("--space", default=space, help="bundled name or YAML path")
     parser.add_argument("--objective", default=None, help="e.g. balanced_accuracy, pr_auc")
-    parser.add_argument("--trials", type=int, default=trials, help="finished trials to run")
-    parser.add_argument("--epochs", type=int, default=epochs, help="epochs per trial")
+    parser.add_argument("--trials", type=POSITIVE, default=trials, help="finished trials to run")
+    parser.add_argument("--epochs", type=POSITIVE, default=epochs, help="epochs per trial")
     parser.add_argument(
-        "--timeout", type=float, default=None, help="seconds after which no trial starts"
+        "--timeout", type=SECONDS, default=None, help="seconds after which no trial starts"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size of fit")
+    parser.add_argument("--batch-size", type=POSITIVE, default=32, help="batch size of fit")
     parser.add_argument(
         "--cv", type=_folds, default="auto", help="folds, 'auto' or 0 for one hold-out split"
     )
     parser.add_argument(
-        "--validation", type=float, default=None, help="hold-out fraction (None: 0.2)"
+        "--validation", type=FRACTION, default=None, help="hold-out fraction (None: 0.2)"
     )
     parser.add_argument("--storage", default=None, required=worker, help="Optuna storage URL")
     parser.add_argument("--study", default=None, required=worker, help="study name (resumable)")
@@ -76,7 +81,7 @@ def _search_arguments(
     )
     parser.add_argument(
         "--confirm-seeds",
-        type=int,
+        type=NON_NEGATIVE,
         default=2,
         help="extra seeds each candidate is retrained on before the pick (0: none)",
     )
@@ -93,6 +98,30 @@ def _search_arguments(
     )
 
 
+def _number(kind, low: float, low_open: bool = False, high: float | None = None):
+    """An argparse type: ``kind`` in ``[low, high)`` (``(low, ...`` when ``low_open``)."""
+    below = f"> {low}" if low_open else f">= {low}"
+    expected = f"a number {below}" + (f" and < {high}" if high is not None else "")
+    if kind is int:
+        expected = expected.replace("a number", "a whole number")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < low or (low_open and value == low) or (high is not None and value >= high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _number(int, 1), _number(int, 0)
+SECONDS, FRACTION = _number(float, 0, low_open=True), _number(float, 0, True, high=1)
+
+
 def _folds(text: str) -> int | str:
     """``--cv``: a number of folds or ``auto``."""
     if text == "auto":
@@ -106,16 +135,16 @@ def _folds(text: str) -> int | str:
 
 
 def _worker_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--threads", type=int, default=None, help="numeric threads per worker")
+    parser.add_argument("--threads", type=POSITIVE, default=None, help="numeric threads per worker")
     parser.add_argument(
         "--heartbeat-interval",
-        type=int,
+        type=POSITIVE,
         default=None,
         help="seconds between heartbeats of a running trial (RDB storages; default 30)",
     )
     parser.add_argument(
         "--grace-period",
-        type=int,
+        type=POSITIVE,
         default=None,
         help="seconds without heartbeat before a trial is failed and retried (default 4x)",
     )
@@ -124,10 +153,6 @@ def _worker_arguments(parser: argparse.ArgumentParser):
 def _storage(args):
     from lossearch.storages import HEARTBEAT_INTERVAL, open_storage
 
-    if args.heartbeat_interval is not None and args.heartbeat_interval < 1:
-        raise ValueError("--heartbeat-interval: expected seconds >= 1.")
-    if args.grace_period is not None and args.grace_period < 1:
-        raise ValueError("--grace-period: expected seconds >= 1.")
     return open_storage(
         args.storage,
         heartbeat_interval=args.heartbeat_interval or HEARTBEAT_INTERVAL,
@@ -135,8 +160,20 @@ def _storage(args):
     )
 
 
+def _check_output(option: str, path: str | None) -> None:
+    """Before the search, not after it: a path the results cannot be written to."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{option}: {path!r} is a folder; name a file in it.")
+    if not target.parent.is_dir():
+        raise ValueError(f"{option}: the folder {str(target.parent)!r} does not exist.")
+
+
 def _run_search(build_model, data, args, refit: bool, class_names=None, storage=None):
     import lossearch
+
 
     result = lossearch.optimize(
         build_model,
@@ -299,18 +336,30 @@ def cmd_spaces(args):
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as the one line every other failure is."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("lossearch").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"lossearch: error: {where}{message} (see '{self.prog} --help')\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lossearch",
         description="Find the best loss function for a Keras classifier on imbalanced data. "
         "'lossearch COMMAND --help' describes each command.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not only its line"
     )
     # Every subcommand's help shows each option's default.
     sub = parser.add_subparsers(
         dest="command",
         required=True,
         parser_class=functools.partial(
-            argparse.ArgumentParser, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            _Parser, formatter_class=argparse.ArgumentDefaultsHelpFormatter
         ),
     )
 
@@ -365,15 +414,31 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs a command: 0 when it worked, 2 for bad input, 1 when it failed otherwise,
+    130 when interrupted. A failure is one ``lossearch: error: ...`` line on stderr
+    (``--debug`` adds the traceback)."""
     args = make_parser().parse_args(argv)
     try:
+        for option in ("output", "report"):
+            _check_output(f"--{option}", getattr(args, option, None))
         args.func(args)
-    except ValueError as exc:
-        print(f"lossearch: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"lossearch: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
     return 0
+
+
+def _one_line(exc: Exception) -> str:
+    from lossearch.tracking import mask_credentials
+
+    text = " ".join(str(exc).split()).removeprefix("lossearch: ") or "(no message)"
+    if not isinstance(exc, ValueError | RuntimeError):  # lossearch's own say what they are
+        text = f"{type(exc).__name__}: {text}"
+    return mask_credentials(text)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -546,6 +546,7 @@ def read_space_file(path: Path) -> Any:
             f"({MAX_SPACE_FILE_BYTES} at most)."
         )
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_AliasFreeSafeLoader)
+        text = path.read_text(encoding="utf-8")
+        return yaml.load(text, Loader=_AliasFreeSafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SpaceError(f"space file {path}: not valid YAML ({exc}).") from None

@@ -93,6 +93,7 @@ def open_storage(
     Example:
         >>> storage = open_storage("postgresql://postgres@127.0.0.1/test")  # doctest: +SKIP
     """
+    _check_heartbeat(heartbeat_interval, grace_period)
     if storage is None or isinstance(storage, BaseStorage):
         return storage
     if not isinstance(storage, str) or "://" not in storage:
@@ -160,6 +161,20 @@ def _sqlite_file(url: str) -> str | None:
         return None
     path = url.split("://", 1)[1][1:]
     return path if path and path != ":memory:" else None
+
+
+def _check_heartbeat(interval: int | None, grace_period: int | None) -> None:
+    """A grace period shorter than two heartbeats lets a worker declare a healthy worker's
+    trial stale between two of its beats, and fail it under its feet."""
+    for name, value in (("heartbeat_interval", interval), ("grace_period", grace_period)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}: expected whole seconds >= 1, got {value!r}.")
+    if interval and grace_period is not None and grace_period < 2 * interval:
+        raise ValueError(
+            f"grace_period: {grace_period} s is shorter than two heartbeats "
+            f"(heartbeat_interval={interval} s), so a healthy worker's trial could be taken "
+            f"for dead; use at least {2 * interval} s (the default is {4 * interval})."
+        )
 
 
 def _rdb_storage(url, interval, grace_period, max_retry, attempts=5):

@@ -22,6 +22,7 @@ X, Y = digits()
 FEW = {"n_trials": 1, "epochs": 1, "show_progress": False}
 ROOT = Path(__file__).parent.parent
 WORKER = ["worker", "tests.scaleout_model:build_model", "--data", "tests.scaleout_model:load_data"]
+WORKER_STORE = ["--storage", "sqlite:///{tmp_path}/w.db", "--study", "w"]
 CONFIG = {"format": "lossearch.loss/1", "family": "ce", "task": "multiclass"}
 
 
@@ -50,10 +51,15 @@ def via_optimize(data=(X, Y), build_model=None, **overrides):
     return attempt
 
 
-def via_cli(*argv):
+def via_cli(*argv, files=None):
+    """``lossearch ARGV`` ends with exit code 2 and one error line; ``files`` are written to
+    the test's folder first (``{tmp_path}`` in ARGV names it)."""
+
     def attempt(ctx):
         if any("{tmp_path}/study.db" in a for a in argv):  # an existing study file
             optuna.create_study(storage=f"sqlite:///{ctx['tmp_path']}/study.db", study_name="s1")
+        for name, text in (files or {}).items():
+            (ctx["tmp_path"] / name).write_text(text)
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
@@ -61,7 +67,9 @@ def via_cli(*argv):
             except SystemExit as exit_:  # argparse's own errors
                 code = exit_.code
         assert code == 2
-        return err.getvalue()
+        lines = err.getvalue().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lossearch: error: "), lines
+        return lines[0]
 
     return attempt
 
@@ -275,6 +283,40 @@ CASES = [
         "export from a missing SQLite file",
         via_cli("export", "--storage", "sqlite:///{tmp_path}/missing.db", "--study", "s"),
         ["storage: no SQLite file"],
+    ),
+    (
+        "builder module with a syntax error",
+        via_cli(
+            "optimize",
+            "{tmp_path}/broken.py:build_model",
+            "--data",
+            "{tmp_path}/broken.py:d",
+            files={"broken.py": "def build_model(:\n"},
+        ),
+        ["build_model: importing", "SyntaxError"],
+    ),
+    (
+        "builder module that raises at import",
+        via_cli(
+            "optimize",
+            "{tmp_path}/raising.py:build_model",
+            "--data",
+            "{tmp_path}/raising.py:d",
+            files={"raising.py": "raise RuntimeError('no GPU here')\n"},
+        ),
+        ["build_model: importing", "RuntimeError: no GPU here"],
+    ),
+    ("output folder missing", via_cli("demo", "-o", "{tmp_path}/no/best.json"), ["--output"]),
+    ("output is a folder", via_cli("demo", "-o", "{tmp_path}"), ["is a folder"]),
+    ("report folder missing", via_cli("demo", "--report", "{tmp_path}/no/r.html"), ["--report"]),
+    ("cli trials zero", via_cli("demo", "--trials", "0"), ["--trials: expected a whole number"]),
+    ("cli validation above one", via_cli("demo", "--validation", "1.5"), ["--validation"]),
+    ("cli timeout negative", via_cli("demo", "--timeout", "-5"), ["--timeout: expected"]),
+    ("cli threads zero", via_cli(*WORKER, *WORKER_STORE, "--threads", "0"), ["--threads"]),
+    (
+        "grace period below two heartbeats",
+        via_cli(*WORKER, *WORKER_STORE, "--heartbeat-interval", "10", "--grace-period", "5"),
+        ["grace_period: 5 s is shorter than two heartbeats"],
     ),
     (
         "space: python object tag",

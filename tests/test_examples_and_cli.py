@@ -126,6 +126,42 @@ def test_cli_errors_are_one_clear_line(capsys, tmp_path):
     assert "build_model: cannot import 'nomodule'" in capsys.readouterr().err
 
 
+FAILING_BUILDER = """
+import keras
+from lossearch.datasets import long_tailed_digits
+
+calls = 0
+
+
+def build_model():  # the probe's build works, every trial's fails
+    global calls
+    calls += 1
+    if calls > 1:
+        raise MemoryError("out of memory while building")
+    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+
+
+def load_data():
+    return long_tailed_digits()
+"""
+
+
+def test_a_failed_search_is_one_line_and_debug_adds_the_traceback(tmp_path, capsys):
+    (tmp_path / "failing.py").write_text(FAILING_BUILDER)
+    argv = ["optimize", f"{tmp_path}/failing.py:build_model", "--data"]
+    argv += [f"{tmp_path}/failing.py:load_data", "--trials", "2", "--no-progress"]
+    argv += ["--cv", "0", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "-o"]
+    argv += [str(tmp_path / "best.json")]
+    assert cli.main(argv) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert errors == [
+        "lossearch: error: no trial completed; first failure: MemoryError: out of memory "
+        "while building"
+    ]
+    assert cli.main(["--debug", *argv]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
