@@ -40,9 +40,20 @@ def param_importances(importances: dict[str, float]):
     return fig
 
 
+# Past these class counts a figure stops growing and drops what would crowd it (a 1000-class
+# confusion matrix would otherwise be 50,000 pixels wide with a million cell labels).
+MAX_INCHES = 16
+LABELLED_CLASSES = 50  # tick labels per class up to this many
+ANNOTATED_CLASSES = 25  # confusion counts written in the cells up to this many
+
+
+def _inches(per_class: float, n_classes: int, least: float) -> float:
+    return min(MAX_INCHES, max(least, per_class * n_classes + 2))
+
+
 def per_class_recall(class_names, best: dict, baseline: dict | None):
     """Recall per class of the best config beside the CE baseline."""
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(class_names) + 2), 4))
+    fig, ax = plt.subplots(figsize=(_inches(0.6, len(class_names), 6), 4))
     x = np.arange(len(class_names))
     width = 0.4
     if baseline is not None:
@@ -50,7 +61,10 @@ def per_class_recall(class_names, best: dict, baseline: dict | None):
             x - width / 2, [baseline[c]["recall"] for c in class_names], width, label="CE baseline"
         )
     ax.bar(x + width / 2, [best[c]["recall"] for c in class_names], width, label="best")
-    ax.set_xticks(x, class_names, rotation=45 if len(class_names) > 8 else 0)
+    if len(class_names) <= LABELLED_CLASSES:
+        ax.set_xticks(x, class_names, rotation=45 if len(class_names) > 8 else 0)
+    else:
+        ax.set_xlabel(f"class (index, {len(class_names)} classes)")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("recall")
     ax.set_title("Per-class recall: best vs CE baseline")
@@ -60,13 +74,15 @@ def per_class_recall(class_names, best: dict, baseline: dict | None):
 
 
 def confusion_matrix(matrix, class_names):
-    matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(class_names) + 2),) * 2)
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=90)
-    ax.set_yticks(range(len(class_names)), class_names)
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    matrix, n = np.asarray(matrix), len(class_names)
+    fig, ax = plt.subplots(figsize=(_inches(0.5, n, 4),) * 2)
+    ax.imshow(matrix, cmap="Blues", interpolation="nearest")
+    if n <= LABELLED_CLASSES:
+        ax.set_xticks(range(n), class_names, rotation=90)
+        ax.set_yticks(range(n), class_names)
+    if n <= ANNOTATED_CLASSES:
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix of the best config")

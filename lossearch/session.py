@@ -29,7 +29,7 @@ from lossearch.runner import TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.selection import select, validation_support, validation_warnings
 from lossearch.settings import SearchSettings
-from lossearch.tracking import Tracker
+from lossearch.tracking import Tracker, mask_credentials
 
 log = logging.getLogger("lossearch")
 TOP_TRIAL = "the top trial by search score"
@@ -90,9 +90,28 @@ class SearchSession:
             selection = "best"
         result = self._result(records, selection, parent_id)
         if closes:
-            driver.remember_choice(stored_choice(result).to_dict())
-            self._close_parent(result)
+            self._finish(result)
         return result
+
+    def _finish(self, result: SearchResult) -> None:
+        """Keep the choice in the study, then the report, artifacts and model in MLflow.
+
+        Nothing fails the search from here on: its trials are in the study already and
+        ``result`` is returned; a failure is warned of and closes the parent run FAILED
+        with the reason (``lossearch sync-mlflow`` can write the artifacts later).
+        """
+        try:
+            self.driver.remember_choice(stored_choice(result).to_dict())
+            self._close_parent(result)
+        except Exception as exc:
+            reason = mask_credentials(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+            log.warning(
+                "lossearch: the search finished, but writing its results failed (%s). The "
+                "result is returned and the study keeps every trial.",
+                reason,
+            )
+            self.tracker.set_parent_tag("finish_error", reason)
+            self.tracker.end_search("FAILED")
 
     def _log_model(self, result: SearchResult) -> None:
         s = self.settings
@@ -200,7 +219,7 @@ class SearchSession:
         notes = validation_warnings(self.data, records, self.runner.objective)
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=5)  # the caller of optimize
-        trained = self.runner.refit(chosen, self.settings.seed) if self.settings.refit else None
+        trained = self._refit(chosen, notes) if self.settings.refit else None
         model = trained
         if trained is not None and picked["decision"] is not None:
             model = with_decision(trained, picked["decision"], from_logits=self.runner.from_logits)
@@ -225,6 +244,17 @@ class SearchSession:
             validation_counts=validation_support(self.data),
             best_hp=dict(chosen.hp_values),
         )
+
+    def _refit(self, chosen: TrialRecord, notes: list[str]) -> keras.Model | None:
+        """The pick retrained on all labelled data; ``None`` (and a note why) when that
+        training fails: the search's results do not depend on it."""
+        try:
+            return self.runner.refit(chosen, self.settings.seed)
+        except Exception as exc:
+            note = f"refit failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
+            warnings.warn(f"lossearch: {note}; result.model is None.", UserWarning, stacklevel=6)
+            notes.append(note)
+            return None
 
     def _choose(self, records: list[TrialRecord], selection: str) -> dict:
         """The chosen trial, its confirmed value and decision, and the like-for-like baseline."""

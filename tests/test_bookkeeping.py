@@ -119,3 +119,37 @@ def test_robust_selection_confirms_candidates_on_fresh_seeds(mlflow_uri, experim
     assert result.selection["runs"] == 3  # the search trial and two confirmation runs
     assert result.selection["baseline_runs"] == 3
     assert result.selection["recipe"] is None or result.selection["recipe"] in QUICK_RECIPES
+
+
+def test_a_failure_while_finishing_loses_nothing_and_closes_the_parent(
+    tmp_path, mlflow_uri, experiment, monkeypatch, caplog
+):
+    def out_of_memory(*args):
+        raise MemoryError("drawing the report")
+
+    monkeypatch.setattr("lossearch.session.render_html", out_of_memory)
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result, _ = fake_search(
+        FakeRunner(), mlflow_uri, experiment, n_trials=3, storage=storage, study_name="s"
+    )
+    assert result.best_config is not None  # returned all the same
+    stored = StoredStudy.load(storage, "s")
+    assert len(stored.study.trials) == 3 and stored.choice is not None  # the study has it all
+    parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["finish_error"] == "MemoryError: drawing the report"
+    assert "the search finished, but writing its results failed" in caplog.text
+
+
+class RefitOutOfMemory(FakeRunner):
+    def refit(self, record, seed):
+        raise MemoryError("refit on all the data")
+
+
+def test_a_failed_refit_leaves_the_result_without_a_model(mlflow_uri, experiment, recwarn):
+    result, _ = fake_search(RefitOutOfMemory(), mlflow_uri, experiment, n_trials=2, refit=True)
+    assert result.model is None and result.model_uri is None
+    note = "refit failed (MemoryError: refit on all the data)"
+    assert note in result.selection["warnings"] and note in result.summary()
+    parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
+    assert parent.info.status == "FINISHED"

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import keras
+import mlflow
 import numpy as np
 import optuna
 import pytest
@@ -446,3 +447,23 @@ def test_a_candidate_failing_its_confirmation_is_dropped_not_fatal(mlflow_uri, e
     assert "diverged on another seed" in result.selection["reason"]
     table = result.selection["table"]
     assert len(table) == 2 and all(row["runs"] == 2 for row in table)
+
+
+@pytest.mark.slow
+def test_a_thousand_classes_of_two_samples_finish_and_close_the_parent(mlflow_uri, experiment):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(1000), 2)
+    x = rng.normal(size=(len(y), 8)).astype("float32")
+
+    def build_model():
+        return keras.Sequential([keras.Input((8,)), keras.layers.Dense(1000)])
+
+    with pytest.warns(UserWarning, match="validation too small to judge"):
+        result = tiny_search(
+            mlflow_uri, experiment, build_model=build_model, data=(x, y), n_trials=1, epochs=1
+        )
+    client = mlflow.MlflowClient(mlflow_uri)
+    parent = client.get_run(result.mlflow_run_id)
+    assert parent.info.status == "FINISHED" and "finish_error" not in parent.data.tags
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"report.html", "summary.txt", "plots"} <= artifacts
