@@ -83,12 +83,14 @@ def open_storage(
     heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
     grace_period: int | None = None,
     max_retry: int = 2,
+    existing: bool = False,
 ) -> BaseStorage | None:
     """An Optuna storage from a URL (see the module docstring), checked and connected.
 
     RDB URLs get heartbeats every ``heartbeat_interval`` seconds; a trial silent for
     ``grace_period`` (default: 4 intervals) is failed and retried up to ``max_retry``
-    times. A ``BaseStorage`` object is used as it is.
+    times. A ``BaseStorage`` object is used as it is. ``existing=True`` opens a database
+    that holds studies already, for reading: no schema is created and no lock is taken.
 
     Example:
         >>> storage = open_storage("postgresql://postgres@127.0.0.1/test")  # doctest: +SKIP
@@ -110,6 +112,8 @@ def open_storage(
                     f"storage: the folder of {shown!r} does not exist; create it or write "
                     "sqlite:///relative/path.db or sqlite:////absolute/path.db."
                 )
+            if existing:  # as plain Optuna reads it: no file or lock is written
+                return RDBStorage(storage, skip_table_creation=True)
             return _rdb_storage(storage, heartbeat_interval, grace_period, max_retry)
         if scheme == "journal":
             path = _journal_path(storage)
@@ -359,7 +363,7 @@ def load_study(storage: str, study_name: str) -> optuna.Study:
             f"storage: no SQLite file {sqlite_file!r}; check the path (sqlite:///relative.db, "
             "sqlite:////absolute.db). Reading creates no file."
         )
-    opened = open_storage(storage, heartbeat_interval=None)
+    opened = open_storage(storage, heartbeat_interval=None, existing=True)
     try:
         return optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:

@@ -1,5 +1,6 @@
 """Storage URLs open the right Optuna storage, and each gets a lock other processes see."""
 
+import shutil
 import uuid
 
 import optuna
@@ -38,3 +39,22 @@ def test_rdb_storages_get_heartbeats_and_a_retrying_stale_callback(tmp_path):
         stale_trial_callback(open_storage(f"sqlite:///{tmp_path}/t.db", heartbeat_interval=None))
         is None
     )
+
+
+def test_export_and_report_read_a_study_without_writing_beside_it(tmp_path, mlflow_uri):
+    from lossearch import cli
+    from tests.fakes import FakeRunner, fake_search
+
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    storage = f"sqlite:///{folder}/study.db"
+    fake_search(FakeRunner(), mlflow_uri, "read-only", n_trials=2, storage=storage, study_name="s")
+    shutil.rmtree(folder / ".lossearch")  # a study copied here, or written by plain Optuna
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    out = tmp_path / "out"
+    out.mkdir()
+    where = ["--storage", storage, "--study", "s"]
+    assert cli.main(["export", *where, "-o", str(out / "best.json")]) == 0
+    assert cli.main(["report", *where, "-o", str(out / "report.html")]) == 0
+    # No lock file, no journal, nothing touched: what a read-only folder allows.
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
