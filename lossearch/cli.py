@@ -174,7 +174,6 @@ def _check_output(option: str, path: str | None) -> None:
 def _run_search(build_model, data, args, refit: bool, class_names=None, storage=None):
     import lossearch
 
-
     result = lossearch.optimize(
         build_model,
         data,

@@ -52,11 +52,19 @@ def sync_mlflow(
     """
     stored = StoredStudy.load(storage, study_name, require_results=False)
     study = stored.study
+    ours = [
+        t for t in study.get_trials(deepcopy=False, states=FINISHED) if keys.CONFIG in t.user_attrs
+    ]
+    if keys.OBJECTIVE not in study.user_attrs and not ours:  # before writing anything
+        raise ValueError(
+            f"study: {study_name!r} was not written by lossearch (no trial holds a loss "
+            "config); sync-mlflow logs lossearch searches only."
+        )
     tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
     parent_id = open_parent(tracker, study, storage=storage)
     report = SyncReport(parent_id)
     existing = _children_by_trial(tracker, parent_id)
-    for trial in study.get_trials(deepcopy=False, states=FINISHED):
+    for trial in ours:  # a trial the user added by hand has no loss to log
         run = existing.get(trial.number)
         if run is not None and run.info.status != "RUNNING":
             report.skipped += 1
@@ -156,9 +164,18 @@ def _close_parent(tracker: Tracker, stored: StoredStudy):
     choice = stored.choice
     if running or parent.info.status != "RUNNING" or choice is None:
         return
-    tracker.log_artifacts({"best_loss.json": stored.best_config().to_dict()})
+    # What the search would have written, had MLflow answered when it ended (no summary:
+    # its text comes from the live result).
+    from lossearch.report import ReportContent
+    from lossearch.session import log_search_artifacts
+
+    content = ReportContent.from_stored(stored)
+    log_search_artifacts(
+        tracker, content, stored.study.trials_dataframe(), choice.to_dict(), summary=None
+    )
     metrics = {"best_value": choice.value, "best_trial": choice.trial}
     if choice.baseline_value is not None:
         metrics["baseline_value"] = choice.baseline_value
     tracker.log_search_metrics(metrics)
+    tracker.set_parent_tag("best_loss", content.best_config.describe())
     tracker.end_search("FINISHED")

@@ -60,15 +60,20 @@ class ReportContent:
             ValueError: the storage or study cannot be opened, or holds no finished
                 lossearch trial.
         """
-        from lossearch.backends.optuna import importances_of
         from lossearch.records import StoredStudy
 
-        stored = StoredStudy.load(storage, study_name)
+        return cls.from_stored(StoredStudy.load(storage, study_name))
+
+    @classmethod
+    def from_stored(cls, stored) -> ReportContent:
+        """The report of a :class:`~lossearch.records.StoredStudy`."""
+        from lossearch.backends.optuna import importances_of
+
         chosen, baseline, choice = stored.chosen(), stored.baseline(), stored.choice
         if choice is None or choice.trial != chosen.number:  # the search has not closed yet
             choice = None
         return cls(
-            title=f"lossearch: {study_name}",
+            title=f"lossearch: {stored.name}",
             objective=stored.objective,
             direction=stored.direction,
             best_config=stored.best_config(),

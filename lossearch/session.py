@@ -183,21 +183,13 @@ class SearchSession:
         )
 
     def _close_parent(self, result: SearchResult) -> None:
-        content = result.report_content()
-        figures = search_figures(content)
-        try:
-            self.tracker.log_artifacts(
-                {
-                    "best_loss.json": result.best_config.to_dict(),
-                    "trials.csv": _csv(self.driver.trials_dataframe()),
-                    "selection.json": dict(result.selection),
-                    "summary.txt": result.summary(),
-                    "report.html": render_html(content, figures),
-                    **figures,
-                }
-            )
-        finally:
-            plots.close(*figures.values())
+        log_search_artifacts(
+            self.tracker,
+            result.report_content(),
+            self.driver.trials_dataframe(),
+            dict(result.selection),
+            summary=result.summary(),
+        )
         metrics = {
             "best_value": result.best_value,
             "best_value_std": result.best_value_std,
@@ -316,6 +308,28 @@ def stored_choice(result: SearchResult) -> StoredChoice:
         baseline_metrics=result.baseline_metrics,
         warnings=result.selection.get("warnings", []),
     )
+
+
+def log_search_artifacts(
+    tracker: Tracker, content, trials_frame, selection: dict, summary: str | None
+) -> None:
+    """The parent run's artifacts, for the live search and for ``sync-mlflow`` alike:
+    ``best_loss.json``, ``trials.csv``, ``selection.json``, ``summary.txt`` (when given),
+    ``report.html`` and the plots."""
+    figures = search_figures(content)
+    try:
+        tracker.log_artifacts(
+            {
+                "best_loss.json": content.best_config.to_dict(),
+                "trials.csv": _csv(trials_frame),
+                "selection.json": selection,
+                "summary.txt": summary,
+                "report.html": render_html(content, figures),
+                **figures,
+            }
+        )
+    finally:
+        plots.close(*figures.values())
 
 
 def _csv(frame) -> str:

@@ -472,3 +472,13 @@ def test_credentials_never_reach_mlflow_or_the_logs(
     assert secret not in captured.out + captured.err
     assert all(secret not in r.getMessage() for r in caplog.records)
     assert result.study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+
+
+def test_sync_mlflow_refuses_a_study_lossearch_did_not_write(tmp_path, mlflow_uri, experiment):
+    storage = f"sqlite:///{tmp_path}/plain.db"
+    study = optuna.create_study(storage=storage, study_name="plain")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    with pytest.raises(ValueError, match="'plain' was not written by lossearch"):
+        lossearch.sync_mlflow(storage, "plain", tracking_uri=mlflow_uri, experiment_name=experiment)
+    assert optuna.load_study(study_name="plain", storage=storage).user_attrs == {}
+    assert mlflow.MlflowClient(mlflow_uri).get_experiment_by_name(experiment) is None

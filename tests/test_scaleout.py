@@ -233,6 +233,11 @@ def test_mlflow_dropping_mid_search_then_sync_mlflow(server, experiment, tmp_pat
     assert out == 0
     _, parents, children = runs_of(server.uri, experiment)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # The parent gets what the search would have written: its artifacts and metrics.
+    client = mlflow.MlflowClient(server.uri)
+    listed = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"best_loss.json", "trials.csv", "selection.json", "report.html", "plots"} <= listed
+    assert {"best_value", "best_trial"} <= set(parents[0].data.metrics)
     by_trial = {}
     for child in children:
         by_trial.setdefault(int(child.data.tags["trial_number"]), []).append(child)
