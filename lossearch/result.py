@@ -147,6 +147,7 @@ class SearchResult:
         if self.selection.get("reason"):
             lines.append(f"selection: {self.selection['reason']}")
         lines += [f"warning:   {note}" for note in self.selection.get("warnings", [])]
+        lines += self._failure_lines()
         lines.append("")
         confirmed = self.selection.get("runs", 1) > 1
         lines.append(
@@ -159,6 +160,17 @@ class SearchResult:
         )
         lines.append(self._per_class_table())
         return "\n".join(lines)
+
+    def _failure_lines(self, shown: int = 3) -> list[str]:
+        """Why trials failed: each distinct reason once, with how many trials it ended."""
+        counts = Counter(self.search.failure_reasons())
+        lines = [
+            f"failed:    {n} trial{'s' if n > 1 else ''}: {reason}"
+            for reason, n in counts.most_common(shown)
+        ]
+        if len(counts) > shown:
+            lines.append(f"           and {len(counts) - shown} other reasons")
+        return lines
 
     def _per_class_table(self) -> str:
         best = self.best_metrics.get("per_class", {})

@@ -81,7 +81,7 @@ class FakeRunner(TrialRunner):
         epochs = self.epochs if epochs is None else epochs
         self.calls.append((config.family, seed, epochs))
         if config.family in self.fail:
-            raise RuntimeError(f"{config.family} is broken")
+            raise RuntimeError(f"{config.family} is broken\n\n  (a traceback-like second line)")
         if config.family in self.diverge:
             raise TrialDiverged("loss became NaN/inf at epoch 1")
         y_true = self.data.validation_targets

@@ -82,7 +82,14 @@ def test_failing_and_diverging_trials_are_failed_with_a_reason_and_the_search_go
     result, driver = fake_search(runner, mlflow_uri, experiment, n_trials=8, selection="best")
     by_recipe = {t.user_attrs.get(keys.RECIPE): t for t in _trials(driver)}
     assert by_recipe["focal"].state == TrialState.FAIL
-    assert "RuntimeError: focal is broken" in by_recipe["focal"].user_attrs[keys.FAIL_REASON]
+    reason = "RuntimeError: focal is broken (a traceback-like second line)"  # one line
+    assert by_recipe["focal"].user_attrs[keys.FAIL_REASON] == reason
+    assert re.search(rf"failed: +\d+ trials?: {re.escape(reason)}", result.summary())
+    frame = result.trials_dataframe()
+    assert (
+        frame.loc[frame.number == by_recipe["focal"].number, "user_attrs_fail_reason"].item()
+        == reason
+    )
     assert "TrialDiverged" in by_recipe["ldam_drw"].user_attrs[keys.FAIL_REASON]
     assert by_recipe["logit_adjusted"].state == TrialState.COMPLETE
     assert result.best_config.family not in ("focal", "ldam")
@@ -91,6 +98,7 @@ def test_failing_and_diverging_trials_are_failed_with_a_reason_and_the_search_go
         str(by_recipe["focal"].number),
         str(by_recipe["ldam_drw"].number),
     }
+    assert reason in {r.data.tags["fail_reason"] for r in failed}
 
 
 def test_a_rerun_resumes_the_study_and_its_parent_run(tmp_path, mlflow_uri, experiment):

@@ -168,7 +168,7 @@ class BaseDriver(abc.ABC):
             close("INTERRUPTED", "KeyboardInterrupt")
             raise
         except Exception as exc:
-            reason = mask_credentials(f"{type(exc).__name__}: {exc}")
+            reason = one_line_reason(exc)
             close("FAIL", reason)
             log.warning("lossearch: trial %d failed (%s); the search goes on.", number, reason)
             raise TrialFailed(reason) from exc
@@ -193,3 +193,10 @@ class BaseDriver(abc.ABC):
 
 def _user_values(hp) -> dict:
     return user_hp_values(dict(getattr(hp, "values", {})))
+
+
+def one_line_reason(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters, credentials masked:
+    how a failed trial's reason reads in the summary, MLflow and ``trials_dataframe()``."""
+    text = mask_credentials(" ".join(f"{type(exc).__name__}: {exc}".split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -228,11 +228,8 @@ class KerasTunerDriver(BaseDriver):
         ]
 
     def failure_reasons(self) -> list[str]:
-        return [
-            t.message.strip().splitlines()[-1]
-            for t in self.tuner.oracle.trials.values()
-            if getattr(t, "message", None)
-        ]
+        reasons = (_reason_of(t) for t in self.tuner.oracle.trials.values())
+        return [reason for reason in reasons if reason]
 
     def trials_dataframe(self):
         import pandas as pd
@@ -245,9 +242,17 @@ class KerasTunerDriver(BaseDriver):
                     "state": str(trial.status),
                     "value": trial.score,
                     **{f"params_{k}": v for k, v in trial.hyperparameters.values.items()},
+                    # the same column as Optuna's trials_dataframe
+                    "user_attrs_fail_reason": _reason_of(trial),
                 }
             )
         return pd.DataFrame(rows).sort_values("number").reset_index(drop=True)
+
+
+def _reason_of(trial) -> str | None:
+    """A failed Keras Tuner trial's reason: the last line of its traceback message."""
+    message = (getattr(trial, "message", None) or "").strip()
+    return message.splitlines()[-1][:300] if message else None
 
 
 def _recipe_of(values: dict, recipes: list[tuple[str, dict]]) -> str | None:
