@@ -10,10 +10,13 @@ trial, the CE baseline and the user's own hyperparameters are decided here, once
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from lossearch.config import LossConfig
 from lossearch.decision import Decision
@@ -36,6 +39,43 @@ CHOICE = "lossearch_choice"  # StoredChoice.to_dict(), written by the worker tha
 WORKERS = "lossearch_workers"  # how many workers have joined
 OBJECTIVE = "lossearch_objective"  # names the per-epoch series
 FINISHED_WITH = "lossearch_finished_with"  # finished trials when the search last closed
+STARTED_WITH = "lossearch_started_with"  # search_signature() of the first worker
+
+
+def search_signature(space, objective: str, data) -> dict[str, Any]:
+    """What makes two workers' trials comparable: the space, the objective and the data.
+
+    Kept in the study by the first worker; a worker whose signature differs is refused
+    (its draws would not fit the study's distributions, its scores not the others').
+    """
+    definition = (
+        space.families,
+        space.weights,
+        space.label_smoothing,
+        space.drw_start,
+        space.recipes,
+    )
+    # Order-free, so that workers whose splits were shuffled differently still match.
+    split = data.splits[0]
+    arrays = [a for a in (split.x_train, split.x_val) if isinstance(a, np.ndarray)]
+    total = sum(float(np.sum(a, dtype=np.float64)) for a in arrays) if arrays else None
+    features = list(arrays[0].shape[1:]) if arrays else None
+    return {
+        "space": f"{space.name} ({hashlib.sha256(repr(definition).encode()).hexdigest()[:12]})",
+        "objective": objective,
+        "data": f"{data.task}, class counts {list(data.class_counts)}, features {features}"
+        + ("" if total is None else f", sum {total:.9g}"),
+    }
+
+
+def signature_differences(started: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
+    """``"space: 'quick (ab12..)' here, 'long_tail (cd34..)' in the study"``, per difference."""
+    return [
+        f"{key}: {mine.get(key)!r} here, {started.get(key)!r} in the study"
+        for key in sorted(set(started) | set(mine))
+        if started.get(key) != mine.get(key)
+    ]
+
 
 # Parameter names the space draws; anything else without a dot is the user's own ``hp``.
 LOSS_PARAM_NAMES = ("family", "weights", "label_smoothing", "drw_start")

@@ -5,6 +5,7 @@ no training (see tests/fakes.py)."""
 import re
 
 import mlflow
+import pytest
 from optuna.trial import TrialState
 
 from lossearch import records as keys
@@ -161,3 +162,26 @@ def test_a_failed_refit_leaves_the_result_without_a_model(mlflow_uri, experiment
     assert note in result.selection["warnings"] and note in result.summary()
     parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
     assert parent.info.status == "FINISHED"
+
+
+def test_a_worker_with_another_space_or_objective_is_refused_before_any_trial(
+    tmp_path, mlflow_uri, experiment
+):
+    common = {"storage": f"sqlite:///{tmp_path}/study.db", "study_name": "shared"}
+    fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2, **common)
+    stored = StoredStudy.load(common["storage"], "shared").study
+    workers, trials = stored.user_attrs[keys.WORKERS], len(stored.trials)
+    attempts = {
+        "space: 'long_tail": {"runner": FakeRunner(), "space": "long_tail"},
+        "objective: 'macro_f1' here, 'balanced_accuracy' in the study": {
+            "runner": FakeRunner(objective="macro_f1")
+        },
+    }
+    for difference, attempt in attempts.items():
+        runner = attempt.pop("runner")
+        with pytest.raises(ValueError, match="study 'shared' was started with another") as info:
+            fake_search(runner, mlflow_uri, experiment, n_trials=4, **common, **attempt)
+        assert difference in str(info.value)
+        assert runner.calls == []
+    stored = StoredStudy.load(common["storage"], "shared").study
+    assert (stored.user_attrs[keys.WORKERS], len(stored.trials)) == (workers, trials)

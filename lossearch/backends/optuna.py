@@ -167,6 +167,7 @@ class OptunaDriver(BaseDriver):
     def join(self) -> None:
         """Count this worker in; the 2nd, 3rd... worker samples with a seed of its own."""
         with self.lock.claim():
+            self._check_started_with()
             index = self.study.user_attrs.get(keys.WORKERS, 0)
             self.study.set_user_attr(keys.WORKERS, index + 1)
             if index == 0:  # names the per-epoch series for `lossearch sync-mlflow`
@@ -176,6 +177,21 @@ class OptunaDriver(BaseDriver):
             # Same seed in every worker would make their random start-up trials identical.
             self.study.sampler = default_sampler(
                 None if seed is None else seed + 7919 * index, len(self.space.recipes), True
+            )
+
+    def _check_started_with(self) -> None:
+        """Refuse to join a study started with another space, objective or data."""
+        mine = keys.search_signature(self.space, self.runner.objective.name, self.runner.data)
+        started = self.study.user_attrs.get(keys.STARTED_WITH)
+        if started is None:
+            self.study.set_user_attr(keys.STARTED_WITH, mine)
+            return
+        differences = keys.signature_differences(started, mine)
+        if differences:
+            raise ValueError(
+                f"study_name: study {self.study.study_name!r} was started with another "
+                f"search ({'; '.join(differences)}). Its trials would not compare with this "
+                "worker's: pass the same space, objective and data, or another study_name."
             )
 
     def _close_stale_run(self, trial: optuna.trial.FrozenTrial):
