@@ -14,6 +14,7 @@ import io
 import logging
 import math
 import warnings
+from typing import NoReturn
 
 import keras
 
@@ -70,6 +71,8 @@ class SearchSession:
         except KeyboardInterrupt:
             self._interrupted()
             raise
+        except Exception as exc:  # the storage went away, say: say so, close the parent run
+            self._broken(exc)
         with driver.exclusive():
             closes = driver.claim_finish()
         records = driver.completed_records()
@@ -166,6 +169,18 @@ class SearchSession:
         split = data.splits[0]
         self.tracker.log_dataset(split.x_train, split.y_train, data.class_counts, names)
         return parent
+
+    def _broken(self, exc: Exception) -> NoReturn:
+        """The trial loop itself failed (a trial's own failure never gets here)."""
+        reason = mask_credentials(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+        self.tracker.set_parent_tag("finish_error", reason)
+        self.tracker.end_search("FAILED")
+        where = self.settings.storage_name or "memory"
+        raise RuntimeError(
+            f"lossearch: the search stopped: {reason}. Trials already completed are in "
+            f"{where!r} if it can still be read; check the storage, then rerun with the same "
+            "study_name to resume."
+        ) from exc
 
     def _interrupted(self) -> None:
         with self.driver.exclusive():

@@ -3,6 +3,7 @@ pruning, failures, resuming and confirmation runs. Real Optuna studies and MLflo
 no training (see tests/fakes.py)."""
 
 import re
+import shutil
 
 import mlflow
 import pytest
@@ -185,3 +186,33 @@ def test_a_worker_with_another_space_or_objective_is_refused_before_any_trial(
         assert runner.calls == []
     stored = StoredStudy.load(common["storage"], "shared").study
     assert (stored.user_attrs[keys.WORKERS], len(stored.trials)) == (workers, trials)
+
+
+def test_losing_the_storage_mid_search_is_one_clear_error_and_a_closed_parent(
+    tmp_path, mlflow_uri, experiment
+):
+    folder = tmp_path / "journal"
+    folder.mkdir()
+
+    def remove_the_storage(study, trial):
+        if trial.number == 1:
+            shutil.rmtree(folder)
+
+    with pytest.raises(RuntimeError, match="the search stopped: FileNotFoundError"):
+        fake_search(
+            FakeRunner(),
+            mlflow_uri,
+            experiment,
+            n_trials=6,
+            storage=f"journal:///{folder}/study.log",
+            study_name="lost",
+            callbacks=(remove_the_storage,),
+        )
+    client = mlflow.MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        "attributes.run_name = 'lost'",
+    )
+    assert (
+        parent.info.status == "FAILED" and "FileNotFoundError" in parent.data.tags["finish_error"]
+    )
