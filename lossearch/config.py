@@ -110,9 +110,9 @@ class LossConfig:
             raise ValueError(
                 f"decision: expected a decision block (dict) or None, got {self.decision!r}."
             )
-        if self.task not in TASKS:
+        if not isinstance(self.task, str) or self.task not in TASKS:
             raise ValueError(f"task: expected one of {list(TASKS)}, got {self.task!r}.")
-        if self.family not in FAMILIES:
+        if not isinstance(self.family, str) or self.family not in FAMILIES:
             raise ValueError(
                 f"family: unknown loss family {self.family!r}; expected one of: "
                 f"{', '.join(FAMILIES)}."
@@ -324,8 +324,14 @@ class LossConfig:
         text = text_or_path
         if isinstance(text_or_path, os.PathLike) or not str(text_or_path).lstrip().startswith("{"):
             path = Path(text_or_path)
-            if not path.is_file():
-                raise ValueError(f"config: no such file {str(path)!r} (and not JSON text).")
+            try:
+                is_file = path.is_file()
+            except (OSError, ValueError):  # too long, or a NUL byte: not a file name
+                is_file = False
+            if not is_file:
+                raise ValueError(
+                    f"config: no such file {str(path)[:200]!r} (and not a JSON object's text)."
+                )
             source, text = str(path), path.read_text(encoding="utf-8")
         try:
             data = json.loads(text, parse_constant=_reject_constant)

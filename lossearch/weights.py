@@ -90,7 +90,7 @@ def _check_values(values) -> str | None:
 
 def resolve_scheme(name: str, params: dict | None) -> dict:
     """Checked parameters of scheme ``name`` with defaults filled in."""
-    if name not in SCHEMES:
+    if not isinstance(name, str) or name not in SCHEMES:
         raise ValueError(
             f"weights: unknown weight scheme {name!r}; expected one of: {', '.join(SCHEMES)}."
         )

@@ -347,6 +347,9 @@ CASES = [
     ),
     ("config: not JSON", via_config_json("{not json"), ["not valid JSON"]),
     ("config: unknown family", via_config_json({**CONFIG, "family": "dice"}), ["family"]),
+    ("config: family a list", via_config_json({**CONFIG, "family": []}), ["family: unknown"]),
+    ("config: task a dict", via_config_json({**CONFIG, "task": {}}), ["task: expected one of"]),
+    ("config: weights a list", via_config_json({**CONFIG, "weights": []}), ["weights: unknown"]),
     ("config: unknown key", via_config_json({**CONFIG, "extra": 1}), ["extra"]),
     (
         "config: NaN constant",
@@ -482,3 +485,10 @@ def test_sync_mlflow_refuses_a_study_lossearch_did_not_write(tmp_path, mlflow_ur
         lossearch.sync_mlflow(storage, "plain", tracking_uri=mlflow_uri, experiment_name=experiment)
     assert optuna.load_study(study_name="plain", storage=storage).user_attrs == {}
     assert mlflow.MlflowClient(mlflow_uri).get_experiment_by_name(experiment) is None
+
+
+def test_load_loss_on_text_that_is_neither_json_nor_a_file_name():
+    with pytest.raises(ValueError, match="no such file"):
+        lossearch.load_loss("not a file " * 1000)  # too long to be a file name
+    with pytest.raises(ValueError, match="no such file"):
+        lossearch.load_loss("nul\x00byte")
