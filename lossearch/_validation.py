@@ -127,6 +127,20 @@ NON_EMPTY_STR = Satisfies(lambda v: isinstance(v, str) and bool(v.strip()), "a n
 BOOL = InstanceOf((bool,), "True or False")
 
 
+def takes_positional(fn: Any, count: int) -> bool:
+    """Whether ``fn`` can be called with ``count`` positional arguments (True when Python
+    cannot tell, as for some built-ins)."""
+    if not callable(fn):
+        return False
+    try:
+        inspect.signature(fn).bind(*([None] * count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect
+        return True
+    return True
+
+
 def _as_constraint(item) -> Constraint:
     if item is None:
         return Options((None,), "None")

@@ -15,12 +15,13 @@ from lossearch._validation import (
     Interval,
     Options,
     Satisfies,
+    takes_positional,
     validate_params,
 )
 from lossearch.backends import BACKENDS, TUNERS, create_driver
 from lossearch.data import prepare_data
 from lossearch.metrics import resolve_minority_classes, resolve_objective
-from lossearch.models import model_builder, probe_model
+from lossearch.models import check_inputs, model_builder, probe_model
 from lossearch.records import load_best_config
 from lossearch.result import SearchResult
 from lossearch.runner import FORBIDDEN_FIT_KWARGS, TrialRunner
@@ -78,7 +79,7 @@ OPTIMIZE_CONSTRAINTS = {
     "callbacks": [
         None,
         Satisfies(
-            lambda v: isinstance(v, list | tuple) and all(callable(c) for c in v),
+            lambda v: isinstance(v, list | tuple) and all(takes_positional(c, 2) for c in v),
             "a list of Optuna callbacks, each called as callback(study, frozen_trial)",
         ),
     ],
@@ -159,6 +160,7 @@ def _prepare(arguments: dict) -> tuple[TrialRunner, SearchSpace]:
         class_names=arguments["class_names"],
         seed=arguments["seed"],
     )
+    check_inputs(facts, prepared.splits[0].x_train)
     search_space = SearchSpace.load(arguments["space"], task=prepared.task)
     return _runner(arguments, prepared, facts), search_space
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from lossearch import _compat
 from lossearch.hyperparameters import DefaultHyperParameters, HyperParameters
@@ -52,6 +53,7 @@ class ModelFacts:
 
     output_shape: tuple
     activation: str | None  # "softmax" / "sigmoid" when the model outputs probabilities
+    input_shape: tuple | None = None  # of a single-input model, batch dimension included
 
     @property
     def from_logits(self) -> bool:
@@ -89,9 +91,30 @@ def probe_model(build: Callable[[HyperParameters], keras.Model]) -> ModelFacts:
         raise ValueError(f"build_model: must return a keras.Model, got {type(model).__name__}.")
     if len(model.outputs or []) != 1:
         raise ValueError("build_model: the model must have exactly one output.")
-    facts = ModelFacts(tuple(model.outputs[0].shape), _activation_name(model.layers[-1]))
+    inputs = model.inputs or []
+    facts = ModelFacts(
+        tuple(model.outputs[0].shape),
+        _activation_name(model.layers[-1]),
+        tuple(inputs[0].shape) if len(inputs) == 1 else None,
+    )
     keras.backend.clear_session()
     return facts
+
+
+def check_inputs(facts: ModelFacts, features) -> None:
+    """Features whose per-sample shape the model's input cannot take fail every trial
+    after it trains: say so before the first."""
+    if facts.input_shape is None or not isinstance(features, np.ndarray):
+        return
+    expected, got = facts.input_shape[1:], features.shape[1:]
+    fits = len(expected) == len(got) and all(
+        e is None or e == g for e, g in zip(expected, got, strict=True)
+    )
+    if not fits:
+        raise ValueError(
+            f"data: samples of shape {got} do not fit the model's input {expected} "
+            "(from build_model); check the features or the model's Input."
+        )
 
 
 def loss_facts(

@@ -32,7 +32,16 @@ from lossearch.hyperparameters import (
 from lossearch.metrics import Metrics, Objective, evaluate
 from lossearch.models import ModelFacts, compile_with_loss, loss_facts, model_builder
 
-FORBIDDEN_FIT_KWARGS = ("x", "y", "epochs", "batch_size", "validation_data", "validation_split")
+# lossearch splits the data itself, so per-sample weights could not follow the split either.
+FORBIDDEN_FIT_KWARGS = (
+    "x",
+    "y",
+    "epochs",
+    "batch_size",
+    "validation_data",
+    "validation_split",
+    "sample_weight",
+)
 
 
 class TrialPruned(Exception):

@@ -143,6 +143,26 @@ CASES = [
     ),
     ("build_model not callable", via_optimize(build_model=3), ["build_model: expected a callable"]),
     (
+        "model input narrower than the features",
+        via_optimize(build_model=dense_model(32, 10)),
+        ["data: samples of shape (64,) do not fit the model's input (32,)"],
+    ),
+    (
+        "objective callable without arguments",
+        via_optimize(objective=lambda: 0.5),
+        ["objective: lambda must take two arguments"],
+    ),
+    (
+        "callback without arguments",
+        via_optimize(callbacks=[lambda: None]),
+        ["callbacks: expected a list of Optuna callbacks"],
+    ),
+    (
+        "sample weights in fit_kwargs",
+        via_optimize(fit_kwargs={"sample_weight": np.ones(3)}),
+        ["fit_kwargs", "sample_weight"],
+    ),
+    (
         "build_model returns a layer",
         via_optimize(build_model=lambda: keras.layers.Dense(3)),
         ["build_model: must return a keras.Model"],

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn import metrics as skm
 
+from lossearch._validation import takes_positional
+
 # objective name -> direction; every name is a key of Metrics.summary
 OBJECTIVES: dict[str, str] = {
     "balanced_accuracy": "maximize",
@@ -101,6 +103,11 @@ def resolve_objective(objective, task: str) -> Objective:
         fn, direction = objective
         return resolve_objective(Objective(_fn_name(fn), direction, fn), task)
     if callable(objective):
+        if not takes_positional(objective, 2):
+            raise ValueError(
+                f"objective: {_fn_name(objective)} must take two arguments, "
+                "f(y_true, y_prob) -> float."
+            )
         return Objective(_fn_name(objective), "maximize", objective)
     raise ValueError(
         "objective: expected a name, a callable f(y_true, y_prob) -> float, (callable, "
