@@ -40,6 +40,8 @@ def model_builder(build_model: Callable) -> Callable[[HyperParameters], keras.Mo
 
 
 def _activation_name(layer) -> str | None:
+    if isinstance(layer, keras.Model) and layer.layers:  # a nested model ends the outer one
+        return _activation_name(layer.layers[-1])
     if isinstance(layer, keras.layers.Softmax):
         return "softmax"
     activation = getattr(layer, "activation", None)
@@ -97,8 +99,28 @@ def probe_model(build: Callable[[HyperParameters], keras.Model]) -> ModelFacts:
         _activation_name(model.layers[-1]),
         tuple(inputs[0].shape) if len(inputs) == 1 else None,
     )
+    _check_hidden_softmax(model, facts)
     keras.backend.clear_session()
     return facts
+
+
+def _check_hidden_softmax(model: keras.Model, facts: ModelFacts) -> None:
+    """A softmax the last layer does not declare (``Lambda(ops.softmax)``, say) would make
+    every loss treat probabilities as logits, silently: its rows summing to one give it away."""
+    shape = facts.input_shape
+    if facts.activation is not None or facts.width < 2 or shape is None or None in shape[1:]:
+        return
+    sample = np.random.default_rng(0).normal(size=(8, *shape[1:])).astype("float32")
+    try:
+        out = keras.ops.convert_to_numpy(model(sample, training=False)).reshape(8, -1)
+    except Exception:  # a model that cannot run on noise: nothing to tell from it
+        return
+    if out.shape[1] == facts.width and np.allclose(out.sum(-1), 1, atol=1e-4) and out.min() >= 0:
+        raise ValueError(
+            "build_model: the model outputs probabilities (each row sums to 1), but its last "
+            "layer declares no softmax; end it with Dense(..., activation='softmax') or "
+            "keras.layers.Softmax(), or output logits, so that the losses read it right."
+        )
 
 
 def check_inputs(facts: ModelFacts, features) -> None:

@@ -94,6 +94,16 @@ def via_config_json(data):
     return attempt
 
 
+def _hidden_softmax_model():
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(10),
+            keras.layers.Lambda(keras.ops.softmax),
+        ]
+    )
+
+
 def _labels_where_nine_is(value):
     return np.where(Y == 9, value, Y)
 
@@ -142,6 +152,11 @@ CASES = [
         ["more outputs (12)"],
     ),
     ("build_model not callable", via_optimize(build_model=3), ["build_model: expected a callable"]),
+    (
+        "softmax hidden in a Lambda layer",
+        via_optimize(build_model=lambda: _hidden_softmax_model()),
+        ["build_model: the model outputs probabilities (each row sums to 1)"],
+    ),
     (
         "model input narrower than the features",
         via_optimize(build_model=dense_model(32, 10)),

@@ -92,3 +92,22 @@ def test_cv_auto_scores_out_of_fold_only_when_a_hold_out_would_starve_a_class():
         (x, y), output_shape=(None, 3), activation=None, cv="auto", validation=0.3, seed=0
     )
     assert kept.cv is None
+
+
+@pytest.mark.parametrize(
+    ("head", "activation"),
+    [
+        (lambda: keras.layers.Dense(10, activation="softmax"), "softmax"),
+        (lambda: keras.Sequential([keras.layers.Dense(10), keras.layers.Softmax()]), "softmax"),
+        (lambda: keras.Sequential([keras.layers.Dense(3, activation="sigmoid")]), "sigmoid"),
+        (lambda: keras.layers.Dense(10), None),
+    ],
+    ids=["dense softmax", "nested model ending in Softmax", "nested sigmoid", "logits"],
+)
+def test_the_probe_sees_the_output_activation_through_nested_models(head, activation):
+    from lossearch.models import model_builder, probe_model
+
+    def build():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), head()])
+
+    assert probe_model(model_builder(build)).activation == activation
