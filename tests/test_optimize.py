@@ -139,7 +139,9 @@ def test_binary_end_to_end_defaults_to_minority_pr_auc(mlflow_uri, experiment):
         space="default",
         n_trials=7,
         confirm_seeds=1,
+        log_model=False,
     )
+    assert result.model is not None and result.model_uri is None  # refit, not logged
     assert result.objective == "pr_auc"
     assert result.best_config.task == "binary" and result.best_config.from_logits is False
     assert result.best_config.class_counts[1] < result.best_config.class_counts[0]
@@ -154,6 +156,7 @@ def test_binary_end_to_end_defaults_to_minority_pr_auc(mlflow_uri, experiment):
     ]
     _, parents, children = runs_of(mlflow_uri, experiment)
     assert len(parents) == 1 and len(children) == 7
+    assert "model_uri" not in parents[0].data.tags
 
 
 @pytest.mark.slow
