@@ -19,7 +19,7 @@ import keras
 import mlflow
 import numpy as np
 
-from lossearch import _compat, tracking
+from lossearch import _compat
 from lossearch.config import LossConfig
 from lossearch.tracking import Tracker, mask_credentials
 
@@ -87,7 +87,6 @@ def log_keras_model(
         # log_model writes to the active run; the parent run is made active only for this
         # (nested when the caller has a run of its own open).
         with (
-            tracking.mlflow_call_settings(retries=2, timeout=60),
             mlflow.start_run(run_id=tracker.parent_id, nested=mlflow.active_run() is not None),
             _quiet_predict(),  # MLflow predicts on the example to check it: no progress bar
         ):

@@ -19,7 +19,7 @@ from typing import NoReturn
 import keras
 
 from lossearch import plots
-from lossearch.backends.base import BaseDriver
+from lossearch.backends.base import BaseDriver, one_line_reason
 from lossearch.data import PreparedData
 from lossearch.layers import with_decision
 from lossearch.mlflow_model import log_keras_model
@@ -30,7 +30,7 @@ from lossearch.runner import TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.selection import select, validation_support, validation_warnings
 from lossearch.settings import SearchSettings
-from lossearch.tracking import Tracker, mask_credentials
+from lossearch.tracking import Tracker
 
 log = logging.getLogger("lossearch")
 TOP_TRIAL = "the top trial by search score"
@@ -107,7 +107,7 @@ class SearchSession:
             self.driver.remember_choice(stored_choice(result).to_dict())
             self._close_parent(result)
         except Exception as exc:
-            reason = mask_credentials(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+            reason = one_line_reason(exc, limit=500)
             log.warning(
                 "lossearch: the search finished, but writing its results failed (%s). The "
                 "result is returned and the study keeps every trial.",
@@ -172,7 +172,7 @@ class SearchSession:
 
     def _broken(self, exc: Exception) -> NoReturn:
         """The trial loop itself failed (a trial's own failure never gets here)."""
-        reason = mask_credentials(f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+        reason = one_line_reason(exc, limit=500)
         self.tracker.set_parent_tag("finish_error", reason)
         self.tracker.end_search("FAILED")
         where = self.settings.storage_name or "memory"

@@ -17,7 +17,6 @@ import os
 import re
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -81,45 +80,26 @@ def _param_value(value) -> str:
     return text if len(text) <= _PARAM_LIMIT else text[: _PARAM_LIMIT - 3] + "..."
 
 
-_MLFLOW_CALL_ENV = (
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-    # MLflow prints "View run ... at: <tracking URI>" for each run it ends on a server: two
-    # lines a trial, and the URI's password with them.
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
-)
-_http_lock = threading.Lock()
-_http_depth = 0
-_http_saved: dict = {}
+# MLflow reads these at each request. Its default retries back off for minutes; and on a
+# server it prints "View run ... at: <tracking URI>" for each run it ends (two lines a trial,
+# with the URI's password). Set once, before the first trial, and never changed afterwards:
+# setenv while other threads read the environment (TensorFlow does, in fit) can crash the
+# process. A value the user set is kept.
+_MLFLOW_CALL_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 
 
-@contextmanager
-def mlflow_call_settings(retries: int, timeout: int):
-    """Bound MLflow's HTTP retries (its default backs off for minutes) while we call it,
-    and keep it from printing run URLs.
+_offline_lock = threading.Lock()  # trial threads may lose MLflow together: warn once
 
-    MLflow reads these variables at each request; nested and threaded uses keep the
-    outermost values and restore the user's own at the end.
-    """
-    global _http_depth, _http_saved
-    with _http_lock:
-        if _http_depth == 0:
-            _http_saved = {k: os.environ.get(k) for k in _MLFLOW_CALL_ENV}
-            for key, value in zip(_MLFLOW_CALL_ENV, (retries, timeout, 1, "true"), strict=True):
-                os.environ[key] = str(value)
-        _http_depth += 1
-    try:
-        yield
-    finally:
-        with _http_lock:
-            _http_depth -= 1
-            if _http_depth == 0:
-                for key, value in _http_saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+
+def bound_mlflow_calls() -> None:
+    """Bounded HTTP retries and no run-URL prints for MLflow in this process."""
+    for key, value in _MLFLOW_CALL_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def _tolerant(method):
@@ -131,8 +111,7 @@ def _tolerant(method):
         if self.offline:
             return None
         try:
-            with mlflow_call_settings(retries=2, timeout=20):
-                return method(self, *args, **kwargs)
+            return method(self, *args, **kwargs)
         except Exception as exc:
             self._go_offline(exc)
             return None
@@ -160,9 +139,9 @@ class Tracker:
             mlflow.set_tracking_uri(tracking_uri)
         self.tracking_uri = mlflow.get_tracking_uri()
         self.client = MlflowClient(self.tracking_uri)
+        bound_mlflow_calls()  # before any trial thread starts
         try:
-            with mlflow_call_settings(retries=0, timeout=10):
-                self.experiment_id = self._experiment_id(experiment_name)
+            self.experiment_id = self._experiment_id(experiment_name)
         except Exception as exc:
             raise ValueError(
                 f"tracking_uri: cannot reach the MLflow tracking store at "
@@ -191,7 +170,7 @@ class Tracker:
             return self.client.get_experiment_by_name(name).experiment_id
 
     def _go_offline(self, exc: Exception):
-        with _http_lock:
+        with _offline_lock:
             if self.offline:
                 return
             self.offline = True

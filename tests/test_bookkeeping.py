@@ -2,6 +2,7 @@
 pruning, failures, resuming and confirmation runs. Real Optuna studies and MLflow runs;
 no training (see tests/fakes.py)."""
 
+import os
 import re
 import shutil
 
@@ -216,3 +217,14 @@ def test_losing_the_storage_mid_search_is_one_clear_error_and_a_closed_parent(
     assert (
         parent.info.status == "FAILED" and "FileNotFoundError" in parent.data.tags["finish_error"]
     )
+
+
+def test_mlflow_call_limits_are_set_once_and_keep_the_users_own(monkeypatch, mlflow_uri):
+    from lossearch.tracking import Tracker
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    Tracker(mlflow_uri, "limits")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "7"  # the user's
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "20"
+    assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
