@@ -11,6 +11,7 @@ ORDER = (
     "efficacy-quick",
     "performance",
     "scaleout",
+    "memory",
     "cli",
 )  # the sections' order in the file
 

@@ -19,6 +19,7 @@ from lossearch._validation import (
     validate_params,
 )
 from lossearch.backends import BACKENDS, TUNERS, create_driver
+from lossearch.child_process import ChildProcessRunner
 from lossearch.data import prepare_data
 from lossearch.metrics import resolve_minority_classes, resolve_objective
 from lossearch.models import check_inputs, model_builder, probe_model
@@ -54,6 +55,7 @@ OPTIMIZE_CONSTRAINTS = {
     ],
     "seed": [None, Interval(int, 0, None)],
     "n_jobs": [POSITIVE_INT, Options((-1,), "-1 for all cores")],
+    "recycle_every": [None, POSITIVE_INT],
     "fit_kwargs": [
         None,
         Satisfies(
@@ -110,6 +112,7 @@ def optimize(
     experiment_name: str = "lossearch",
     seed: int | None = None,
     n_jobs: int = 1,
+    recycle_every: int | None = None,
     fit_kwargs: dict | None = None,
     refit: bool = True,
     log_model: bool = True,
@@ -142,10 +145,13 @@ def optimize(
     arguments = dict(locals())
     _check_combinations(arguments)
     runner, search_space = _prepare(arguments)
-    settings = _settings(arguments)  # opens the storage: a bad URL fails before any trial
-    tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
-    driver = create_driver(runner, search_space, tracker, settings)
-    return SearchSession(runner, search_space, tracker, driver, settings).run()
+    try:
+        settings = _settings(arguments)  # opens the storage: a bad URL fails before any trial
+        tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
+        driver = create_driver(runner, search_space, tracker, settings)
+        return SearchSession(runner, search_space, tracker, driver, settings).run()
+    finally:
+        runner.close()
 
 
 def _prepare(arguments: dict) -> tuple[TrialRunner, SearchSpace]:
@@ -162,7 +168,11 @@ def _prepare(arguments: dict) -> tuple[TrialRunner, SearchSpace]:
     )
     check_inputs(facts, prepared.splits[0].x_train)
     search_space = SearchSpace.load(arguments["space"], task=prepared.task)
-    return _runner(arguments, prepared, facts), search_space
+    runner = _runner(arguments, prepared, facts)
+    if arguments["recycle_every"] is not None:
+        runner = ChildProcessRunner(runner, arguments["recycle_every"])
+        runner.start()  # a child that cannot load the model fails here, not in a trial
+    return runner, search_space
 
 
 def _runner(arguments: dict, prepared, facts) -> TrialRunner:

@@ -15,6 +15,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# A worker trains in child processes replaced this often: flat memory over a long
+# search for ~8 s of start-up per replacement (figures in BENCHMARKS.md, "Memory").
+WORKER_RECYCLE_EVERY = 25
+
 
 def _load_attr(spec: str, option: str):
     """``package.module:name`` or ``path/to/file.py:name``."""
@@ -28,8 +32,11 @@ def _load_attr(spec: str, option: str):
             path = Path(module_name)
             if not path.is_file():
                 raise ValueError(f"{option}: no such file {module_name!r}.")
+            # importable by name, so a child process (--recycle-every) can load it too
+            sys.path.insert(0, str(path.resolve().parent))
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(module_spec)
+            sys.modules[path.stem] = module
             module_spec.loader.exec_module(module)
         else:
             sys.path.insert(0, os.getcwd())
@@ -90,6 +97,14 @@ def _search_arguments(
         default=None,
         metavar="NAME",
         help="retrain the pick, log it to MLflow and register it in the model registry as NAME",
+    )
+    parser.add_argument(
+        "--recycle-every",
+        type=NON_NEGATIVE,
+        default=WORKER_RECYCLE_EVERY if worker else 0,
+        metavar="N",
+        help="train in a child process replaced every N trainings, for flat memory (0: in "
+        "this process)",
     )
     parser.add_argument(
         "--no-decision",
@@ -197,6 +212,7 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
         refit=refit or args.register_model is not None,
         show_progress=not args.no_progress,
         class_names=class_names,
+        recycle_every=args.recycle_every or None,
     )
     print()
     print(result.summary())

@@ -179,6 +179,7 @@ class TrialRunner:
         verbose: int = 0,
         decision: bool = True,
     ):
+        self.build_model = build_model
         self.build = model_builder(build_model)
         self.tune_decision = decision
         self.data, self.objective = data, objective
@@ -187,6 +188,17 @@ class TrialRunner:
         self.epochs, self.batch_size = epochs, batch_size
         self.fit_kwargs = dict(fit_kwargs or {})
         self.verbose = verbose
+
+    def __getstate__(self) -> dict:
+        # ``build`` is a lambda around ``build_model``; a child process rebuilds it
+        return {k: v for k, v in self.__dict__.items() if k != "build"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.build = model_builder(self.build_model)
+
+    def close(self) -> None:
+        """Release what the runner holds (nothing in process; see ``ChildProcessRunner``)."""
 
     @property
     def from_logits(self) -> bool:

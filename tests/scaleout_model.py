@@ -19,8 +19,11 @@ def load_data():
     return long_tailed_digits(imbalance=10)
 
 
-def worker_command(storage, study, tracking_uri, experiment, trials, *extra, space="quick"):
-    """``lossearch worker`` on this module's model and data, one thread, top-trial selection."""
+def worker_command(
+    storage, study, tracking_uri, experiment, trials, *extra, space="quick", recycle=False
+):
+    """``lossearch worker`` on this module's model and data, one thread, top-trial selection;
+    trainings in the worker's own process unless ``recycle`` (the worker's default)."""
     import os
     import sys
 
@@ -37,6 +40,8 @@ def worker_command(storage, study, tracking_uri, experiment, trials, *extra, spa
         "--experiment": experiment,
         "-o": os.devnull,
     }
+    if not recycle:
+        options["--recycle-every"] = 0
     return [
         sys.executable,
         "-m",

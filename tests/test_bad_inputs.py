@@ -229,6 +229,12 @@ CASES = [
     ("timeout negative", via_optimize(timeout=-1), ["timeout"]),
     ("unknown selection", via_optimize(selection="luckiest"), ["selection"]),
     ("n_jobs zero", via_optimize(n_jobs=0), ["n_jobs"]),
+    ("recycle_every zero", via_optimize(recycle_every=0), ["recycle_every"]),
+    (
+        "recycle_every with a local builder",
+        via_optimize(recycle_every=2),
+        ["recycle_every", "pickling failed", "module-level"],
+    ),
     (
         "unreachable MLflow",
         via_optimize(tracking_uri="http://127.0.0.1:9"),
@@ -348,6 +354,11 @@ CASES = [
     ("cli validation above one", via_cli("demo", "--validation", "1.5"), ["--validation"]),
     ("cli timeout negative", via_cli("demo", "--timeout", "-5"), ["--timeout: expected"]),
     ("cli threads zero", via_cli(*WORKER, *WORKER_STORE, "--threads", "0"), ["--threads"]),
+    (
+        "cli recycle negative",
+        via_cli(*WORKER, *WORKER_STORE, "--recycle-every", "-1"),
+        ["--recycle-every"],
+    ),
     (
         "grace period below two heartbeats",
         via_cli(*WORKER, *WORKER_STORE, "--heartbeat-interval", "10", "--grace-period", "5"),

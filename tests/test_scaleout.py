@@ -48,9 +48,9 @@ def pg_url():
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def start_worker(storage, study, server, experiment, trials, *extra):
+def start_worker(storage, study, server, experiment, trials, *extra, recycle=False):
     return subprocess.Popen(
-        worker_command(storage, study, server.uri, experiment, trials, *extra),
+        worker_command(storage, study, server.uri, experiment, trials, *extra, recycle=recycle),
         cwd=ROOT,
         env=WORKER_ENV,
         stdout=subprocess.PIPE,
@@ -153,13 +153,17 @@ def test_a_killed_worker_leaves_a_failed_retried_trial_and_nothing_lost(
 ):
     storage = f"sqlite:///{tmp_path}/crash.db"
     args = ("--epochs", "30", "--heartbeat-interval", "1", "--grace-period", "3")
-    victim = start_worker(storage, "crash", server, experiment, 3, *args)
+    # The worker's default: its trials train in a child process, which dies with it.
+    victim = start_worker(storage, "crash", server, experiment, 3, *args, recycle=True)
     deadline = time.monotonic() + 180
     while (trial := _running_trial(storage, "crash")) is None or trial.number == 0:
         assert victim.poll() is None and time.monotonic() < deadline, victim.stdout.read()
         time.sleep(0.2)
+    trainers = _children(victim.pid)
+    assert trainers
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    _wait_gone(trainers)
     killed = trial.number
     client = mlflow.MlflowClient(server.uri)
     before = optuna.load_study(study_name="crash", storage=storage).trials[0]
@@ -181,6 +185,25 @@ def test_a_killed_worker_leaves_a_failed_retried_trial_and_nothing_lost(
     assert client.get_run(before.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
     killed_run = client.get_run(states[killed].user_attrs["mlflow_run_id"])
     assert killed_run.info.status == "FAILED" and killed_run.data.tags["state"] == "FAIL"
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (state Z) has exited; no one may have reaped it yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pids: list[int], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"training processes {pids} outlived their worker"
+        time.sleep(0.1)
 
 
 class StopServerAfterSecondTrial:

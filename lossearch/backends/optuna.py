@@ -70,10 +70,11 @@ class OptunaHyperParameters(HyperParameters):
 
 
 class _OptunaHooks(TrialHooks):
-    """Reports each epoch to the trial for pruning; keeps what sync-mlflow needs."""
+    """Reports each epoch to the trial for pruning; keeps what sync-mlflow needs. A recipe
+    is never pruned, whatever the pruner: the pick is judged against them."""
 
-    def __init__(self, trial: optuna.Trial):
-        self.trial = trial
+    def __init__(self, trial: optuna.Trial, prunable: bool = True):
+        self.trial, self.prunable = trial, prunable
         self.losses: list[float | None] = []
 
     def started(self, run: TrialRun) -> None:
@@ -83,7 +84,7 @@ class _OptunaHooks(TrialHooks):
     def epoch(self, step: int, value: float, logs: dict[str, float]) -> bool:
         self.trial.report(value, step)
         self.losses.append(logs.get("loss"))
-        return self.trial.should_prune()
+        return self.prunable and self.trial.should_prune()
 
     def ended(self) -> None:  # for `lossearch sync-mlflow`, should MLflow miss this trial
         self.trial.set_user_attr(keys.EPOCH_LOSS, self.losses)
@@ -289,14 +290,15 @@ class OptunaDriver(BaseDriver):
         if duplicate is not None:
             return self._replay(trial, duplicate, config)
         trial.set_user_attr(keys.CONFIG, config.to_dict())
+        recipe = trial.user_attrs.get(keys.RECIPE)
         try:
             record = self.run_trial(
                 trial.number,
                 config,
                 OptunaHyperParameters(trial),
-                recipe=trial.user_attrs.get(keys.RECIPE),
+                recipe=recipe,
                 tags={"study": self.study.study_name},
-                hooks=_OptunaHooks(trial),
+                hooks=_OptunaHooks(trial, prunable=recipe is None),
             )
         except TrialPruned as exc:
             raise optuna.TrialPruned(str(exc)) from None

@@ -1,0 +1,133 @@
+"""Trainings in recycled child processes (``recycle_every``): the same search, in other
+processes, with the sampler, pruner, MLflow and failures seen by this one."""
+
+import os
+import sys
+import types
+
+import mlflow
+import optuna
+import pytest
+
+from lossearch.cli import WORKER_RECYCLE_EVERY, make_parser
+from tests import child_process_model
+from tests.search_helpers import QUICK_RECIPES, digits, runs_of, tiny_search
+
+SEARCH = {"epochs": 2, "selection": "best", "refit": False}
+
+
+def test_recycled_search_matches_the_in_process_one(mlflow_uri, experiment):
+    build = child_process_model.build_model
+    here = tiny_search(
+        mlflow_uri, experiment, build_model=build, data=digits(), n_trials=5, **SEARCH
+    )
+    away = tiny_search(
+        mlflow_uri,
+        experiment + "_r",
+        build_model=build,
+        data=digits(),
+        n_trials=5,
+        recycle_every=2,
+        **SEARCH,
+    )
+    assert [t.value for t in away.study.trials] == [t.value for t in here.study.trials]
+    assert [t.params["units"] for t in away.study.trials] == [
+        t.params["units"] for t in here.study.trials
+    ]
+    _, _, children = runs_of(mlflow_uri, experiment + "_r")
+    trained_in = {int(run.data.params["hp.pid"]) for run in children}
+    assert os.getpid() not in trained_in
+    assert len(trained_in) == 3  # 5 trainings, a new process every 2
+
+
+def test_pruning_failures_and_a_dead_child_are_recorded(
+    mlflow_uri, experiment, tmp_path, monkeypatch
+):
+    crash = tmp_path / "crash"
+    crash.touch()
+    monkeypatch.setenv(child_process_model.CRASH_FILE, str(crash))
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        build_model=child_process_model.build_model,
+        data=digits(),
+        n_trials=len(QUICK_RECIPES) + 2,
+        recycle_every=3,
+        pruner=optuna.pruners.ThresholdPruner(upper=0.0),  # every sampled trial at epoch 1
+        **SEARCH,
+    )
+    trials = result.study.trials
+    states = [t.state.name for t in trials]
+    assert states[0] == "FAIL"  # the child died building the first model
+    assert "training process died" in trials[0].user_attrs["fail_reason"]
+    recipes = [t.state.name for t in trials[1:] if "recipe" in t.user_attrs]
+    assert recipes == ["COMPLETE"] * (len(QUICK_RECIPES) - 1)  # never pruned
+    assert [t.state.name for t in trials if "recipe" not in t.user_attrs] == ["PRUNED"] * 2
+    _, _, children = runs_of(mlflow_uri, experiment)
+    assert sorted(r.data.tags["state"] for r in children) == sorted(states)
+
+
+def test_a_failing_build_fails_its_trial_with_the_reason(mlflow_uri, experiment):
+    with pytest.raises(RuntimeError, match="no trial completed"):
+        tiny_search(
+            mlflow_uri,
+            experiment,
+            build_model=child_process_model.build_failing,
+            data=digits(),
+            n_trials=2,
+            recycle_every=5,
+            **SEARCH,
+        )
+    _, _, children = runs_of(mlflow_uri, experiment)
+    reasons = {r.data.tags.get("fail_reason") for r in children}
+    assert reasons == {"ArithmeticError: this builder always fails"}
+
+
+def test_a_builder_no_process_can_import_is_refused_before_any_trial(mlflow_uri, experiment):
+    with pytest.raises(ValueError, match="recycle_every: .*pickling failed"):
+        tiny_search(
+            mlflow_uri,
+            experiment,
+            build_model=lambda hp: child_process_model.build_model(hp),
+            data=digits(),
+            recycle_every=2,
+        )
+
+    made_up = types.ModuleType("lossearch_made_up_module")  # importable here only
+    exec(
+        "from tests.child_process_model import build_model as _b\ndef build(hp):\n return _b(hp)",
+        made_up.__dict__,
+    )
+    made_up.build.__module__ = made_up.__name__
+    sys.modules[made_up.__name__] = made_up
+    try:
+        with pytest.raises(ValueError, match="recycle_every: a fresh process could not load"):
+            tiny_search(
+                mlflow_uri, experiment, build_model=made_up.build, data=digits(), recycle_every=2
+            )
+    finally:
+        del sys.modules[made_up.__name__]
+    assert mlflow.MlflowClient(mlflow_uri).get_experiment_by_name(experiment) is None  # no run
+
+
+def test_tf_data_input_is_refused_before_any_trial(mlflow_uri, experiment):
+    import tensorflow as tf
+
+    x, y = digits()
+    train = tf.data.Dataset.from_tensor_slices((x[:600], y[:600])).batch(64)
+    val = tf.data.Dataset.from_tensor_slices((x[600:], y[600:])).batch(64)
+    with pytest.raises(ValueError, match="recycle_every: .*tf.data"):
+        tiny_search(
+            mlflow_uri,
+            experiment,
+            build_model=child_process_model.build_model,
+            data=(train, val),
+            recycle_every=2,
+        )
+
+
+def test_the_worker_recycles_by_default_and_optimize_does_not():
+    parser = make_parser()
+    worker = parser.parse_args(["worker", "m:b", "--data", "m:d", "--storage", "s", "--study", "x"])
+    assert worker.recycle_every == WORKER_RECYCLE_EVERY
+    assert parser.parse_args(["optimize", "m:b", "--data", "m:d"]).recycle_every == 0
