@@ -34,11 +34,12 @@ setup: $(STAMP) browser
 demo: $(STAMP)
 	$(BIN)/lossearch demo
 
-# Search quality, performance, workers and memory figures, written to BENCHMARKS.md (~45 minutes).
-benchmark: $(STAMP)
+# Search quality, performance, pruning, workers and memory figures, written to BENCHMARKS.md
+# (about 3 hours on 2 cores; the 1000-trial memory runs take half of it).
+benchmark: $(STAMP) benchmark-performance
 	$(BIN)/python benchmarks/search_benchmark.py
 	$(BIN)/python benchmarks/scaleout_benchmark.py
-	$(BIN)/python benchmarks/performance_benchmark.py
+	$(BIN)/python benchmarks/memory_benchmark.py
 	$(BIN)/python benchmarks/cli_benchmark.py
 
 # The pick against every fixed recipe and a plain Optuna loop on 8 long-tailed and 4 binary
@@ -51,9 +52,11 @@ benchmark-efficacy: $(STAMP)
 benchmark-efficacy-quick: $(STAMP)
 	$(BIN)/python benchmarks/efficacy.py --quick --jobs 2
 
-# Train-step time per loss family, per-trial overhead, pruning efficiency (~15 minutes).
+# Train-step time per loss family, per-trial overhead, per-epoch scoring (~15 minutes), then
+# the pruners compared on the test set over 4 problems x 2 seeds (~25 minutes with 2 jobs).
 benchmark-performance: $(STAMP)
 	$(BIN)/python benchmarks/performance_benchmark.py
+	$(BIN)/python benchmarks/pruning_benchmark.py --jobs 2
 
 # Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
 # Three workers on two cores: the scale-out and browser tests wait on servers and processes,

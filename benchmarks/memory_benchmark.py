@@ -15,6 +15,7 @@ Run: .venv/bin/python benchmarks/memory_benchmark.py [--trials 1000] [--recycle 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,10 +45,8 @@ def rss_mb(pid: int | str = "self") -> float:
 def children_of(pid: int) -> list[int]:
     pids = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
+        with contextlib.suppress(FileNotFoundError):
             pids += [int(p) for p in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            pass
     return pids
 
 
@@ -133,7 +132,8 @@ def render(result: dict) -> str:
         "fresh process. RSS after the k-th training is read by an Optuna callback from "
         "`/proc`: the search's process plus its training children (MiB, search + children).",
         "",
-        "| trainings in | " + " | ".join(f"after {k}" for k in points)
+        "| trainings in | "
+        + " | ".join(f"after {k}" for k in points)
         + f" | {points[-1]} / {points[0]} | seconds per trial |",
         "|---|" + "---|" * len(points) + "---|---|",
         *(_row(run) for run in runs),

@@ -1,4 +1,4 @@
-"""Performance of lossearch: train-step cost per loss family, per-trial overhead, pruning.
+"""Performance of lossearch: train-step cost per loss family, per-trial overhead, scoring.
 
 Three parts, each measured side by side in one run (shared machines are noisy, so every figure
 is a ratio of medians taken in interleaved rounds), written to BENCHMARKS.md with plots in
@@ -8,11 +8,11 @@ benchmarks/results/:
   own cross-entropy, with ``jit_compile`` on and off (goal: at most 1.10x).
 * ``overhead``: wall time per trial of ``optimize`` against a hand-written Optuna + Keras loop
   of the same model, epochs and losses, with where the difference goes (goal: at most 1.05x).
-* ``pruning``: best objective reached against epochs trained, default pruning vs none, on
-  long-tailed digits (goal: 99% of the unpruned best within 35% of its epochs).
+* ``scoring``: what scoring every epoch costs, against ``fit``'s own validation step with a
+  streaming metric (see ``epoch_scoring``). Pruning: ``pruning_benchmark.py``.
 
 Run: make benchmark-performance   (or .venv/bin/python benchmarks/performance_benchmark.py
-[--part step|overhead|pruning] [--quick] [--render])
+[--part step|overhead|scoring] [--quick] [--render])
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import keras  # noqa: E402
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
+import epoch_scoring  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import train_step  # noqa: E402
@@ -92,7 +93,7 @@ def _instrument(watch: Stopwatch):
     patch(runner.TrialRunner, "score", "per-epoch scoring")
     patch(runner, "evaluate", "final metrics (scikit-learn)")
     optuna_backend = importlib.import_module("lossearch.backends.optuna")
-    patch(optuna_backend._Reporter, "report", "pruning reports (Optuna report + should_prune)")
+    patch(optuna_backend._OptunaHooks, "epoch", "pruning reports (Optuna report + should_prune)")
     for attr, value in vars(tracking.Tracker).items():
         if callable(value) and not attr.startswith("__"):
             patch(tracking.Tracker, attr, "MLflow logging")
@@ -168,79 +169,6 @@ def per_trial_overhead(n_trials: int, epochs: int, batch_size: int, rounds: int)
     }
 
 
-# -- part 3: pruning efficiency ---------------------------------------------------------------
-
-
-def _trajectory(study) -> list[tuple[int, float | None]]:
-    """``[(epochs trained by this trial, its final value or None)]`` in trial order."""
-    out = []
-    for trial in study.get_trials(deepcopy=False):
-        complete = trial.state == optuna.trial.TrialState.COMPLETE
-        if "duplicate_of" in trial.user_attrs:
-            continue  # no training: its twin is the measurement
-        out.append((len(trial.intermediate_values), trial.value if complete else None))
-    return out
-
-
-def pruning_efficiency(seeds, n_trials: int, epochs: int, imbalance: float) -> list[dict]:
-    x, y = long_tailed_digits(imbalance, seed=0)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in seeds:
-            row = {"seed": seed}
-            for name, pruner in (("none", optuna.pruners.NopPruner()), ("default", None)):
-                start = time.perf_counter()
-                result = lossearch.optimize(
-                    build_model,
-                    (x, y),
-                    space="long_tail",
-                    n_trials=n_trials,
-                    epochs=epochs,
-                    seed=seed,
-                    pruner=pruner,
-                    selection="best",
-                    refit=False,
-                    show_progress=False,
-                    tracking_uri=f"sqlite:///{tmp}/mlflow.db",
-                    experiment_name=f"pruning-{seed}-{name}",
-                )
-                row[name] = {
-                    "trajectory": _trajectory(result.study),
-                    "seconds": time.perf_counter() - start,
-                }
-                print(f"  pruning seed {seed} {name}: {row[name]['seconds']:.0f} s", flush=True)
-            rows.append(row | _pruning_summary(row))
-    return rows
-
-
-def _best_curve(trajectory):
-    """Cumulative epochs and best-so-far value after each trial."""
-    total, best, xs, ys = 0, None, [], []
-    for trained, value in trajectory:
-        total += trained
-        if value is not None and (best is None or value > best):
-            best = value
-        xs.append(total)
-        ys.append(best)
-    return xs, ys
-
-
-def _pruning_summary(row) -> dict:
-    ux, uy = _best_curve(row["none"]["trajectory"])
-    px, py = _best_curve(row["default"]["trajectory"])
-    target = 0.99 * uy[-1]
-    reached = next((e for e, b in zip(px, py, strict=True) if b is not None and b >= target), None)
-    return {
-        "unpruned_best": uy[-1],
-        "pruned_best": py[-1],
-        "unpruned_epochs": ux[-1],
-        "pruned_epochs": px[-1],
-        "epochs_to_99": reached,
-        "fraction_to_99": None if reached is None else reached / ux[-1],
-        "best_ratio": py[-1] / uy[-1],
-    }
-
-
 # -- plots and report -------------------------------------------------------------------------
 
 
@@ -286,17 +214,6 @@ STEP_VERDICT = (
     "for most families."
 )
 
-# Why the pruning goal is missed, from the trajectories of the runs of 2026-11-23.
-PRUNING_MISS = (
-    "Pruning itself works (the pruned search keeps the unpruned best and trains 37 to 44% "
-    "fewer epochs), but the bar is reached where the best trial appears, not where pruning "
-    "starts to save: the winners come around trial 10 of 24, and the trials before them are "
-    "the recipes and the pruner's startup trials, which run all their epochs by design (a "
-    "recipe is never pruned, so the comparison against the baselines stays fair). A search "
-    "that finds its best later, or runs more trials, saves more; a short one like this cannot "
-    "reach 35%."
-)
-
 RESET = "Keras session reset (clear_session)"
 
 
@@ -306,29 +223,6 @@ def _without(ours: dict, hand: dict, key: str) -> float:
 
 # Sections measured inside model.fit (epoch-end callbacks): shown inside "training".
 NESTED = ("per-epoch scoring", "pruning reports (Optuna report + should_prune)")
-
-
-def plot_pruning(rows, path: Path):
-    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 4), squeeze=False)
-    for ax, row in zip(axes[0], rows, strict=True):
-        for name, color in (("none", "C1"), ("default", "C0")):
-            xs, ys = _best_curve(row[name]["trajectory"])
-            ax.step(xs, ys, where="post", color=color, label=f"pruning: {name}")
-        ax.axhline(0.99 * row["unpruned_best"], color="k", ls=":", lw=0.8, label="99% of unpruned")
-        ax.axvline(
-            0.35 * row["unpruned_epochs"],
-            color="C3",
-            ls="--",
-            lw=0.8,
-            label="35% of unpruned epochs",
-        )
-        ax.set_title(f"seed {row['seed']}")
-        ax.set_xlabel("epochs trained (cumulative)")
-        ax.set_ylabel("best balanced accuracy so far")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def render(saved: dict) -> str:
@@ -419,51 +313,14 @@ def render(saved: dict) -> str:
             "every time; the rest of the difference is MLflow logging and per-epoch scoring.",
             "",
         ]
-    if "pruning" in saved:
-        rows = saved["pruning"]["rows"]
-        cfg = saved["pruning"]
-        lines += [
-            "### Pruning efficiency",
-            "",
-            f"Long-tailed digits (imbalance {cfg['imbalance']}), `long_tail` space, "
-            f'{cfg["n_trials"]} trials of {cfg["epochs"]} epochs, `selection="best"`: the '
-            "default pruner (median, after the recipes) against none, same seed. Epochs count "
-            "every epoch trained by every trial; the best is the best completed trial's "
-            "validation balanced accuracy. Goal: ≥ 99% of the unpruned best within ≤ 35% of "
-            "the unpruned epochs.",
-            "",
-            "![pruning](benchmarks/results/pruning_efficiency.png)",
-            "",
-            "| seed | unpruned best | pruned best | pruned / unpruned | epochs unpruned | "
-            "epochs pruned | epochs to reach 99% of unpruned best |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in rows:
-            reached = (
-                "never"
-                if r["epochs_to_99"] is None
-                else f"{r['epochs_to_99']} ({100 * r['fraction_to_99']:.0f}%)"
-            )
-            lines.append(
-                f"| {r['seed']} | {r['unpruned_best']:.3f} | {r['pruned_best']:.3f} | "
-                f"{100 * r['best_ratio']:.1f}% | {r['unpruned_epochs']} | {r['pruned_epochs']} "
-                f"| {reached} |"
-            )
-        fractions = [r["fraction_to_99"] for r in rows]
-        met = all(f is not None and f <= 0.35 for f in fractions)
-        shown = ", ".join("never" if f is None else f"{100 * f:.0f}%" for f in fractions)
-        lines += [
-            "",
-            f"**Goal {'met' if met else 'missed'}**: 99% of the unpruned best at {shown} "
-            "of the unpruned epochs (goal ≤ 35%)." + ("" if met else " " + PRUNING_MISS),
-            "",
-        ]
+    if "scoring" in saved:
+        lines += epoch_scoring.render(saved["scoring"])
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["step", "overhead", "pruning", "all"], default="all")
+    parser.add_argument("--part", choices=["step", "overhead", "scoring", "all"], default="all")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
     parser.add_argument("--render", action="store_true", help="rewrite from the saved JSON")
     args = parser.parse_args(argv)
@@ -486,7 +343,7 @@ def main(argv=None) -> int:
             f"Python {platform.python_version()}, TensorFlow/Keras {keras.__version__}, "
             f"Optuna {optuna.__version__}",
         }
-        parts = ["step", "overhead", "pruning"] if args.part == "all" else [args.part]
+        parts = ["step", "overhead", "scoring"] if args.part == "all" else [args.part]
         if "step" in parts:
             rounds, scale = (3, 0.3) if args.quick else (9, 1.0)
             saved["step"] = train_step.run(rounds, scale, threads="one intra-op thread")
@@ -494,15 +351,8 @@ def main(argv=None) -> int:
             saved["overhead"] = per_trial_overhead(
                 6 if args.quick else 12, 5 if args.quick else 15, 32, 2 if args.quick else 3
             )
-        if "pruning" in parts:
-            seeds = [0] if args.quick else [0, 1]
-            n_trials, epochs, imbalance = (12, 8, 50) if args.quick else (24, 15, 50)
-            saved["pruning"] = {
-                "n_trials": n_trials,
-                "epochs": epochs,
-                "imbalance": imbalance,
-                "rows": pruning_efficiency(seeds, n_trials, epochs, imbalance),
-            }
+        if "scoring" in parts:
+            saved["scoring"] = epoch_scoring.run(3 if args.quick else 5, 20, args.quick)
         JSON_PATH.write_text(json.dumps(saved, indent=1))
     if "step" in saved:
         train_step.plot(saved["step"], RESULTS / "train_step_ratio.png", "TensorFlow, CPU: ")
@@ -512,8 +362,6 @@ def main(argv=None) -> int:
             train_step.plot(other, path.with_suffix(".png"), title)
     if "overhead" in saved:
         plot_overhead(saved["overhead"], RESULTS / "trial_overhead.png")
-    if "pruning" in saved:
-        plot_pruning(saved["pruning"]["rows"], RESULTS / "pruning_efficiency.png")
     write_section("performance", render(saved))
     return 0
 

@@ -10,6 +10,7 @@ ORDER = (
     "efficacy",
     "efficacy-quick",
     "performance",
+    "pruning",
     "scaleout",
     "memory",
     "cli",

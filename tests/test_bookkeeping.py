@@ -7,6 +7,7 @@ import re
 import shutil
 
 import mlflow
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -52,14 +53,22 @@ def test_the_budget_is_exact_with_threads(mlflow_uri, experiment):
     assert len(_trials(driver)) == len(finished) == 11
 
 
-def test_pruned_trials_are_recorded_as_pruned_and_recipes_never_are(mlflow_uri, experiment):
+@pytest.mark.parametrize(
+    "pruner", [None, optuna.pruners.ThresholdPruner(lower=2.0)], ids=["default", "prune-all"]
+)
+def test_pruned_trials_are_recorded_as_pruned_and_recipes_never_are(
+    pruner, mlflow_uri, experiment
+):
     _, driver = fake_search(
-        FakeRunner(epochs=6), mlflow_uri, experiment, n_trials=24, selection="best"
+        FakeRunner(epochs=6), mlflow_uri, experiment, n_trials=24, selection="best", pruner=pruner
     )
     trials = _trials(driver)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    assert pruned, "the median pruner should stop some below-median learning curves"
+    assert pruned, "the pruner should stop some below-median learning curves"
     assert all(keys.RECIPE not in t.user_attrs for t in pruned)
+    if pruner is not None:  # whatever a user's pruner says, the recipes run to the end
+        trained = [t for t in trials if keys.DUPLICATE_OF not in t.user_attrs]
+        assert pruned == [t for t in trained if keys.RECIPE not in t.user_attrs]
     assert all(t.state == TrialState.COMPLETE for t in trials[: len(QUICK_RECIPES)])
     states = {
         r.data.tags["trial_number"]: r.data.tags["state"]
