@@ -9,7 +9,8 @@ this process.
 
 What crosses the pipe, per training: the config, seed and epochs out; the model's
 ``hp`` draws and each epoch's report (prune or not) as requests answered by this
-process, so the sampler, the pruner and MLflow see exactly what they see in process;
+process (its ``Float``, ``Int``, ... calls are made on the real ``hp``), so the sampler,
+the pruner and MLflow see exactly what they see in process;
 the scored :class:`~lossearch.runner.TrialOutcome` (no model) back. The refit stays
 in this process: its model is the search's result.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import pickle
@@ -58,28 +60,30 @@ def picklable_runner(runner: TrialRunner) -> bytes:
         ) from None
 
 
-class _RemoteHyperParameters(HyperParameters):
-    """The child's ``hp``: each draw is asked of the real ``hp`` in the parent."""
+class _RemoteHyperParameters:
+    """The child's ``hp``: each call of the ``hp`` API is made on the real ``hp`` in the
+    parent (lossearch's, or Keras Tuner's own), so values are drawn and recorded there."""
+
+    API = ("Float", "Int", "Choice", "Boolean", "Fixed", "get")
 
     def __init__(self, conn):
-        super().__init__()
-        self.conn = conn
+        self._conn = conn
 
-    def _ask(self, method: str, *args):
-        self.conn.send(("hp", method, args))
-        ok, value = self.conn.recv()
+    def __getattr__(self, name: str):
+        if name not in self.API:
+            raise AttributeError(f"hp has no attribute {name!r}")
+        return functools.partial(self._ask, name)
+
+    @property
+    def values(self) -> dict:
+        return self._ask("values")
+
+    def _ask(self, method: str, *args, **kwargs):
+        self._conn.send(("hp", method, args, kwargs))
+        ok, value = self._conn.recv()
         if not ok:
             raise value
         return value
-
-    def _suggest_float(self, *args):
-        return self._ask("_suggest_float", *args)
-
-    def _suggest_int(self, *args):
-        return self._ask("_suggest_int", *args)
-
-    def _suggest_choice(self, *args):
-        return self._ask("_suggest_choice", *args)
 
 
 class _RemoteReporter:
@@ -137,9 +141,9 @@ def _serve(conn, payload: bytes) -> None:
             outcome = runner.run(config, hp, reporter, seed, splits=splits, epochs=epochs)
         except Exception as exc:
             exc.add_note(traceback.format_exc(limit=-8))
-            conn.send(("raised", _portable(exc), hp.values))
+            conn.send(("raised", _portable(exc)))
         else:
-            conn.send(("done", outcome, hp.values))
+            conn.send(("done", outcome))
 
 
 class _Child:
@@ -188,27 +192,27 @@ class _Child:
         while True:
             kind, *rest = self._receive()
             if kind == "hp":
-                method, args = rest
-                self._answer(getattr(hp, method), *args)
+                method, args, kwargs = rest
+                call = (lambda: dict(hp.values)) if method == "values" else getattr(hp, method)
+                self._answer(call, *args, **kwargs)
             elif kind == "report":
                 self._answer(reporter.report, *rest)
+            elif kind == "raised":
+                raise rest[0]
             else:
-                outcome_or_error, values = rest
-                hp.values.update(values)  # what build_model drew, for the trial's record
-                if kind == "raised":
-                    raise outcome_or_error
-                return outcome_or_error
+                return rest[0]
 
-    def _answer(self, call, *args) -> None:
+    def _answer(self, call, *args, **kwargs) -> None:
         try:
-            self.conn.send((True, call(*args)))
+            self.conn.send((True, call(*args, **kwargs)))
         except Exception as exc:  # e.g. a bad hp range: the child's build_model raises it
             self.conn.send((False, _portable(exc)))
 
-    def close(self) -> None:
+    def close(self, wait: float = 10) -> None:
+        """Ask the child to stop; kill it after ``wait`` seconds (0: at once, mid-training)."""
         with contextlib.suppress(OSError, ValueError):  # already closed, or dead
             self.conn.send(None)
-        self.process.join(10)
+        self.process.join(wait)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -259,11 +263,11 @@ class ChildProcessRunner:
             self._children.append(child)
         return child
 
-    def _retire(self, child: _Child) -> None:
+    def _retire(self, child: _Child, wait: float = 10) -> None:
         with self._lock:
             if child in self._children:
                 self._children.remove(child)
-        child.close()
+        child.close(wait)
         self._local.child = None
 
     def run(
@@ -286,7 +290,7 @@ class ChildProcessRunner:
         try:
             return child.train(request, hp, reporter)
         except (ChildProcessDied, KeyboardInterrupt):  # dead, or stale mid-training
-            self._retire(child)
+            self._retire(child, wait=0)
             raise
 
     def close(self) -> None:

@@ -56,9 +56,7 @@ def test_the_budget_is_exact_with_threads(mlflow_uri, experiment):
 @pytest.mark.parametrize(
     "pruner", [None, optuna.pruners.ThresholdPruner(lower=2.0)], ids=["default", "prune-all"]
 )
-def test_pruned_trials_are_recorded_as_pruned_and_recipes_never_are(
-    pruner, mlflow_uri, experiment
-):
+def test_pruned_trials_are_recorded_as_pruned_and_recipes_never_are(pruner, mlflow_uri, experiment):
     _, driver = fake_search(
         FakeRunner(epochs=6), mlflow_uri, experiment, n_trials=24, selection="best", pruner=pruner
     )

@@ -16,11 +16,18 @@ from tests.search_helpers import QUICK_RECIPES, digits, runs_of, tiny_search
 SEARCH = {"epochs": 2, "selection": "best", "refit": False}
 
 
-def test_recycled_search_matches_the_in_process_one(mlflow_uri, experiment):
+def _builds_elsewhere(folder) -> list[int]:
+    """How many models each other process built (one file per process, a line per build)."""
+    others = [p for p in folder.iterdir() if int(p.name) != os.getpid()]
+    return sorted(len(p.read_text().splitlines()) for p in others)
+
+
+def test_recycled_search_matches_the_in_process_one(mlflow_uri, experiment, tmp_path, monkeypatch):
     build = child_process_model.build_model
     here = tiny_search(
         mlflow_uri, experiment, build_model=build, data=digits(), n_trials=5, **SEARCH
     )
+    monkeypatch.setenv(child_process_model.PID_FOLDER, str(tmp_path))
     away = tiny_search(
         mlflow_uri,
         experiment + "_r",
@@ -34,10 +41,11 @@ def test_recycled_search_matches_the_in_process_one(mlflow_uri, experiment):
     assert [t.params["units"] for t in away.study.trials] == [
         t.params["units"] for t in here.study.trials
     ]
+    assert _builds_elsewhere(tmp_path) == [1, 2, 2]  # 5 trainings, a new process every 2
     _, _, children = runs_of(mlflow_uri, experiment + "_r")
-    trained_in = {int(run.data.params["hp.pid"]) for run in children}
-    assert os.getpid() not in trained_in
-    assert len(trained_in) == 3  # 5 trainings, a new process every 2
+    assert {r.data.params["hp.units"] for r in children} == {
+        str(t.params["units"]) for t in away.study.trials
+    }
 
 
 def test_pruning_failures_and_a_dead_child_are_recorded(
@@ -65,6 +73,29 @@ def test_pruning_failures_and_a_dead_child_are_recorded(
     assert [t.state.name for t in trials if "recipe" not in t.user_attrs] == ["PRUNED"] * 2
     _, _, children = runs_of(mlflow_uri, experiment)
     assert sorted(r.data.tags["state"] for r in children) == sorted(states)
+
+
+def test_keras_tuner_trials_train_in_the_child_with_its_own_hp(
+    mlflow_uri, experiment, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the tuner's project folder
+    (tmp_path / "pids").mkdir()
+    monkeypatch.setenv(child_process_model.PID_FOLDER, str(tmp_path / "pids"))
+    tiny_search(
+        mlflow_uri,
+        experiment,
+        build_model=child_process_model.build_model,
+        data=digits(),
+        n_trials=3,
+        recycle_every=2,
+        backend="keras_tuner",
+        tuner="random",
+        **SEARCH,
+    )
+    _, _, children = runs_of(mlflow_uri, experiment)
+    assert sorted(r.data.tags["state"] for r in children) == ["COMPLETE"] * 3
+    assert {r.data.params["hp.units"] for r in children} <= {"8", "16"}  # drawn by the oracle
+    assert _builds_elsewhere(tmp_path / "pids") == [1, 2]
 
 
 def test_a_failing_build_fails_its_trial_with_the_reason(mlflow_uri, experiment):
