@@ -209,14 +209,20 @@ def test_pruned_and_nan_trials_are_recorded_and_the_study_goes_on(tmp_path, mlfl
         study_name="nan",
         pruner=PruneOddTrials(),
         selection="best",
+        space={  # one recipe (never pruned), then draws
+            "families": {"ce": {}, "focal": {"gamma": {"type": "float", "low": 1, "high": 3}}},
+            "weights": {"none": {}, "inverse": {}, "effective_number": {}},
+            "recipes": [{"name": "ce_baseline", "family": "ce"}],
+        },
     )
     trials = result.study.trials
     assert trials[0].state == optuna.trial.TrialState.FAIL
     assert "NaN" in trials[0].user_attrs["fail_reason"]
     states = [t.state.name for t in trials]
     assert len(trials) == 6 and "COMPLETE" in states and "PRUNED" in states
-    # every odd trial that trained without diverging was pruned, every even one completed
-    assert all(s == "PRUNED" for s in states[1::2] if s != "FAIL")
+    assert trials[1].user_attrs["recipe"] == "ce_baseline" and states[1] != "PRUNED"
+    # every odd draw that trained without diverging was pruned, every even one completed
+    assert all(s == "PRUNED" for s in states[3::2] if s != "FAIL")
     assert all(s == "COMPLETE" for s in states[2::2] if s != "FAIL")
     diverged = [t for t in trials if t.state.name == "FAIL"]
     assert all(t.params["lr"] == 1e12 for t in diverged)
