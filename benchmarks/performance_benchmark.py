@@ -326,6 +326,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {}
+    saved.pop("pruning", None)  # measured by pruning_benchmark.py since 2026-12-01
     if not args.render:
         import tensorflow as tf
 

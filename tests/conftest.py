@@ -43,6 +43,7 @@ LONGEST_FILES = {
     "test_examples_and_cli.py": 225,
     "test_keras_tuner.py": 219,
     "test_browser.py": 128,
+    "test_child_process.py": 100,
     "test_optuna_integration.py": 77,
 }
 
