@@ -178,7 +178,8 @@ class _Child:
         try:
             return self.conn.recv()
         except (EOFError, OSError):
-            code = self.process.join(5) or self.process.exitcode
+            self.process.join(5)
+            code = self.process.exitcode
             self.close()
             raise ChildProcessDied(
                 f"the training process died (exit code {code}); the next training starts a new one"
