@@ -52,11 +52,13 @@ benchmark-efficacy: $(STAMP)
 benchmark-efficacy-quick: $(STAMP)
 	$(BIN)/python benchmarks/efficacy.py --quick --jobs 2
 
-# Train-step time per loss family, per-trial overhead, per-epoch scoring (~15 minutes), then
-# the pruners compared on the test set over 4 problems x 2 seeds (~25 minutes with 2 jobs).
+# Train-step time per loss family, per-trial overhead, per-epoch scoring (~15 minutes), the
+# pruners compared on the test set over 4 problems x 2 seeds (~25 minutes with 2 jobs), and
+# the wall time to the final pick against the plain Optuna loop (~12 minutes).
 benchmark-performance: $(STAMP)
 	$(BIN)/python benchmarks/performance_benchmark.py
 	$(BIN)/python benchmarks/pruning_benchmark.py --jobs 2
+	$(BIN)/python benchmarks/time_to_pick.py --jobs 2
 
 # Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
 # Three workers on two cores: the scale-out and browser tests wait on servers and processes,

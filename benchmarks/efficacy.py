@@ -148,7 +148,7 @@ def run_class_weight(setting, budget, seed):
     return {"scores": test_scores(setting, model(setting.x_test)), "pick": "ce + class_weight"}
 
 
-def run_lossearch(setting, budget, seed, cv="auto"):
+def run_lossearch(setting, budget, seed, cv="auto", pruner=None):
     import lossearch
     from lossearch.layers import without_decision
 
@@ -163,6 +163,7 @@ def run_lossearch(setting, budget, seed, cv="auto"):
             batch_size=budget["batch_size"],
             cv=cv,
             seed=seed,
+            pruner=pruner,
             show_progress=False,
             tracking_uri=f"sqlite:///{tmp}/mlflow.db",
             experiment_name="efficacy",
@@ -235,6 +236,10 @@ def run_job(job: dict) -> dict:
         out = run_class_weight(setting, budget, seed)
     elif method == "plain_optuna":
         out = run_plain_optuna(setting, budget, seed)
+    elif method == "lossearch_unpruned":
+        import optuna
+
+        out = run_lossearch(setting, budget, seed, pruner=optuna.pruners.NopPruner())
     else:
         cv = {
             "lossearch": "auto",

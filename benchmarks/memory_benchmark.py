@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -180,7 +179,7 @@ def main(argv=None):
         trials, recycle, folder = args.child
         print(json.dumps(search_child(int(trials), int(recycle), folder)))
         return 0
-    from sections import write_section
+    from sections import machine, write_section
 
     saved = RESULTS / "memory_benchmark.json"
     if not args.render:
@@ -189,8 +188,7 @@ def main(argv=None):
         result = {
             "date": time.strftime("%Y-%m-%d"),
             "trials": args.trials,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only, "
-            f"Python {platform.python_version()}",
+            "machine": machine(),
             "runs": runs,
         }
         RESULTS.mkdir(parents=True, exist_ok=True)

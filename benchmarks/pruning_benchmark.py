@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import efficacy_data  # noqa: E402  (benchmarks/efficacy_data.py)
 import numpy as np  # noqa: E402
-from sections import write_section  # noqa: E402
+from sections import machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -482,8 +481,7 @@ def main(argv=None) -> int:
     saved = {
         "date": time.strftime("%Y-%m-%d"),
         "meta": {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only, one thread "
-            f"per search, Python {platform.python_version()}",
+            "machine": machine("one thread per search"),
             "problems": sorted({r["problem"] for r in recordings}),
             "seeds": sorted({r["seed"] for r in recordings}),
             "trials": args.trials,

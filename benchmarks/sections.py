@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).parent.parent / "BENCHMARKS.md"
@@ -11,10 +13,20 @@ ORDER = (
     "efficacy-quick",
     "performance",
     "pruning",
+    "time-to-pick",
     "scaleout",
     "memory",
     "cli",
 )  # the sections' order in the file
+
+
+def machine(detail: str = "") -> str:
+    """The machine as the sections name it: ``x86_64, 2 cores, CPU only, [detail, ]Python 3.11``."""
+    detail = f"{detail}, " if detail else ""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, CPU only, {detail}"
+        f"Python {platform.python_version()}"
+    )
 
 
 def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
