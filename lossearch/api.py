@@ -154,8 +154,9 @@ def optimize(
         runner.close()
 
 
-def _prepare(arguments: dict) -> tuple[TrialRunner, SearchSpace]:
-    """Probe the model, check and split the data, load the space: the trial runner."""
+def _prepare(arguments: dict) -> tuple[TrialRunner | ChildProcessRunner, SearchSpace]:
+    """Probe the model, check and split the data, load the space: the trial runner (in a
+    child process with ``recycle_every``)."""
     facts = probe_model(model_builder(arguments["build_model"]))
     prepared = prepare_data(
         arguments["data"],
