@@ -58,7 +58,7 @@ benchmark-efficacy-quick: $(STAMP)
 benchmark-performance: $(STAMP)
 	$(BIN)/python benchmarks/performance_benchmark.py
 	$(BIN)/python benchmarks/pruning_benchmark.py --jobs 2
-	$(BIN)/python benchmarks/time_to_pick.py --jobs 2
+	$(BIN)/python benchmarks/time_to_pick.py
 
 # Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
 # Three workers on two cores: the scale-out and browser tests wait on servers and processes,

@@ -175,13 +175,52 @@ def run_lossearch(setting, budget, seed, cv="auto", pruner=None):
         "pick": result.best_config.describe(),
         "decision": result.best_config.decision.describe() if result.best_config.decision else "",
         "reason": result.selection.get("reason", ""),
+        "phases": {**result.seconds, "search_recipes": _recipe_seconds(result.study)},
+        "trial_cost": trial_cost(result.study),
+        "confirmation": [
+            {k: row[k] for k in ("trial", "recipe", "role", "runs", "stopped", "confirmed_mean")}
+            for row in result.selection.get("table", [])
+        ],
+    }
+
+
+def _recipe_seconds(study) -> float:
+    """Wall seconds of the search's recipe trials (never pruned: the part pruning cannot cut)."""
+    return sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in study.trials
+        if t.user_attrs.get("recipe") and t.datetime_complete is not None
+    )
+
+
+def trial_cost(study) -> dict | None:
+    """A trained trial's wall seconds as ``fixed + per_epoch * epochs``, least squares over
+    the search's trained trials (duplicates train nothing), and what its sampled ones cost."""
+    trained = [
+        t
+        for t in study.trials
+        if t.datetime_complete is not None
+        and t.intermediate_values
+        and "duplicate_of" not in t.user_attrs
+    ]
+    epochs = np.array([len(t.intermediate_values) for t in trained], dtype=float)
+    seconds = np.array([(t.datetime_complete - t.datetime_start).total_seconds() for t in trained])
+    if len(set(epochs)) < 2:
+        return None  # nothing pruned: no line to fit
+    per_epoch, fixed = np.polyfit(epochs, seconds, 1)
+    sampled = [i for i, t in enumerate(trained) if not t.user_attrs.get("recipe")]
+    return {
+        "fixed": float(fixed),
+        "per_epoch": float(per_epoch),
+        "sampled_trials": len(sampled),
+        "sampled_seconds": float(seconds[sampled].sum()),
+        "sampled_epochs": float(epochs[sampled].mean()) if sampled else 0.0,
     }
 
 
 def run_plain_optuna(setting, budget, seed):
     """What a user writes without lossearch: TPE over the same space, the top trial refit."""
     import optuna
-    from sklearn.model_selection import train_test_split
 
     from lossearch import LossConfig
     from lossearch.backends.optuna import OptunaSource
@@ -190,9 +229,7 @@ def run_plain_optuna(setting, budget, seed):
 
     space = SearchSpace.load(SPACE[setting.task], task=setting.task)
     objective_name = resolve_objective(None, setting.task).name
-    x_tr, x_va, y_tr, y_va = train_test_split(
-        setting.x, setting.y, test_size=0.2, stratify=setting.y, random_state=seed
-    )
+    x_tr, x_va, y_tr, y_va = _holdout(setting, seed)
     counts = np.bincount(y_tr, minlength=len(setting.counts)).tolist()
     names = [str(i) for i in range(len(counts))]
 
@@ -219,6 +256,66 @@ def run_plain_optuna(setting, budget, seed):
     return {"scores": test_scores(setting, model(setting.x_test)), "pick": config.describe()}
 
 
+def _holdout(setting, seed):
+    """The plain loops' one stratified 80/20 split of the labelled data."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(
+        setting.x, setting.y, test_size=0.2, stratify=setting.y, random_state=seed
+    )
+
+
+def run_keras_tuner_hyperband(setting, budget, seed):
+    """What a Keras Tuner user writes: stock Hyperband (``max_epochs`` = the epoch budget,
+    factor 3; it decides its own number of trials) over the same space through
+    ``LossHyperModel``, on one hold-out split, its best trial refit like the plain loop's."""
+    import keras
+    import keras_tuner as kt
+
+    from lossearch.keras_tuner import LossHyperModel, best_config
+
+    binary = setting.task == "binary"
+    x_tr, x_va, y_tr, y_va = _holdout(setting, seed)
+    counts = np.bincount(y_tr, minlength=len(setting.counts)).tolist()
+    n_out = 1 if binary else len(counts)
+
+    def build_model():
+        model = build_model_for(x_tr.shape[1], n_out)()
+        if binary:  # the objective as a streaming metric of fit's validation step
+            pr_auc = keras.metrics.AUC(curve="PR", from_logits=True, name="pr_auc")
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=[pr_auc])
+        return model
+
+    hypermodel = LossHyperModel(build_model, space=SPACE[setting.task], class_counts=counts)
+    objective = "val_pr_auc" if binary else "val_balanced_accuracy"
+    shape = (-1, 1) if binary else (-1,)
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = kt.Hyperband(
+            hypermodel,
+            objective=kt.Objective(objective, "max"),
+            max_epochs=budget["epochs"],
+            factor=3,
+            seed=seed,
+            directory=tmp,
+            project_name="hyperband",
+        )
+        tuner.search(
+            x_tr,
+            y_tr.reshape(shape),
+            validation_data=(x_va, y_va.reshape(shape)),
+            batch_size=budget["batch_size"],
+            verbose=0,
+        )
+        best, trials = best_config(tuner), len(tuner.oracle.trials)
+    config = _config(setting, {k: v for k, v in best.to_dict().items() if k in _SEARCHED})
+    model = _train(setting, config, budget, seed)
+    return {
+        "scores": test_scores(setting, model(setting.x_test)),
+        "pick": config.describe(),
+        "trials": trials,
+    }
+
+
 _SEARCHED = ("family", "params", "weights", "weight_params", "label_smoothing", "drw_start")
 
 
@@ -236,6 +333,8 @@ def run_job(job: dict) -> dict:
         out = run_class_weight(setting, budget, seed)
     elif method == "plain_optuna":
         out = run_plain_optuna(setting, budget, seed)
+    elif method == "keras_tuner_hyperband":
+        out = run_keras_tuner_hyperband(setting, budget, seed)
     elif method == "lossearch_unpruned":
         import optuna
 

@@ -36,6 +36,9 @@ class SearchResult:
         selection: the confirmation table, the reason for the choice and any
             ``warnings`` that the validation split was too small to judge.
         validation_counts: validation samples per class (multi-label: positives).
+        seconds: this process's wall time per phase: ``search`` (its trials),
+            ``confirmation`` (the confirmation runs and the choice) and ``refit``; logged
+            to the MLflow parent run as ``seconds_search`` and so on.
         model_uri: ``model`` as logged to MLflow (``models:/m-...``; load it with
             ``mlflow.keras.load_model`` after ``import lossearch``), or ``None``.
 
@@ -63,6 +66,7 @@ class SearchResult:
     search: Any = None  # the backend driver, for trial listings
     best_hp: dict = field(default_factory=dict)  # the chosen trial's values of build_model's hp
     model_uri: str | None = None  # the refit model in MLflow (models:/...), when logged
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
 
     def trials_dataframe(self):
         """One row per trial: number, state, value and parameters."""
@@ -146,6 +150,10 @@ class SearchResult:
             lines.append(f"scoring:   {self.selection['scoring']}")
         if self.selection.get("reason"):
             lines.append(f"selection: {self.selection['reason']}")
+        if self.seconds:
+            lines.append(
+                "time:      " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+            )
         lines += [f"warning:   {note}" for note in self.selection.get("warnings", [])]
         lines += self._failure_lines()
         lines.append("")

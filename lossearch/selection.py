@@ -14,8 +14,11 @@ and so is the *recipe* with the highest score. So after the search
 2. **Candidates**: the top trials by search score, the incumbent, the best other
    recipe, and the CE baseline (measured the same way, for a like-for-like report).
 3. **Confirmation**: each candidate is retrained with ``confirm_seeds`` more seeds at
-   the full epoch budget; its score is the mean over runs (the search run counts when it
-   trained the full budget: under Hyperband it may not have).
+   the full epoch budget, one round of seeds at a time; its score is the mean over runs
+   (the search run counts when it trained the full budget: under Hyperband it may not
+   have). A challenger whose mean is no better than the incumbent's after a round
+   stops there: winning takes a gain of ``Z_CLEAR`` standard errors, which one more run
+   cannot bring from a gain <= 0, so its runs would buy nothing (racing).
 4. **Choice**: the best confirmed candidate replaces the incumbent only if its gain is
    at least ``Z_CLEAR`` standard errors. The standard error combines a *paired*
    bootstrap over validation samples (shared noise cancels) with both sides'
@@ -66,6 +69,8 @@ class Candidate:
     probabilities: list[np.ndarray] = field(default_factory=list)  # raw, to tune the rule
     decision: Decision | None = None
     role: str = ""  # "incumbent", "baseline", both ("incumbent baseline") or ""
+    stopped: bool = False  # left the race behind the incumbent: fewer runs, not chosen
+    unstable: bool = False  # a confirmation run failed: not a config to trust
 
     @property
     def mean(self) -> float:
@@ -118,6 +123,7 @@ class Selection:
                 "confirmed_mean": c.mean,
                 "seed_std": math.sqrt(c.seed_var),
                 "runs": len(c.values),
+                "stopped": c.stopped,
                 "chosen": c is self.chosen,
             }
             for c in self.candidates
@@ -193,13 +199,19 @@ def _candidate(record, role: str, full_epochs: bool) -> Candidate:
     )
 
 
-def confirm(candidates, runner, confirm_seeds: int, seed: int | None) -> list[str]:
-    """Retrain each candidate until it has ``confirm_seeds + 1`` full runs; failures listed."""
+def confirm(candidates, runner, confirm_seeds: int, seed: int | None, maximize=True) -> list[str]:
+    """Retrain the candidates, a round of seeds at a time, until each has ``confirm_seeds + 1``
+    full runs or has stopped behind the incumbent (module docstring, step 3); failures listed."""
     base = 10_000 if seed is None else seed + 10_000
+    target = confirm_seeds + 1
+    done = {id(c): 0 for c in candidates}  # confirmation runs so far: each run's seed index
+    racing = sorted(candidates, key=lambda c: "incumbent" not in c.role)  # incumbent first
     unstable = []
-    for candidate in candidates:
-        k = 0
-        while len(candidate.values) < confirm_seeds + 1:
+    for _ in range(target):
+        for candidate in racing:
+            if candidate.stopped or candidate.unstable or len(candidate.values) >= target:
+                continue
+            k = done[id(candidate)]
             try:
                 outcome = runner.run(
                     candidate.config,
@@ -207,13 +219,29 @@ def confirm(candidates, runner, confirm_seeds: int, seed: int | None) -> list[st
                     seed=base + 97 * k + candidate.trial_number,
                 )
             except Exception as exc:  # e.g. diverges on another seed: not a config to trust
+                candidate.unstable = True
                 unstable.append(f"trial {candidate.trial_number} ({type(exc).__name__}: {exc})")
-                break
-            k += 1
+                continue
+            done[id(candidate)] = k + 1
             candidate.values.append(outcome.value)
             candidate.predictions.append(outcome.y_score)
             candidate.probabilities.append(outcome.y_prob)
+        _stop_the_trailing(racing, maximize, target)
     return unstable
+
+
+def _stop_the_trailing(candidates, maximize: bool, target: int) -> None:
+    """Stop the challengers (neither incumbent nor baseline) no better than the incumbent.
+
+    Both sides need two runs: one search run is a winner's-curse estimate. The baseline
+    runs on, so that it is reported like for like with the pick."""
+    incumbent = next((c for c in candidates if "incumbent" in c.role), None)
+    if incumbent is None or incumbent.unstable or len(incumbent.values) < 2:
+        return
+    sign = 1.0 if maximize else -1.0
+    for c in candidates:
+        if not c.role and not c.unstable and 2 <= len(c.values) < target:
+            c.stopped = c.stopped or sign * (c.mean - incumbent.mean) <= 0
 
 
 def select(
@@ -226,13 +254,16 @@ def select(
         _candidate(record, role, record.epochs_trained in (0, budget))  # 0: not recorded
         for record, role in pick_candidates(records, objective, runner.data.task, maximize)
     ]
-    unstable = confirm(candidates, runner, confirm_seeds, seed)
-    stable = [c for c in candidates if len(c.values) == confirm_seeds + 1]
+    unstable = confirm(candidates, runner, confirm_seeds, seed, maximize)
+    stable = [c for c in candidates if c.values and not c.unstable]
     candidates = stable or [c for c in candidates if c.values]
     y_true = runner.data.validation_targets
     picked = choose(candidates, objective, y_true, runner.context, maximize, seed)
     if picked.chosen.probabilities:
         picked.chosen.decision = runner.fit_decision(*pooled(y_true, picked.chosen.probabilities))
+    stopped = [f"trial {c.trial_number} ({len(c.values)} runs)" for c in candidates if c.stopped]
+    if stopped:
+        picked.reason += "; stopped early, no better than the incumbent: " + ", ".join(stopped)
     if unstable:
         picked.reason += "; dropped as unstable under other seeds: " + ", ".join(unstable)
     return picked
@@ -320,7 +351,8 @@ def _bootstrap_diffs(objective, y_true, a, b, context, maximize, rng, n) -> list
 def choose(candidates, objective, y_true, context, maximize, seed) -> Selection:
     """The incumbent unless the best confirmed candidate beats it clearly."""
     sign = 1.0 if maximize else -1.0
-    leader = max(candidates, key=lambda c: sign * c.mean)
+    racing = [c for c in candidates if not c.stopped] or candidates
+    leader = max(racing, key=lambda c: sign * c.mean)
     incumbent = next((c for c in candidates if "incumbent" in c.role), None)
     if incumbent is None:
         return Selection(leader, leader, candidates, reason="no incumbent to compare with")

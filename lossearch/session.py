@@ -13,6 +13,7 @@ import dataclasses
 import io
 import logging
 import math
+import time
 import warnings
 from typing import NoReturn
 
@@ -64,6 +65,7 @@ class SearchSession:
         driver.join()
         with driver.exclusive():  # workers starting together share one parent run
             parent_id = self._open_parent()
+        started = time.perf_counter()
         try:
             driver.run(
                 s.n_trials, timeout=s.timeout, n_jobs=s.n_jobs, show_progress=s.show_progress
@@ -91,7 +93,7 @@ class SearchSession:
                 driver.name,
             )
             selection = "best"
-        result = self._result(records, selection, parent_id)
+        result = self._result(records, selection, parent_id, time.perf_counter() - started)
         if closes:
             self._finish(result)
         return result
@@ -212,6 +214,7 @@ class SearchSession:
         }
         if result.baseline_value is not None:
             metrics["baseline_value"] = result.baseline_value
+        metrics.update({f"seconds_{phase}": value for phase, value in result.seconds.items()})
         self.tracker.log_search_metrics(metrics)
         self.tracker.set_parent_tag("best_loss", result.best_config.describe())
         self._log_model(result)
@@ -219,14 +222,20 @@ class SearchSession:
 
     # -- the choice and the result -------------------------------------------------------------
 
-    def _result(self, records: list[TrialRecord], selection: str, parent_id) -> SearchResult:
+    def _result(
+        self, records: list[TrialRecord], selection: str, parent_id, search_seconds: float
+    ) -> SearchResult:
+        started = time.perf_counter()
         picked = self._choose(records, selection)
+        seconds = {"search": search_seconds, "confirmation": time.perf_counter() - started}
         chosen = next(r for r in records if r.number == picked["trial"])
         baseline = baseline_record(records)
         notes = validation_warnings(self.data, records, self.runner.objective)
         for note in notes:
             warnings.warn(note, UserWarning, stacklevel=5)  # the caller of optimize
+        started = time.perf_counter()
         trained = self._refit(chosen, notes) if self.settings.refit else None
+        seconds["refit"] = time.perf_counter() - started
         model = trained
         if trained is not None and picked["decision"] is not None:
             model = with_decision(trained, picked["decision"], from_logits=self.runner.from_logits)
@@ -250,6 +259,7 @@ class SearchSession:
             class_counts=self.data.class_counts,
             validation_counts=validation_support(self.data),
             best_hp=dict(chosen.hp_values),
+            seconds=seconds,
         )
 
     def _refit(self, chosen: TrialRecord, notes: list[str]) -> keras.Model | None:

@@ -81,6 +81,10 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     assert parent.params["objective"] == "balanced_accuracy"
     assert parent.params["n_trials"] == "8" and parent.params["epochs"] == "3"
     assert json.loads(parent.params["class_counts"])["9"] >= 1
+    # where the time went, per phase, in the result and on the parent run
+    assert set(result.seconds) == {"search", "confirmation", "refit"}
+    assert all(value > 0 for value in result.seconds.values())
+    assert {f"seconds_{k}": v for k, v in result.seconds.items()}.items() <= parent.metrics.items()
     # Params spell absent values and flags the way the JSON artifacts do, one way only.
     every_param = [v for run in [*parents, *children] for v in run.data.params.values()]
     assert not {"None", "True", "False"} & set(every_param)
@@ -102,6 +106,7 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     labels = y[:32]
     assert float(rebuilt(labels, logits)) == float(result.best_config.build()(labels, logits))
     assert "best:" in result.summary() and "recall(CE)" in result.summary()
+    assert "time:      search " in result.summary()
 
 
 @pytest.mark.slow

@@ -138,9 +138,63 @@ def test_candidates_within_noise_of_each_other_keep_the_incumbent():
     assert picked.leader is not picked.chosen  # someone else confirmed highest ...
     assert picked.chosen.recipe == "logit_adjusted"  # ... but not clearly
     assert "incumbent" in picked.reason and "within" in picked.reason
-    assert all(len(c.values) == 3 for c in picked.candidates)  # like for like
+    # like for like: the pick and the baseline have every run; a challenger has them too
+    # unless it stopped behind the incumbent
     assert picked.baseline.recipe == "ce_baseline" and len(picked.baseline.values) == 3
+    assert len(picked.chosen.values) == 3
+    assert all(len(c.values) == (2 if c.stopped else 3) for c in picked.candidates)
     assert picked.chosen.decision is not None and picked.chosen.decision.kind == "logit_adjustment"
+
+
+def _scripted_values(records, values_by_number, y):
+    """Each record's search value, then its confirmation values, from ``values_by_number``."""
+    scripted = {}
+    for r in records:
+        first, *rest = values_by_number[r.number]
+        r.value, r.y_prob = first, _run(y, r.number)[1]
+        r.y_score = r.y_prob
+        scripted[r.config.describe()] = [
+            (v, _run(y, 100 + 10 * r.number + i)[1]) for i, v in enumerate(rest)
+        ]
+    return scripted
+
+
+def test_a_challenger_behind_the_incumbent_stops_early_and_a_clear_one_runs_on_and_wins():
+    y = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0, 0])
+    values = {
+        0: [0.60, 0.61, 0.59],  # the baseline: below the incumbent, runs on all the same
+        1: [0.70, 0.70, 0.71],  # the incumbent
+        2: [0.80, 0.55, 0.63],  # a lucky search run: behind after its first confirmation
+        3: [0.95, 0.94, 0.96],  # clearly better
+    }
+    runner = FakeRunner("multiclass", y, _scripted_values(records, values, y))
+    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
+    by_number = {c.trial_number: c for c in picked.candidates}
+    assert by_number[2].stopped and len(by_number[2].values) == 2
+    assert runner.calls.count(records[2].config.describe()) == 1
+    assert [len(by_number[n].values) for n in (0, 1, 3)] == [3, 3, 3]
+    assert not any(by_number[n].stopped for n in (0, 1, 3))
+    assert picked.chosen is by_number[3] and "challenger" in picked.reason
+    assert "stopped early" in picked.reason and "trial 2 (2 runs)" in picked.reason
+    assert {row["trial"]: row["stopped"] for row in picked.table()}[2] is True
+    # with one confirmation seed there is no round after which to stop
+    records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0, 0])
+    runner = FakeRunner("multiclass", y, _scripted_values(records, values, y))
+    picked = select(records, runner, BACC, confirm_seeds=1, seed=0)
+    assert all(len(c.values) == 2 and not c.stopped for c in picked.candidates)
+
+
+def test_a_stopped_challenger_is_never_the_leader():
+    """Its mean may pass the incumbent's after the incumbent's last run: it still had fewer."""
+    y = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0])
+    values = {0: [0.5, 0.5, 0.5], 1: [0.80, 0.80, 0.50], 2: [0.80, 0.79, 0.0]}
+    runner = FakeRunner("multiclass", y, _scripted_values(records, values, y))
+    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
+    stopped = next(c for c in picked.candidates if c.trial_number == 2)
+    assert stopped.stopped and stopped.mean > picked.chosen.mean
+    assert picked.leader is not stopped and picked.chosen.recipe == "logit_adjusted"
 
 
 def test_a_short_search_run_is_replaced_by_a_full_confirmation_run():

@@ -79,6 +79,9 @@ def test_binary_streaming_metrics_equal_scikit_learn():
     pred = (np.asarray(model.predict(x, verbose=0)).ravel() > 0).astype(int)
     for name, value in _expected(y.astype(int), pred, 2, [1]).items():
         assert logs[name] == pytest.approx(value, abs=1e-6), name
+    # integer 0/1 labels, as numpy gives them, count the same
+    as_ints = model.evaluate(x, y.astype("int64"), batch_size=20, verbose=0, return_dict=True)
+    assert as_ints == pytest.approx(logs)
 
 
 def test_state_resets_and_serializes():

@@ -42,7 +42,8 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
         y_true = ops.convert_to_tensor(y_true)
         if y_pred.shape[-1] == 1 or len(y_pred.shape) == 1:  # one sigmoid / logit unit
             predicted = ops.cast(ops.reshape(y_pred, (-1,)) > self.threshold, "int32")
-            actual = ops.cast(ops.reshape(y_true, (-1,)) > 0.5, "int32")
+            # integer labels too: Keras compares tensors of one dtype only
+            actual = ops.cast(ops.cast(ops.reshape(y_true, (-1,)), "float32") > 0.5, "int32")
             return actual, predicted
         predicted = ops.reshape(ops.argmax(y_pred, axis=-1), (-1,))
         if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == y_pred.shape[-1]:
