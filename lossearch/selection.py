@@ -199,7 +199,9 @@ def _candidate(record, role: str, full_epochs: bool) -> Candidate:
     )
 
 
-def confirm(candidates, runner, confirm_seeds: int, seed: int | None, maximize=True) -> list[str]:
+def confirm(
+    candidates, runner, confirm_seeds: int, seed: int | None, maximize: bool = True
+) -> list[str]:
     """Retrain the candidates, a round of seeds at a time, until each has ``confirm_seeds + 1``
     full runs or has stopped behind the incumbent (module docstring, step 3); failures listed."""
     base = 10_000 if seed is None else seed + 10_000
