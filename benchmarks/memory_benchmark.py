@@ -179,7 +179,7 @@ def main(argv=None):
         trials, recycle, folder = args.child
         print(json.dumps(search_child(int(trials), int(recycle), folder)))
         return 0
-    from sections import machine, write_section
+    from sections import machine, publish
 
     saved = RESULTS / "memory_benchmark.json"
     if not args.render:
@@ -193,9 +193,7 @@ def main(argv=None):
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(result, indent=2))
-    text = render(json.loads(saved.read_text()))
-    write_section("memory", text)
-    print(text)
+    publish("memory", saved, render)
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).parent.parent / "BENCHMARKS.md"
@@ -36,6 +38,14 @@ def write_section(name: str, text: str, path: Path = BENCHMARKS) -> None:
     names = [n for n in ORDER if n in sections] + [n for n in sections if n not in ORDER]
     body = "\n\n".join(f"<!-- {n}:start -->\n{sections[n]}\n<!-- {n}:end -->" for n in names)
     path.write_text(body + "\n")
+
+
+def publish(name: str, saved: Path, render: Callable[[dict], str]) -> str:
+    """Render the figures saved as JSON at ``saved`` into section ``name``; print the text."""
+    text = render(json.loads(saved.read_text()))
+    write_section(name, text)
+    print(text)
+    return text
 
 
 def _read(path: Path) -> dict[str, str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from efficacy import run_job  # noqa: E402
-from sections import machine, write_section  # noqa: E402
+from sections import machine, publish  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -230,9 +230,7 @@ def main(argv=None) -> int:
             "rows": measure(args.trials, args.epochs, args.seeds, args.jobs, args.methods),
         }
         path.write_text(json.dumps(saved, indent=1))
-    text = render(json.loads(path.read_text()))
-    write_section("time-to-pick", text)
-    print(text)
+    publish("time-to-pick", path, render)
     return 0
 
 
