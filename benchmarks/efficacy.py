@@ -174,12 +174,12 @@ def run_lossearch(setting, budget, seed, cv="auto", pruner=None):
         "scores_without_decision": test_scores(setting, raw(setting.x_test)),
         "pick": result.best_config.describe(),
         "decision": result.best_config.decision.describe() if result.best_config.decision else "",
-        "reason": result.selection.get("reason", ""),
+        "reason": result.selection.reason,
         "phases": {**result.seconds, "search_recipes": _recipe_seconds(result.study)},
         "trial_cost": trial_cost(result.study),
         "confirmation": [
             {k: row[k] for k in ("trial", "recipe", "role", "runs", "stopped", "confirmed_mean")}
-            for row in result.selection.get("table", [])
+            for row in result.selection.table
         ],
     }
 

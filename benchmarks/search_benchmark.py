@@ -157,7 +157,7 @@ def quality(imbalances, seeds, n_trials, epochs, batch_size, tracking_uri):
                     "counts": counts,
                     "scores": scores,
                     "lossearch_pick": result.best_config.describe(),
-                    "lossearch_reason": result.selection.get("reason", ""),
+                    "lossearch_reason": result.selection.reason,
                     "plain_pick": plain.describe(),
                     "lossearch_seconds": search_seconds,
                 }

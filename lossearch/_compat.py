@@ -23,6 +23,16 @@ def compile_arguments(model) -> dict | None:
     return dict(config.config)
 
 
+def keras_logits(y_pred) -> Any:
+    """The logits Keras attached to a softmax or sigmoid output, or ``None``.
+
+    On the TensorFlow backend, Keras's ``softmax`` / ``sigmoid`` keep their input on the
+    output tensor as ``_keras_logits`` and Keras's own cross-entropies read it, so that
+    ``log p`` is exact rather than ``log`` of a clipped ``p``. There is no public accessor.
+    """
+    return getattr(y_pred, "_keras_logits", None)
+
+
 def dataset_input(dataset, context: str):
     """An MLflow ``DatasetInput`` for ``MlflowClient.log_inputs``.
 

@@ -149,25 +149,35 @@ def _as_constraint(item) -> Constraint:
     raise TypeError(f"not a constraint: {item!r}")
 
 
-def check(name: str, value: Any, constraints: Iterable) -> None:
-    """Raise ``ValueError`` unless ``value`` meets one of ``constraints``."""
+def problem(value: Any, constraints: Iterable) -> str | None:
+    """``"expected ... or ..."`` when ``value`` meets none of ``constraints``, else None."""
     parsed = [_as_constraint(c) for c in constraints]
     if any(c.holds(value) for c in parsed):
-        return
-    wanted = [c.describe() for c in parsed if not (isinstance(c, Options) and c.values == (None,))]
+        return None
     none_ok = any(isinstance(c, Options) and c.values == (None,) for c in parsed)
-    phrase = " or ".join(wanted) + (" or None" if none_ok else "")
-    raise ValueError(f"{name}: expected {phrase}, got {value!r}.")
+    wanted = [c.describe() for c in parsed if not (isinstance(c, Options) and c.values == (None,))]
+    return "expected " + " or ".join(wanted) + (" or None" if none_ok else "")
 
 
-def validate_params(constraints: dict[str, list]) -> Callable:
-    """Decorate a function so that its arguments are checked against ``constraints``."""
+def check(name: str, value: Any, constraints: Iterable) -> None:
+    """Raise ``ValueError`` unless ``value`` meets one of ``constraints``."""
+    wrong = problem(value, constraints)
+    if wrong:
+        raise ValueError(f"{name}: {wrong}, got {value!r}.")
+
+
+def validate_params(constraints: dict[str, list], *, complete: bool = False) -> Callable:
+    """Decorate a function so that its arguments are checked against ``constraints``;
+    ``complete`` requires a constraint for every parameter (a ``TypeError`` at import)."""
 
     def decorate(function):
         signature = inspect.signature(function)
         unknown = set(constraints) - set(signature.parameters)
         if unknown:
             raise TypeError(f"{function.__qualname__}: constraints for unknown {sorted(unknown)}")
+        missing = set(signature.parameters) - set(constraints)
+        if complete and missing:
+            raise TypeError(f"{function.__qualname__}: no constraint for {sorted(missing)}")
 
         @functools.wraps(function)
         def checked(*args, **kwargs):

@@ -15,6 +15,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from lossearch._secrets import mask_credentials  # noqa: E402 - after the log level
+from lossearch.arguments import OPTIMIZE_ARGUMENTS, cli_options  # noqa: E402
+
 # A worker trains in child processes replaced this often: flat memory over a long
 # search for ~8 s of start-up per replacement (figures in BENCHMARKS.md, "Memory").
 WORKER_RECYCLE_EVERY = 25
@@ -52,114 +55,49 @@ def _load_attr(spec: str, option: str):
     return getattr(module, attr)
 
 
-def _search_arguments(
-    parser: argparse.ArgumentParser, trials: int, epochs: int, space: str, *, worker=False
-):
-    """The arguments of every search command; a worker must name a shared study, and
-    samples on a seed of its own unless given one."""
-    parser.add_argument("--space", default=space, help="bundled name or YAML path")
-    parser.add_argument("--objective", default=None, help="e.g. balanced_accuracy, pr_auc")
-    parser.add_argument("--trials", type=POSITIVE, default=trials, help="finished trials to run")
-    parser.add_argument("--epochs", type=POSITIVE, default=epochs, help="epochs per trial")
-    parser.add_argument(
-        "--timeout", type=SECONDS, default=None, help="seconds after which no trial starts"
-    )
-    parser.add_argument("--batch-size", type=POSITIVE, default=32, help="batch size of fit")
-    parser.add_argument(
-        "--cv", type=_folds, default="auto", help="folds, 'auto' or 0 for one hold-out split"
-    )
-    parser.add_argument(
-        "--validation", type=FRACTION, default=None, help="hold-out fraction (None: 0.2)"
-    )
-    parser.add_argument("--storage", default=None, required=worker, help="Optuna storage URL")
-    parser.add_argument("--study", default=None, required=worker, help="study name (resumable)")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    parser.add_argument("--experiment", default="lossearch", help="MLflow experiment name")
-    parser.add_argument(
-        "--seed", type=int, default=None if worker else 0, help="seeds splits and trials"
-    )
+def _search_arguments(parser: argparse.ArgumentParser, *, worker: bool = False, **defaults):
+    """The options of every search command: ``optimize``'s arguments that have one, as
+    :mod:`lossearch.arguments` declares them, with this command's ``defaults``. A worker
+    must name a shared study."""
+    for argument in OPTIMIZE_ARGUMENTS.values():
+        if argument.flag is None:
+            continue
+        options = cli_options(argument)
+        if argument.name in defaults:
+            options["default"] = defaults[argument.name]
+        if worker and argument.name in ("storage", "study_name"):
+            options["required"] = True
+        parser.add_argument(argument.flag, **options)
     parser.add_argument(
         "-o", "--output", default="best_loss.json", help="where to write the best loss"
     )
     parser.add_argument("--report", default=None, help="also write an HTML report to this path")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--selection", default="robust", choices=["robust", "best"], help="see optimize()"
-    )
-    parser.add_argument(
-        "--confirm-seeds",
-        type=NON_NEGATIVE,
-        default=2,
-        help="extra seeds each candidate is retrained on before the pick (0: none)",
-    )
-    parser.add_argument(
-        "--register-model",
-        default=None,
-        metavar="NAME",
-        help="retrain the pick, log it to MLflow and register it in the model registry as NAME",
-    )
-    parser.add_argument(
-        "--recycle-every",
-        type=NON_NEGATIVE,
-        default=WORKER_RECYCLE_EVERY if worker else 0,
-        metavar="N",
-        help="train in a child process replaced every N trainings, for flat memory (0: in "
-        "this process)",
-    )
-    parser.add_argument(
-        "--no-decision",
-        action="store_true",
-        help="keep arg-max / 0.5 instead of tuning a decision rule (see optimize(decision=))",
-    )
 
 
-def _number(kind, low: float, low_open: bool = False, high: float | None = None):
-    """An argparse type: ``kind`` in ``[low, high)`` (``(low, ...`` when ``low_open``)."""
-    below = f"> {low}" if low_open else f">= {low}"
-    expected = f"a number {below}" + (f" and < {high}" if high is not None else "")
-    if kind is int:
-        expected = expected.replace("a number", "a whole number")
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < low or (low_open and value == low) or (high is not None and value >= high):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
-
-
-POSITIVE, NON_NEGATIVE = _number(int, 1), _number(int, 0)
-SECONDS, FRACTION = _number(float, 0, low_open=True), _number(float, 0, True, high=1)
-
-
-def _folds(text: str) -> int | str:
-    """``--cv``: a number of folds or ``auto``."""
-    if text == "auto":
-        return text
+def _positive(text: str) -> int:
+    """An argparse type for the worker's own options: a whole number >= 1."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of folds or 'auto', got {text!r}"
-        ) from None
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _worker_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--threads", type=POSITIVE, default=None, help="numeric threads per worker")
+    parser.add_argument(
+        "--threads", type=_positive, default=None, help="numeric threads per worker"
+    )
     parser.add_argument(
         "--heartbeat-interval",
-        type=POSITIVE,
+        type=_positive,
         default=None,
         help="seconds between heartbeats of a running trial (RDB storages; default 30)",
     )
     parser.add_argument(
         "--grace-period",
-        type=POSITIVE,
+        type=_positive,
         default=None,
         help="seconds without heartbeat before a trial is failed and retried (default 4x)",
     )
@@ -189,30 +127,15 @@ def _check_output(option: str, path: str | None) -> None:
 def _run_search(build_model, data, args, refit: bool, class_names=None, storage=None):
     import lossearch
 
+    arguments = {name: getattr(args, name) for name, a in OPTIMIZE_ARGUMENTS.items() if a.flag}
+    if storage is not None:
+        arguments["storage"] = storage  # opened with the worker's heartbeat settings
     result = lossearch.optimize(
         build_model,
         data,
-        space=args.space,
-        objective=args.objective,
-        n_trials=args.trials,
-        timeout=args.timeout,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        cv=args.cv or None,
-        validation=args.validation,
-        storage=storage or args.storage,
-        study_name=args.study,
-        selection=args.selection,
-        confirm_seeds=args.confirm_seeds,
-        decision=not args.no_decision,
-        registered_model_name=args.register_model,
-        tracking_uri=args.tracking_uri,
-        experiment_name=args.experiment,
-        seed=args.seed,
-        refit=refit or args.register_model is not None,
-        show_progress=not args.no_progress,
+        **arguments,
+        refit=refit or args.registered_model_name is not None,
         class_names=class_names,
-        recycle_every=args.recycle_every or None,
     )
     print()
     print(result.summary())
@@ -220,14 +143,12 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
     print(f"\nbest loss written to {args.output}  (rebuild: lossearch.load_loss({args.output!r}))")
     if args.report:
         print(f"report written to {result.report(args.report)}")
-    _print_mlflow_hint(result, args.experiment)
+    _print_mlflow_hint(result, args.experiment_name)
     return result
 
 
 def _print_mlflow_hint(result, experiment: str):
     import mlflow
-
-    from lossearch.tracking import mask_credentials
 
     uri = mlflow.get_tracking_uri()
     if result.model_uri:
@@ -235,8 +156,7 @@ def _print_mlflow_hint(result, experiment: str):
             f"model logged as {result.model_uri}  (load: import lossearch, then "
             f"mlflow.keras.load_model({result.model_uri!r}))"
         )
-    run = mlflow.MlflowClient(uri).get_run(result.mlflow_run_id)
-    page = f"#/experiments/{run.info.experiment_id}/runs"
+    page = f"#/experiments/{result.mlflow_experiment_id}/runs"
     if uri.startswith("http"):
         print(
             f"MLflow: open {mask_credentials(uri).rstrip('/')}/{page} (experiment {experiment!r})."
@@ -284,7 +204,7 @@ def cmd_demo(args):
     counts = ", ".join(str(int((y == c).sum())) for c in range(10))
     print(
         f"lossearch demo: long-tailed digits (imbalance {args.imbalance:g}; class counts {counts}),"
-        f" space {args.space!r}, {args.trials} trials of {args.epochs} epochs"
+        f" space {args.space!r}, {args.n_trials} trials of {args.epochs} epochs"
     )
     _run_search(
         build_model, (x, y), args, refit=False, class_names=[f"digit{c}" for c in range(10)]
@@ -319,7 +239,7 @@ def cmd_sync_mlflow(args):
 
 
 def cmd_export(args):
-    from lossearch.records import load_best_config
+    from lossearch.stored import load_best_config
 
     config = load_best_config(args.storage, args.study)
     config.to_json(args.output)
@@ -327,11 +247,12 @@ def cmd_export(args):
 
 
 def cmd_report(args):
-    from lossearch.report import ReportContent, write_report
+    from lossearch.report import write_report
+    from lossearch.stored import StoredStudy
 
-    content = ReportContent.from_study(args.storage, args.study)
+    summary = StoredStudy.load(args.storage, args.study).summary()
     print(
-        f"{content.best_config.describe()}\nreport written to {write_report(content, args.output)}"
+        f"{summary.best_config.describe()}\nreport written to {write_report(summary, args.output)}"
     )
 
 
@@ -379,7 +300,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
-    _search_arguments(demo, trials=20, epochs=15, space="quick")
+    _search_arguments(demo, n_trials=20, epochs=15, space="quick", seed=0)
     demo.add_argument(
         "--imbalance",
         type=float,
@@ -392,7 +313,7 @@ def make_parser() -> argparse.ArgumentParser:
     opt = sub.add_parser("optimize", help="search a loss for your model and data")
     opt.add_argument("build_model", help="MODULE:build_model")
     opt.add_argument("--data", required=True, help="MODULE:load_data (returns data for optimize)")
-    _search_arguments(opt, trials=30, epochs=20, space="default")
+    _search_arguments(opt, seed=0)
     opt.set_defaults(func=cmd_optimize)
 
     worker = sub.add_parser(
@@ -400,7 +321,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("build_model", help="MODULE:build_model")
     worker.add_argument("--data", required=True, help="MODULE:load_data (returns data)")
-    _search_arguments(worker, trials=30, epochs=20, space="default", worker=True)
+    _search_arguments(worker, worker=True, recycle_every=WORKER_RECYCLE_EVERY)
     _worker_arguments(worker)
     worker.set_defaults(func=cmd_worker)
 
@@ -448,8 +369,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: Exception) -> str:
-    from lossearch.tracking import mask_credentials
-
     text = " ".join(str(exc).split()).removeprefix("lossearch: ") or "(no message)"
     if not isinstance(exc, ValueError | RuntimeError):  # lossearch's own say what they are
         text = f"{type(exc).__name__}: {text}"

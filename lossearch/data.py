@@ -18,6 +18,7 @@ LABEL_FORMATS = ("sparse", "onehot", "binary", "multihot")
 # warns, and cv="auto" scores out-of-fold instead.
 MIN_VALIDATION_SUPPORT = 5
 AUTO_FOLDS = 3
+DEFAULT_VALIDATION = 0.2  # the hold-out fraction when validation= is not given
 
 
 @dataclass
@@ -47,6 +48,7 @@ class PreparedData:
     cv: int | None = None
     datasets: tuple[Any, Any] | None = None
     n_samples: int = 0  # samples a trial trains on (the first split's)
+    validation: float | None = None  # the hold-out fraction (None: folds or a given set)
     cv_note: str = ""  # why cv="auto" chose out-of-fold scoring
 
     @property
@@ -284,7 +286,8 @@ def prepare_data(
     if cv is not None:
         prepared.splits = _fold_splits(x, y, key, per_class, cv, seed)
     else:
-        prepared.splits = _holdout_split(x, y, key, per_class, validation, names, seed)
+        prepared.validation = DEFAULT_VALIDATION if validation is None else validation
+        prepared.splits = _holdout_split(x, y, key, per_class, prepared.validation, names, seed)
     # Class counts of the data a trial trains on (with cv, the first fold's: n * (k-1)/k).
     hint = "Lower cv=." if cv else "Use a larger validation= fraction, or cv= for tiny classes."
     first = prepared.splits[0]
@@ -331,8 +334,7 @@ def _holdout_split(x, y, key, per_class, validation, names, seed) -> list[Split]
             f"data: class {rare!r} has fewer than 2 samples, so a validation split cannot hold it "
             "on both sides; pass an explicit validation set or collect more samples."
         )
-    fraction = 0.2 if validation is None else validation
-    train_idx, val_idx = stratified_holdout(key, fraction, seed)
+    train_idx, val_idx = stratified_holdout(key, validation, seed)
     return [Split(x[train_idx], y[train_idx], x[val_idx], y[val_idx])]
 
 
@@ -342,7 +344,7 @@ def auto_folds(per_class: np.ndarray, names: list[str]) -> tuple[int | None, str
     Returns the folds (``None``: keep the hold-out) and a sentence saying why.
     """
     present = per_class > 0
-    held_out = np.maximum(1, np.round(0.2 * per_class))  # as stratified_holdout does
+    held_out = np.maximum(1, np.round(DEFAULT_VALIDATION * per_class))  # as stratified_holdout
     thin = present & (held_out < MIN_VALIDATION_SUPPORT)
     smallest = int(per_class[present].min()) if present.any() else 0
     if not thin.any() or smallest < 2:

@@ -10,9 +10,10 @@ tunes it on the validation predictions of every trial and exports it with the lo
   other class-averaged metrics this is the smooth, proper counterpart of the metric,
   so ``tau`` does not chase the one or two validation samples of a tail class.
   A model trained with the logit-adjusted loss gets ``tau`` near 0; plain CE near 1.
-* **binary and multi-label**: a decision threshold per output. For G-mean and
-  balanced accuracy (and threshold-free objectives such as PR-AUC) it is the
-  logit shift that minimises the class-balanced log-loss; for F1 objectives it
+* **binary and multi-label**: a decision threshold per output, by the objective's
+  ``threshold_rule`` (:mod:`lossearch.metrics.objectives`): ``"balanced_log_loss"``
+  (G-mean, balanced accuracy, and threshold-free objectives such as PR-AUC) takes the
+  logit shift that minimises the class-balanced log-loss; ``"f1"`` (F1 objectives)
   maximises F1 on validation.
 
 Like the choice of the config, a tuned rule replaces the model's own arg-max / 0.5 only when
@@ -48,7 +49,7 @@ KINDS = ("logit_adjustment", "threshold")
 TAU_GRID = tuple(np.round(np.arange(0.0, 2.01, 0.1), 2).tolist())
 # logit shifts for thresholds: sigmoid(shift) spans about 0.007 to 0.993
 SHIFT_GRID = tuple(np.round(np.arange(-5.0, 5.01, 0.1), 2).tolist())
-F1_OBJECTIVES = ("minority_f1", "macro_f1")
+THRESHOLD_RULES = ("balanced_log_loss", "f1")
 EPS = 1e-7
 
 
@@ -181,12 +182,12 @@ def _f1(y, pred) -> float:
     return 2 * tp / denom if denom else 0.0
 
 
-def _best_shift(y: np.ndarray, p: np.ndarray, metric: str) -> float:
+def _best_shift(y: np.ndarray, p: np.ndarray, threshold_rule: str) -> float:
     """The threshold of one binary output (see the module docstring)."""
     if not y.any() or y.all():
         return 0.5  # nothing to tune on
     z = _logit(p)
-    if metric in F1_OBJECTIVES:
+    if threshold_rule == "f1":
         scores = [_f1(y, (z >= s).astype(int)) for s in SHIFT_GRID]
         best = max(scores)
         # the middle of the best plateau: less sensitive to one validation sample
@@ -212,8 +213,11 @@ def fit_decision(
     task: str,
     class_counts: Sequence[int],
     metric: str,
+    threshold_rule: str = "balanced_log_loss",
 ) -> Decision:
-    """The decision rule for these validation predictions (see the module docstring).
+    """The decision rule for these validation predictions (see the module docstring);
+    ``metric`` names the objective it is for, ``threshold_rule`` (one of
+    :data:`THRESHOLD_RULES`) how a binary threshold is tuned.
 
     Example:
         >>> y = np.array([0, 0, 0, 1]); p = np.array([[.9, .1], [.8, .2], [.7, .3], [.6, .4]])
@@ -236,7 +240,11 @@ def fit_decision(
         return Decision.logit_adjustment(tau, class_counts, metric=metric)
     y = y_true.reshape(len(y_true), -1).astype(np.int64)
     p = y_prob.reshape(len(y_prob), -1)
-    thresholds = [_best_shift(y[:, j], p[:, j], metric) for j in range(p.shape[1])]
+    if threshold_rule not in THRESHOLD_RULES:
+        raise ValueError(
+            f"threshold_rule: expected one of {list(THRESHOLD_RULES)}, got {threshold_rule!r}."
+        )
+    thresholds = [_best_shift(y[:, j], p[:, j], threshold_rule) for j in range(p.shape[1])]
     return Decision.thresholds([min(max(t, 1e-3), 1 - 1e-3) for t in thresholds], metric=metric)
 
 

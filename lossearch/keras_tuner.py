@@ -12,9 +12,10 @@ Example:
 The space's loss parameters become ``hp.Choice`` / ``hp.Float`` with
 ``conditional_scope`` for family- and scheme-specific ones, beside the
 hyperparameters your ``build_model(hp)`` defines. The model is compiled with the
-drawn loss and with streaming minority metrics (``balanced_accuracy``,
-``macro_f1``, ``minority_recall``, ``worst_class_recall``, ``g_mean``), so the
-epoch logs carry ``val_balanced_accuracy`` and friends for the tuner's objective.
+drawn loss and with the streaming metric of every registered objective that has one
+(``balanced_accuracy``, ``macro_f1``, ``minority_recall``, ``worst_class_recall``,
+``g_mean``), so the epoch logs carry ``val_balanced_accuracy`` and friends for the
+tuner's objective.
 Deferred re-weighting callbacks reach ``fit`` through :meth:`LossHyperModel.fit`.
 """
 
@@ -30,14 +31,7 @@ import keras_tuner as kt
 from lossearch._validation import Interval, Options, validate_params
 from lossearch.callbacks import callbacks_for
 from lossearch.config import LossConfig
-from lossearch.metrics import default_minority_classes
-from lossearch.metrics.streaming import (
-    BalancedAccuracy,
-    GMean,
-    MacroF1,
-    MinorityRecall,
-    WorstClassRecall,
-)
+from lossearch.metrics import OBJECTIVES, default_minority_classes
 from lossearch.models import TASKS, compile_with_loss, loss_facts, model_builder, probe_model
 from lossearch.search_space import SearchSpace
 from lossearch.weights import check_counts
@@ -163,17 +157,16 @@ class LossHyperModel(kt.HyperModel):
         return self.space.sample(KerasTunerSource(hp), **self.facts)
 
     def _metrics(self):
+        """Every registered objective with a streaming metric, so that the epoch logs
+        carry ``val_<name>`` for the tuner's objective."""
         if self.task == "multilabel":
             return []  # the confusion-matrix metrics are single-label
-        classes = len(self.class_counts)
-        threshold = 0.0 if self.from_logits else 0.5
-        return [
-            BalancedAccuracy(classes, threshold),
-            MacroF1(classes, threshold),
-            MinorityRecall(classes, self.minority_classes, threshold),
-            WorstClassRecall(classes, threshold),
-            GMean(classes, threshold),
-        ]
+        classes, threshold = len(self.class_counts), 0.0 if self.from_logits else 0.5
+        metrics = (
+            o.streaming_metric(classes, self.minority_classes, threshold)
+            for o in OBJECTIVES.values()
+        )
+        return [m for m in metrics if m is not None]
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         model = self._user_build(hp)

@@ -1,6 +1,6 @@
 """The refit model as an MLflow model on the search's parent run.
 
-``mlflow.keras.log_model`` (through :func:`lossearch._compat.log_keras_model`) writes the
+``mlflow.keras.log_model`` (through ``Tracker.log_model``) writes the
 ``.keras`` file (its last layer applies the tuned decision rule; its compile config holds
 the chosen loss), a signature and an input example taken from the validation data, and
 the loss config again as readable metadata. Loading it back (``mlflow.keras.load_model``
@@ -10,7 +10,6 @@ custom classes that are registered, and it imports no module but its own to find
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
@@ -19,11 +18,9 @@ import keras
 import mlflow
 import numpy as np
 
-from lossearch import _compat
 from lossearch.config import LossConfig
-from lossearch.tracking import Tracker, mask_credentials
+from lossearch.tracking import Tracker
 
-log = logging.getLogger("lossearch")
 MODEL_NAME = "model"  # the model's name on the parent run: runs:/<parent>/model
 EXAMPLE_ROWS = 5
 
@@ -83,28 +80,13 @@ def log_keras_model(
     signature = None
     if example is not None:
         signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
-    try:
-        # log_model writes to the active run; the parent run is made active only for this
-        # (nested when the caller has a run of its own open).
-        with (
-            mlflow.start_run(run_id=tracker.parent_id, nested=mlflow.active_run() is not None),
-            _quiet_predict(),  # MLflow predicts on the example to check it: no progress bar
-        ):
-            info = _compat.log_keras_model(
-                model=model,
-                name=MODEL_NAME,
-                signature=signature,
-                input_example=example,
-                pip_requirements=requirements(),
-                metadata={"lossearch.loss": config.to_dict()},  # its decision rule included
-                registered_model_name=registered_model_name,
-            )
-    except Exception as exc:
-        log.warning(
-            "lossearch: the refit model could not be logged to MLflow (%s: %s); the search's "
-            "results are kept. Save it with result.model.save(...) instead.",
-            type(exc).__name__,
-            mask_credentials(str(exc)).splitlines()[0][:300] if str(exc) else "",
+    with _quiet_predict():  # MLflow predicts on the example to check it: no progress bar
+        return tracker.log_model(
+            model=model,
+            name=MODEL_NAME,
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements(),
+            metadata={"lossearch.loss": config.to_dict()},  # its decision rule included
+            registered_model_name=registered_model_name,
         )
-        return None
-    return info.model_uri

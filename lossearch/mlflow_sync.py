@@ -10,14 +10,17 @@ completed in place. Running it twice changes nothing the second time.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
 
 from lossearch import records as keys
+from lossearch._secrets import mask_credentials
 from lossearch._validation import NON_EMPTY_STR, validate_params
-from lossearch.records import StoredStudy, config_of, record_of, user_hp_values
-from lossearch.tracking import Tracker, TrialRun, mask_credentials
+from lossearch.records import config_of, record_of, user_hp_values
+from lossearch.stored import StoredStudy
+from lossearch.tracking import Tracker, TrialRun
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -61,9 +64,9 @@ def sync_mlflow(
             "config); sync-mlflow logs lossearch searches only."
         )
     tracker = Tracker(tracking_uri, experiment_name)  # fails fast when unreachable
-    parent_id = open_parent(tracker, study, storage=storage)
+    parent_id = open_parent(tracker, stored, storage=mask_credentials(storage))
     report = SyncReport(parent_id)
-    existing = _children_by_trial(tracker, parent_id)
+    existing = tracker.trial_runs()
     for trial in ours:  # a trial the user added by hand has no loss to log
         run = existing.get(trial.number)
         if run is not None and run.info.status != "RUNNING":
@@ -87,20 +90,17 @@ def sync_mlflow(
     return report
 
 
-def open_parent(tracker: Tracker, study, *, storage: str | None = None) -> str:
-    """The study's MLflow parent run, reopened; a new one (saved in the study) when the
-    study has none or MLflow lost it."""
-    parent_id = study.user_attrs.get(keys.PARENT_RUN)
-    if tracker.reopen_search(parent_id):
-        return parent_id
-    name = study.study_name
-    tags = {"study_name": name, "lossearch.synced": "true"}
-    if storage is not None:
-        tags["storage"] = storage
-    parent_id = tracker.start_search(
-        run_name=name, params={"study_name": name, "backend": "optuna"}, tags=tags
+def open_parent(tracker: Tracker, stored: StoredStudy, *, storage: str | None = None) -> str:
+    """The study's MLflow parent run, reopened; a new one (saved in the study) opened with
+    the params the search kept, when the study has none or MLflow lost it."""
+    study = stored.study
+    existing = study.user_attrs.get(keys.PARENT_RUN)
+    run = stored.search_run(storage)
+    parent_id = tracker.open_search(
+        dataclasses.replace(run, tags={**run.tags, "lossearch.synced": "true"}), existing
     )
-    study.set_user_attr(keys.PARENT_RUN, parent_id)
+    if parent_id != existing:
+        study.set_user_attr(keys.PARENT_RUN, parent_id)
     return parent_id
 
 
@@ -115,23 +115,6 @@ def log_trial(
     else:
         run = TrialRun(run_id, number=trial.number)
     _log_trial(tracker, run, trial, objective)
-
-
-def _children_by_trial(tracker: Tracker, parent_id: str) -> dict:
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-        max_results=50000,
-    )
-    by_trial = {}
-    for run in runs:
-        number = run.data.tags.get("trial_number")
-        # Keep a finished run over a RUNNING one, should both exist.
-        if number is not None and (
-            int(number) not in by_trial or by_trial[int(number)].info.status == "RUNNING"
-        ):
-            by_trial[int(number)] = run
-    return by_trial
 
 
 def _log_trial(tracker: Tracker, run: TrialRun, trial: FrozenTrial, objective: str):
@@ -159,23 +142,9 @@ def _log_trial(tracker: Tracker, run: TrialRun, trial: FrozenTrial, objective: s
 
 
 def _close_parent(tracker: Tracker, stored: StoredStudy):
+    """Close the parent run as the search would have, had MLflow answered when it ended:
+    once no trial runs, if the search closed and its parent is still RUNNING."""
     running = stored.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    parent = tracker.client.get_run(tracker.parent_id)
-    choice = stored.choice
-    if running or parent.info.status != "RUNNING" or choice is None:
+    if running or not stored.closed or tracker.parent_status() != "RUNNING":
         return
-    # What the search would have written, had MLflow answered when it ended (no summary:
-    # its text comes from the live result).
-    from lossearch.report import ReportContent
-    from lossearch.session import log_search_artifacts
-
-    content = ReportContent.from_stored(stored)
-    log_search_artifacts(
-        tracker, content, stored.study.trials_dataframe(), choice.to_dict(), summary=None
-    )
-    metrics = {"best_value": choice.value, "best_trial": choice.trial}
-    if choice.baseline_value is not None:
-        metrics["baseline_value"] = choice.baseline_value
-    tracker.log_search_metrics(metrics)
-    tracker.set_parent_tag("best_loss", content.best_config.describe())
-    tracker.end_search("FINISHED")
+    tracker.close_search(stored.summary(), stored.study.trials_dataframe())

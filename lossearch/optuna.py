@@ -35,8 +35,8 @@ from lossearch._validation import NON_EMPTY_STR, Interval, Options, validate_par
 from lossearch.backends.optuna import OptunaSource
 from lossearch.config import LossConfig
 from lossearch.models import TASKS, loss_facts
-from lossearch.records import StoredStudy
 from lossearch.search_space import SearchSpace
+from lossearch.stored import StoredStudy
 from lossearch.tracking import Tracker
 from lossearch.weights import check_counts
 
@@ -178,7 +178,7 @@ class MLflowCallback:
 
         if keys.CONFIG not in trial.user_attrs:  # the objective failed before suggest_loss
             return
-        open_parent(self.tracker, study)
+        open_parent(self.tracker, StoredStudy(study, study.study_name))
         log_trial(self.tracker, trial, self.metric_name, tags={"study": study.study_name})
         self.tracker.end_search("FINISHED")  # reopened by the next trial
 

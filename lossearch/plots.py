@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # headless: figures are written to files, never shown
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def optimization_history(values: list[tuple[int, float]], direction: str, name: str):
@@ -94,3 +95,7 @@ def close(*figures):
     for figure in figures:
         if figure is not None:
             plt.close(figure)
+
+
+def is_figure(value) -> bool:
+    return isinstance(value, Figure)

@@ -1,19 +1,19 @@
 """What a study stores, with one owner: every key, and reading trials back as records.
 
 A lossearch study is self-contained. Each trial keeps its loss config, metrics and
-decision rule as Optuna user attributes, and the study keeps the search's choice, so
-``lossearch export``, ``lossearch report`` and ``lossearch sync-mlflow`` need neither
-the data nor MLflow. Every key is written and read through this module; the chosen
-trial, the CE baseline and the user's own hyperparameters are decided here, once.
+decision rule as Optuna user attributes, and the study keeps the search's selection and
+its MLflow parent run's description, so ``lossearch export``, ``lossearch report`` and
+``lossearch sync-mlflow`` need neither the data nor MLflow (they read a study through
+:class:`lossearch.stored.StoredStudy`). Every key is written and read through this
+module and the drivers; which trial is the pick or the baseline is decided by
+:mod:`lossearch.selection` alone.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,9 @@ MLFLOW_RUN = "mlflow_run_id"  # lets whoever finds the trial stale close its run
 
 # -- keys of the study's user attributes ----------------------------------------------------
 PARENT_RUN = "mlflow_parent_run_id"
-CHOICE = "lossearch_choice"  # StoredChoice.to_dict(), written by the worker that closes
+CHOICE = "lossearch_choice"  # Selection.to_dict(), written by the worker that closes
+SECONDS = "lossearch_seconds"  # wall time per phase of the worker that closed
+PARENT_RUN_DESCRIPTION = "lossearch_parent_run"  # SearchRun.to_dict(): its params and tags
 WORKERS = "lossearch_workers"  # how many workers have joined
 OBJECTIVE = "lossearch_objective"  # names the per-epoch series
 FINISHED_WITH = "lossearch_finished_with"  # finished trials when the search last closed
@@ -115,22 +117,6 @@ class TrialRecord:
         return self.y_prob if self.y_score is None else self.y_score
 
 
-def is_plain_ce(config: LossConfig) -> bool:
-    """Unweighted cross-entropy without smoothing or re-weighting: the baseline."""
-    return (
-        config.family == "ce"
-        and config.weights == "none"
-        and not config.label_smoothing
-        and config.drw_start is None
-    )
-
-
-def baseline_record(records: Iterable[TrialRecord]) -> TrialRecord | None:
-    """The CE baseline: the first plain-CE recipe, else the first plain-CE trial."""
-    plain = sorted((r for r in records if is_plain_ce(r.config)), key=lambda r: r.number)
-    return next((r for r in plain if r.recipe), plain[0] if plain else None)
-
-
 # -- writing and reading a trial -------------------------------------------------------------
 
 
@@ -168,111 +154,3 @@ def record_of(trial) -> TrialRecord:
 def is_lossearch_trial(trial) -> bool:
     """Written by lossearch, and a measurement in its own right (not a replayed twin)."""
     return CONFIG in trial.user_attrs and DUPLICATE_OF not in trial.user_attrs
-
-
-@dataclass
-class StoredChoice:
-    """What the study keeps of the search's choice: enough for export, report and sync."""
-
-    trial: int
-    value: float
-    reason: str = ""
-    decision: dict | None = None
-    baseline_value: float | None = None
-    baseline_runs: int = 1
-    metrics: dict | None = None
-    baseline_metrics: dict | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping | None) -> StoredChoice | None:
-        if not data:
-            return None
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-# -- a stored study, read back ----------------------------------------------------------------
-
-
-@dataclass
-class StoredStudy:
-    """A lossearch study read from its storage: its records, choice and baseline.
-
-    Example:
-        >>> stored = StoredStudy.load("sqlite:///lossearch.db", "digits")  # doctest: +SKIP
-        >>> stored.best_config().to_json("best_loss.json")                  # doctest: +SKIP
-    """
-
-    study: Any  # optuna.Study
-    name: str
-
-    @classmethod
-    def load(cls, storage: str, study_name: str, *, require_results=True) -> StoredStudy:
-        """Raises ``ValueError`` for a bad URL, an unknown study, or (``require_results``)
-        a study without a completed lossearch trial."""
-        from lossearch.storages import load_study
-
-        stored = cls(load_study(storage, study_name), study_name)
-        if require_results and not stored.records():
-            raise ValueError(f"study: {study_name!r} has no completed lossearch trial yet.")
-        return stored
-
-    def completed(self) -> list:
-        from optuna.trial import TrialState
-
-        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return [t for t in trials if is_lossearch_trial(t)]
-
-    def records(self) -> list[TrialRecord]:
-        return [record_of(t) for t in self.completed()]
-
-    @property
-    def choice(self) -> StoredChoice | None:
-        return StoredChoice.from_dict(self.study.user_attrs.get(CHOICE))
-
-    @property
-    def objective(self) -> str:
-        return self.study.user_attrs.get(OBJECTIVE, "objective")
-
-    @property
-    def direction(self) -> str:
-        return self.study.direction.name.lower()
-
-    def chosen(self) -> TrialRecord:
-        """The trial the search chose; before it closes, the top trial so far."""
-        records = self.records()
-        if not records:
-            raise ValueError(f"study: {self.name!r} has no completed lossearch trial yet.")
-        choice = self.choice
-        picked = next((r for r in records if choice and r.number == choice.trial), None)
-        if picked is not None:
-            return picked
-        maximize = self.direction == "maximize"
-        return max(records, key=lambda r: r.value if maximize else -r.value)
-
-    def baseline(self) -> TrialRecord | None:
-        return baseline_record(self.records())
-
-    def best_config(self) -> LossConfig:
-        """The chosen config, with the decision rule the search tuned for it."""
-        chosen, choice = self.chosen(), self.choice
-        decision = chosen.decision
-        if choice is not None and choice.trial == chosen.number and choice.decision:
-            decision = choice.decision  # tuned on all its confirmation runs
-        return dataclasses.replace(chosen.config, decision=decision)
-
-    def states(self) -> dict[str, int]:
-        return dict(Counter(t.state.name for t in self.study.get_trials(deepcopy=False)))
-
-
-def load_best_config(storage: str, study_name: str) -> LossConfig:
-    """The chosen (else the best) config of a stored study, without the data.
-
-    Example:
-        >>> config = load_best_config("sqlite:///lossearch.db", "digits")  # doctest: +SKIP
-    """
-    return StoredStudy.load(storage, study_name).best_config()

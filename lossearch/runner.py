@@ -32,17 +32,6 @@ from lossearch.hyperparameters import (
 from lossearch.metrics import Metrics, Objective, evaluate
 from lossearch.models import ModelFacts, compile_with_loss, loss_facts, model_builder
 
-# lossearch splits the data itself, so per-sample weights could not follow the split either.
-FORBIDDEN_FIT_KWARGS = (
-    "x",
-    "y",
-    "epochs",
-    "batch_size",
-    "validation_data",
-    "validation_split",
-    "sample_weight",
-)
-
 
 class TrialPruned(Exception):
     """The backend's pruner stopped this trial early."""
@@ -240,6 +229,7 @@ class TrialRunner:
             task=self.data.task,
             class_counts=self.data.class_counts,
             metric=self.objective.name,
+            threshold_rule=self.objective.threshold_rule,
         )
 
     def decided(self, y_true, y_prob) -> tuple[Decision | None, np.ndarray]:

@@ -7,20 +7,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lossearch.tracking import mask_credentials
+from lossearch._secrets import mask_credentials
 
 DEFAULT_STORAGE = "sqlite:///lossearch.db"  # where a named study goes without storage=
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How to search: budget, training, selection, backend. Data-free and model-free."""
+    """How to search: budget, selection, backend, storage and tracking. Data-free and
+    model-free (how each trial trains is the trial runner's: epochs, batch size, decision
+    rule). :func:`lossearch.session.build_session` opens ``storage``."""
 
     n_trials: int = 30
     timeout: float | None = None
-    epochs: int = 20
-    batch_size: int = 32
-    validation: float | None = None
     seed: int | None = None
     n_jobs: int = 1
     refit: bool = True
@@ -29,16 +28,20 @@ class SearchSettings:
     show_progress: bool = True
     selection: str = "robust"
     confirm_seeds: int = 2
-    decision: bool = True
     backend: str = "optuna"
     tuner: str = "hyperband"
     sampler: Any = None  # Optuna sampler, None for lossearch's TPE
-    pruner: Any = None  # Optuna pruner, None for lossearch's median pruner
+    pruner: Any = None  # Optuna pruner, None for successive halving
     callbacks: tuple = ()  # Optuna study callbacks, called after each trial
-    storage: Any = None  # an opened Optuna storage (see lossearch.storages.open_storage)
+    storage: Any = None  # a URL, or once opened an Optuna storage (storages.open_storage)
     study_name: str | None = None
+    tracking_uri: str | None = None  # MLflow's; None: MLflow's default
+    experiment_name: str = "lossearch"
 
     storage_name: str | None = None  # the storage as text safe to log
+
+    def __post_init__(self):
+        _check_combinations(self)
 
     @property
     def resumable(self) -> bool:
@@ -66,3 +69,30 @@ def storage_name(storage: Any) -> str | None:
     if storage is None:
         return None
     return mask_credentials(storage) if isinstance(storage, str) else type(storage).__name__
+
+
+def _check_combinations(s: SearchSettings) -> None:
+    """Settings valid alone but not together: refused before the model is even probed."""
+    if s.backend == "keras_tuner" and (
+        s.sampler is not None or s.pruner is not None or s.storage is not None or s.callbacks
+    ):
+        raise ValueError(
+            "sampler, pruner, storage and callbacks: Optuna settings; the Keras Tuner backend "
+            "takes tuner= (and study_name= to resume a tuner project)."
+        )
+    name = s.study_name
+    if s.backend == "keras_tuner" and name is not None and not _plain_name(name):
+        raise ValueError(
+            f"study_name: {name!r} names the Keras Tuner project's folder; use a plain name "
+            "(no '/', '\\', '..' or leading '.')."
+        )
+    if s.registered_model_name is not None and not (s.refit and s.log_model):
+        raise ValueError(
+            "registered_model_name: registers the refit model logged to MLflow; it needs "
+            "refit=True and log_model=True."
+        )
+
+
+def _plain_name(name: str) -> bool:
+    """A name that stays one folder inside its parent: no separators, no ``..``."""
+    return not (set(name) & {"/", "\\", "\0"}) and not name.startswith(".")

@@ -39,7 +39,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-from lossearch.tracking import mask_credentials
+from lossearch._secrets import mask_credentials
 
 HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")

@@ -26,21 +26,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from lossearch import _compat
+from lossearch._secrets import mask_credentials
 from lossearch.config import LossConfig
 from lossearch.decision import Decision
 from lossearch.metrics import Metrics
+from lossearch.summary import SearchRun, SearchSummary
 
 log = logging.getLogger("lossearch")
-_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
-)
-# A query parameter whose name says it holds a secret (libpq's password=, sslpassword=,
-# token=, api_key=, aws_secret_access_key=, ...): its value is masked.
-_SECRET_QUERY = re.compile(
-    r"(?P<key>[?&;][^=&;#\s]*(?:pass|pwd|secret|token|key|auth|credential)[^=&;#\s]*=)"
-    r"[^&;#\s'\"]*",
-    re.IGNORECASE,
-)
 _PARAM_LIMIT = 6000
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 # MLflow has no "pruned" status: a pruned trial ends KILLED (stopped early, not failed), so
@@ -51,13 +43,6 @@ STATUS_OF_STATE = {
     "FAIL": "FAILED",
     "INTERRUPTED": "KILLED",
 }
-
-
-def mask_credentials(text: Any) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``, and
-    ``...?password=secret`` (or ``token=``, ``api_key=``, ...) -> ``...?password=***``."""
-    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
-    return _SECRET_QUERY.sub(lambda m: f"{m['key']}***", text)
 
 
 def flatten_config(config: LossConfig) -> dict[str, str]:
@@ -151,7 +136,7 @@ class Tracker:
             ) from None
         self.parent_id: str | None = None
         self.offline = False
-        self.sync_hint = "lossearch sync-mlflow --storage URL --study NAME"
+        self.sync_hint = "lossearch sync-mlflow --storage URL --study NAME"  # open_search sets it
 
     def _experiment_id(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)
@@ -185,18 +170,23 @@ class Tracker:
 
     # -- the parent run -------------------------------------------------------------------
 
-    def start_search(self, run_name: str, params: dict[str, Any], tags: dict[str, Any]) -> str:
-        run = self.client.create_run(
+    def open_search(self, run: SearchRun, existing: str | None = None) -> str:
+        """The search's parent run: ``existing`` reopened (a resumed search), else a new one
+        with ``run``'s params and tags. Raises when MLflow cannot create it."""
+        self.sync_hint = run.sync_hint
+        if self._reopen(existing):
+            return existing
+        created = self.client.create_run(
             self.experiment_id,
-            run_name=run_name,
-            tags={k: mask_credentials(v) for k, v in tags.items()},
+            run_name=run.name,
+            tags={k: mask_credentials(v) for k, v in run.tags.items()},
         )
-        self.parent_id = run.info.run_id
-        self.client.log_batch(self.parent_id, params=_params(params), synchronous=True)
+        self.parent_id = created.info.run_id
+        self.client.log_batch(self.parent_id, params=_params(run.params), synchronous=True)
         return self.parent_id
 
-    def reopen_search(self, run_id: str | None) -> bool:
-        """Log to an existing parent run (a resumed search); False when it is gone."""
+    def _reopen(self, run_id: str | None) -> bool:
+        """Log to an existing parent run; False when it is gone."""
         if not run_id:
             return False
         try:
@@ -208,6 +198,64 @@ class Tracker:
         self.parent_id = run_id
         self.experiment_id = run.info.experiment_id
         return True
+
+    def close_search(self, summary: SearchSummary, trials_frame) -> None:
+        """Write what the search ended with onto its parent run and close it FINISHED:
+        the artifacts (:func:`lossearch.report.parent_artifacts`), ``best_value``,
+        ``best_value_std``, ``best_trial``, ``baseline_value``, ``seconds_<phase>`` and
+        the ``best_loss`` tag. Rendering errors propagate: the caller closes it FAILED."""
+        from lossearch import plots, report  # matplotlib loads only when a search closes
+
+        artifacts = report.parent_artifacts(summary, trials_frame)
+        try:
+            self.log_artifacts(artifacts)
+        finally:
+            plots.close(*(v for v in artifacts.values() if plots.is_figure(v)))
+        self.log_search_metrics(search_metrics(summary))
+        self.set_parent_tag("best_loss", summary.best_config.describe())
+        self.end_search("FINISHED")
+
+    def parent_status(self) -> str:
+        """The parent run's status (``RUNNING``, ``FINISHED``, ...); raises when MLflow
+        cannot say."""
+        return self.client.get_run(self.parent_id).info.status
+
+    def trial_runs(self) -> dict[int, Any]:
+        """The parent run's child runs by trial number (a finished one over a RUNNING one,
+        should both exist); raises when MLflow cannot list them."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'",
+            max_results=50000,
+        )
+        by_trial = {}
+        for run in runs:
+            number = run.data.tags.get("trial_number")
+            if number is not None and (
+                int(number) not in by_trial or by_trial[int(number)].info.status == "RUNNING"
+            ):
+                by_trial[int(number)] = run
+        return by_trial
+
+    def log_model(self, **log_model_args) -> str | None:
+        """``mlflow.keras.log_model(**log_model_args)`` onto the parent run; its
+        ``models:/`` URI, or None when MLflow refused it (a warning says why)."""
+        if self.offline or self.parent_id is None:
+            return None
+        try:
+            # log_model writes to the active run; the parent run is made active only for
+            # this (nested when the caller has a run of its own open).
+            nested = mlflow.active_run() is not None
+            with mlflow.start_run(run_id=self.parent_id, nested=nested):
+                return _compat.log_keras_model(**log_model_args).model_uri
+        except Exception as exc:
+            log.warning(
+                "lossearch: the refit model could not be logged to MLflow (%s: %s); the "
+                "search's results are kept. Save it with result.model.save(...) instead.",
+                type(exc).__name__,
+                mask_credentials(str(exc)).splitlines()[0][:300] if str(exc) else "",
+            )
+            return None
 
     @_tolerant
     def log_dataset(self, features, targets, class_counts, class_names):
@@ -365,6 +413,15 @@ def trial_metrics(record) -> dict[str, float]:
     flat = Metrics(**record.metrics).flat() if record.metrics else {}
     metrics = {**flat, "objective": record.value}
     return metrics | decision_metrics(record.decision)
+
+
+def search_metrics(summary: SearchSummary) -> dict[str, float]:
+    """The parent run's metrics of a finished search."""
+    s = summary.selection
+    metrics = {"best_value": s.value, "best_value_std": s.std, "best_trial": s.chosen.number}
+    if s.baseline_value is not None:
+        metrics["baseline_value"] = s.baseline_value
+    return metrics | {f"seconds_{phase}": value for phase, value in summary.seconds.items()}
 
 
 def decision_metrics(decision: Decision | None) -> dict[str, float]:

@@ -13,16 +13,13 @@ import zlib
 
 import numpy as np
 
-from lossearch.backends import create_driver
 from lossearch.data import prepare_data
 from lossearch.metrics import Objective, resolve_minority_classes
 from lossearch.models import ModelFacts
 from lossearch.runner import TrialDiverged, TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
-from lossearch.session import SearchSession
-from lossearch.settings import SearchSettings, storage_name
-from lossearch.storages import open_storage
-from lossearch.tracking import Tracker
+from lossearch.session import build_session
+from lossearch.settings import SearchSettings
 
 COUNTS = (120, 40, 25)  # a small long tail (5 validation samples of the last class)
 
@@ -98,14 +95,11 @@ class FakeRunner(TrialRunner):
 
 
 def fake_search(runner, tracking_uri, experiment, *, space="quick", **settings):
-    """``optimize``'s session on ``runner``; returns ``(result, driver)``."""
+    """``optimize``'s session (:func:`lossearch.session.build_session`) on ``runner``;
+    returns ``(result, driver)``."""
     fields = {"show_progress": False, "refit": False, "seed": 0, **settings}
-    storage = fields.pop("storage", None)
-    opened = open_storage(storage) if isinstance(storage, str) else storage
     search_settings = SearchSettings(
-        **fields, storage=opened, storage_name=storage_name(storage), epochs=runner.epochs
+        **fields, tracking_uri=tracking_uri, experiment_name=experiment
     )
-    search_space = SearchSpace.load(space, task=runner.data.task)
-    tracker = Tracker(tracking_uri, experiment)
-    driver = create_driver(runner, search_space, tracker, search_settings)
-    return SearchSession(runner, search_space, tracker, driver, search_settings).run(), driver
+    session = build_session(runner, SearchSpace.load(space, task=runner.data.task), search_settings)
+    return session.run(), session.driver

@@ -350,7 +350,7 @@ CASES = [
     ("output folder missing", via_cli("demo", "-o", "{tmp_path}/no/best.json"), ["--output"]),
     ("output is a folder", via_cli("demo", "-o", "{tmp_path}"), ["is a folder"]),
     ("report folder missing", via_cli("demo", "--report", "{tmp_path}/no/r.html"), ["--report"]),
-    ("cli trials zero", via_cli("demo", "--trials", "0"), ["--trials: expected a whole number"]),
+    ("cli trials zero", via_cli("demo", "--trials", "0"), ["--trials: expected an integer >= 1"]),
     ("cli validation above one", via_cli("demo", "--validation", "1.5"), ["--validation"]),
     ("cli timeout negative", via_cli("demo", "--timeout", "-5"), ["--timeout: expected"]),
     ("cli threads zero", via_cli(*WORKER, *WORKER_STORE, "--threads", "0"), ["--threads"]),

@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lossearch import records as keys
-from lossearch.records import StoredStudy
+from lossearch.stored import StoredStudy
 from tests.fakes import FakeRunner, fake_search
 from tests.search_helpers import QUICK_RECIPES
 
@@ -42,7 +42,7 @@ def test_recipes_run_first_in_order_and_the_budget_is_exact(mlflow_uri, experime
     assert re.fullmatch(r"quick-\d{4}-\d\d-\d\d-\d{6}", driver.name), driver.name
     parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
     assert parent.info.run_name == driver.name == parent.data.tags["study_name"]
-    assert result.report_content().title == f"lossearch: {driver.name}"
+    assert result.search_summary().title == f"lossearch: {driver.name}"
 
 
 def test_the_budget_is_exact_with_threads(mlflow_uri, experiment):
@@ -124,7 +124,7 @@ def test_a_rerun_resumes_the_study_and_its_parent_run(tmp_path, mlflow_uri, expe
     assert len(runner.calls) == 5  # the second run trained only the trials it added
     assert second.mlflow_run_id == first.mlflow_run_id
     stored = StoredStudy.load(storage, "resumed")
-    assert stored.choice.trial == second.best_trial_number
+    assert stored.closed and stored.selection().chosen.number == second.best_trial_number
     assert stored.best_config() == second.best_config
 
 
@@ -134,9 +134,9 @@ def test_robust_selection_confirms_candidates_on_fresh_seeds(mlflow_uri, experim
     search_seeds = {seed for _, seed, _ in runner.calls[:8]}
     confirmation_seeds = {seed for _, seed, _ in runner.calls[8:]}
     assert len(runner.calls) > 8 and not confirmation_seeds & search_seeds
-    assert result.selection["runs"] == 3  # the search trial and two confirmation runs
-    assert result.selection["baseline_runs"] == 3
-    assert result.selection["recipe"] is None or result.selection["recipe"] in QUICK_RECIPES
+    assert result.selection.runs == 3  # the search trial and two confirmation runs
+    assert result.selection.baseline_runs == 3
+    assert result.selection.recipe is None or result.selection.recipe in QUICK_RECIPES
 
 
 def test_a_failure_while_finishing_loses_nothing_and_closes_the_parent(
@@ -145,14 +145,14 @@ def test_a_failure_while_finishing_loses_nothing_and_closes_the_parent(
     def out_of_memory(*args):
         raise MemoryError("drawing the report")
 
-    monkeypatch.setattr("lossearch.session.render_html", out_of_memory)
+    monkeypatch.setattr("lossearch.report.render_html", out_of_memory)
     storage = f"sqlite:///{tmp_path}/study.db"
     result, _ = fake_search(
         FakeRunner(), mlflow_uri, experiment, n_trials=3, storage=storage, study_name="s"
     )
     assert result.best_config is not None  # returned all the same
     stored = StoredStudy.load(storage, "s")
-    assert len(stored.study.trials) == 3 and stored.choice is not None  # the study has it all
+    assert len(stored.study.trials) == 3 and stored.closed  # the study has it all
     parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
     assert parent.info.status == "FAILED"
     assert parent.data.tags["finish_error"] == "MemoryError: drawing the report"
@@ -168,7 +168,7 @@ def test_a_failed_refit_leaves_the_result_without_a_model(mlflow_uri, experiment
     result, _ = fake_search(RefitOutOfMemory(), mlflow_uri, experiment, n_trials=2, refit=True)
     assert result.model is None and result.model_uri is None
     note = "refit failed (MemoryError: refit on all the data)"
-    assert note in result.selection["warnings"] and note in result.summary()
+    assert note in result.selection.warnings and note in result.summary()
     parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
     assert parent.info.status == "FINISHED"
 
@@ -235,3 +235,82 @@ def test_mlflow_call_limits_are_set_once_and_keep_the_users_own(monkeypatch, mlf
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "7"  # the user's
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "20"
     assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
+
+
+SMOOTHED_FIRST = {
+    "format": "lossearch.space/1",
+    "name": "smoothed_first",
+    "tasks": ["multiclass"],
+    "families": {"ce": {}, "focal": {"gamma": {"type": "float", "low": 0.5, "high": 3.0}}},
+    "weights": {"none": {}},
+    "label_smoothing": {"type": "categorical", "choices": [0.0, 0.1]},
+    "recipes": [
+        {"name": "smoothed_ce", "family": "ce", "label_smoothing": 0.1},
+        {"name": "plain_ce", "family": "ce"},
+    ],
+}
+
+
+@pytest.mark.parametrize("rule", ["best", "robust"])
+def test_the_live_search_and_its_stored_study_name_one_baseline(
+    rule, tmp_path, mlflow_uri, experiment
+):
+    """On main the live search took the smoothed CE listed first as its baseline (its value,
+    with the plain CE's metrics under selection="best"), while export and report took the
+    plain CE."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result, _ = fake_search(
+        FakeRunner(),
+        mlflow_uri,
+        experiment,
+        space=SMOOTHED_FIRST,
+        n_trials=4,
+        selection=rule,
+        storage=storage,
+        study_name=rule,
+    )
+    baseline = result.selection.baseline
+    assert baseline.recipe == "plain_ce" and baseline.config.label_smoothing == 0.0
+    if rule == "best":  # the baseline's value and metrics are one trial's
+        assert result.baseline_metrics == baseline.metrics
+        assert result.baseline_value == baseline.metrics["summary"]["balanced_accuracy"]
+    stored = StoredStudy.load(storage, rule)
+    summary = stored.summary()
+    assert summary.closed and stored.baseline().number == baseline.number
+    assert summary.selection.to_dict() == result.selection.to_dict()
+    assert summary.text() == result.summary()  # report and sync-mlflow show the same
+
+
+def test_sync_mlflow_writes_a_lost_parent_run_as_the_live_search_did(
+    tmp_path, mlflow_uri, experiment
+):
+    """One writer: a parent recreated in another MLflow store has the live one's params,
+    metrics, tags and artifacts (main wrote 2 params, no std, no timings, no summary.txt)."""
+    import lossearch
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result, _ = fake_search(
+        FakeRunner(), mlflow_uri, experiment, n_trials=6, storage=storage, study_name="s"
+    )
+    other = f"sqlite:///{tmp_path}/other_mlflow.db"  # the first store is lost, say
+    lossearch.sync_mlflow(storage, "s", tracking_uri=other, experiment_name=experiment)
+    live = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
+    client = mlflow.MlflowClient(other)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    (synced,) = [
+        r for r in client.search_runs([experiment_id]) if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert synced.info.status == live.info.status == "FINISHED"
+    assert synced.data.params == live.data.params and len(live.data.params) > 10
+    assert synced.data.metrics == live.data.metrics
+    assert {"best_value_std", "seconds_search", "baseline_value"} <= set(live.data.metrics)
+    for tag in ("best_loss", "study_name", "lossearch.space"):
+        assert synced.data.tags[tag] == live.data.tags[tag]
+
+    def text(client, run, name):
+        return open(client.download_artifacts(run.info.run_id, name, str(tmp_path))).read()
+
+    live_client = mlflow.MlflowClient(mlflow_uri)
+    for name in ("summary.txt", "selection.json", "best_loss.json"):
+        assert text(client, synced, name) == text(live_client, live, name), name
+    assert text(client, synced, "summary.txt") == result.summary()

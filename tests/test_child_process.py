@@ -171,4 +171,4 @@ def test_the_worker_recycles_by_default_and_optimize_does_not():
     parser = make_parser()
     worker = parser.parse_args(["worker", "m:b", "--data", "m:d", "--storage", "s", "--study", "x"])
     assert worker.recycle_every == WORKER_RECYCLE_EVERY
-    assert parser.parse_args(["optimize", "m:b", "--data", "m:d"]).recycle_every == 0
+    assert parser.parse_args(["optimize", "m:b", "--data", "m:d"]).recycle_every is None

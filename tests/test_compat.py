@@ -58,3 +58,14 @@ def test_recipes_first_hands_out_the_recipes_then_its_own_draws():
     assert drawn[:2] == [{"family": "ce"}, {"family": "focal"}]
     assert oracle.pending_recipes == []  # the twin of the first recipe was skipped
     assert drawn[2] == {"family": "ldam"}  # the one value not tried yet
+
+
+def test_keras_logits_are_the_input_of_a_tensorflow_softmax_and_sigmoid():
+    logits = np.array([[1.0, -2.0, 0.5]], dtype="float32")
+    if keras.backend.backend() != "tensorflow":
+        assert _compat.keras_logits(keras.activations.softmax(logits)) is None
+        return
+    for activation in (keras.activations.softmax, keras.activations.sigmoid):
+        attached = _compat.keras_logits(activation(keras.ops.convert_to_tensor(logits)))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(attached), logits)
+    assert _compat.keras_logits(keras.ops.convert_to_tensor(logits)) is None

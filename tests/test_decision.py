@@ -9,6 +9,7 @@ import pytest
 from lossearch import LossConfig
 from lossearch.decision import DECISION_FORMAT, Decision, fit_decision
 from lossearch.layers import DecisionLayer, with_decision, without_decision
+from lossearch.metrics import OBJECTIVES
 
 COUNTS = [400, 100, 20, 5]
 
@@ -78,7 +79,15 @@ def test_binary_threshold_for_gmean_and_for_f1():
     score = np.r_[rng.normal(-2.5, 1, 300), rng.normal(0.5, 1, 30)]
     p = _sigmoid(score - 1.0)[:, None]  # under-confident on the positives
     g = fit_decision(y[:, None], p, task="binary", class_counts=[300, 30], metric="g_mean")
-    f = fit_decision(y[:, None], p, task="binary", class_counts=[300, 30], metric="minority_f1")
+    f1 = OBJECTIVES["minority_f1"]  # the registry routes an F1 objective to the F1 rule
+    f = fit_decision(
+        y[:, None],
+        p,
+        task="binary",
+        class_counts=[300, 30],
+        metric=f1.name,
+        threshold_rule=f1.threshold_rule,
+    )
     assert g.kind == f.kind == "threshold" and g.threshold[0] < 0.5
     assert f.threshold[0] > g.threshold[0]  # F1 weighs precision: a stricter threshold
 

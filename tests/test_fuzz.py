@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lossearch import LossConfig, load_loss
+from lossearch._secrets import mask_credentials
 from lossearch.data import prepare_data
 from lossearch.search_space import SearchSpace
 from lossearch.storages import open_storage
-from lossearch.tracking import mask_credentials
 
 settings.register_profile(
     "ci", max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.too_slow]

@@ -56,8 +56,8 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     assert np.allclose(result.model.predict(x[:50], verbose=0), expected, atol=1e-5)
     assert lossearch.api.load_best_config(storage, "sparse") == result.best_config
     # the CE baseline is measured like the pick: the same confirmation runs
-    assert result.selection["baseline_runs"] == result.selection["runs"] == 2
-    roles = {row["role"] for row in result.selection["table"]}
+    assert result.selection.baseline_runs == result.selection.runs == 2
+    roles = {row["role"] for row in result.selection.table}
     assert {"incumbent", "baseline"} <= roles
     # MLflow: one parent, one child per trial with loss params, metrics and tags
     client, parents, children = runs_of(mlflow_uri, experiment)
@@ -457,9 +457,9 @@ def test_a_candidate_failing_its_confirmation_is_dropped_not_fatal(mlflow_uri, e
         fit_kwargs={"callbacks": [FailFourthFit()]},
         seed=0,
     )
-    assert "dropped as unstable" in result.selection["reason"]
-    assert "diverged on another seed" in result.selection["reason"]
-    table = result.selection["table"]
+    assert "dropped as unstable" in result.selection.reason
+    assert "diverged on another seed" in result.selection.reason
+    table = result.selection.table
     assert len(table) == 2 and all(row["runs"] == 2 for row in table)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import lossearch
 from lossearch import cli
-from lossearch.tracking import mask_credentials
+from lossearch._secrets import mask_credentials
 from tests.mlflow_server import MlflowServer
 from tests.search_helpers import dense_model, digits
 

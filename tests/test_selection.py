@@ -8,11 +8,12 @@ import pytest
 from lossearch import LossConfig
 from lossearch.data import PreparedData, Split
 from lossearch.decision import fit_decision
-from lossearch.metrics import Objective
+from lossearch.metrics import OBJECTIVES, Objective
 from lossearch.records import TrialRecord
 from lossearch.runner import TrialOutcome
 from lossearch.selection import (
     Candidate,
+    Selection,
     baseline_record,
     decide,
     incumbent_record,
@@ -20,9 +21,10 @@ from lossearch.selection import (
     select,
     validation_warnings,
 )
+from lossearch.selection.confirmation import race
 
-BACC = Objective("balanced_accuracy", "maximize")
-PR_AUC = Objective("pr_auc", "maximize")
+BACC = OBJECTIVES["balanced_accuracy"]
+PR_AUC = OBJECTIVES["pr_auc"]
 COUNTS = [50, 20, 5]
 CONFIGS = {
     "ce_baseline": LossConfig("ce"),
@@ -44,13 +46,13 @@ def study(values_by_recipe, searched=()):
 
 def test_the_incumbent_is_declared_per_objective_not_by_score():
     records = study({"ce_baseline": 0.80, "inverse_weighted_ce": 0.79, "logit_adjusted": 0.70})
-    multiclass = incumbent_record(records, BACC, "multiclass", True)
+    multiclass = incumbent_record(records, BACC, "multiclass")
     assert multiclass.recipe == "logit_adjusted"  # the lowest score, still the incumbent
-    assert incumbent_record(records, PR_AUC, "binary", True).recipe == "ce_baseline"
-    assert incumbent_record(records, Objective("mcc"), "multiclass", True).recipe == "ce_baseline"
+    assert incumbent_record(records, PR_AUC, "binary").recipe == "ce_baseline"
+    assert incumbent_record(records, Objective("mcc"), "multiclass").recipe == "ce_baseline"
     without_la = [r for r in records if r.recipe != "logit_adjusted"]
-    assert incumbent_record(without_la, BACC, "multiclass", True).recipe == "ce_baseline"
-    assert incumbent_record([record(0, 0.5)], BACC, "multiclass", True) is None
+    assert incumbent_record(without_la, BACC, "multiclass").recipe == "ce_baseline"
+    assert incumbent_record([record(0, 0.5)], BACC, "multiclass") is None
 
 
 def test_candidates_are_the_leaders_the_incumbent_the_best_other_recipe_and_the_baseline():
@@ -58,10 +60,10 @@ def test_candidates_are_the_leaders_the_incumbent_the_best_other_recipe_and_the_
         {"ce_baseline": 0.70, "inverse_weighted_ce": 0.79, "logit_adjusted": 0.72},
         searched=[0.81, 0.80, 0.60, 0.78],
     )
-    picked = {r.number: role for r, role in pick_candidates(records, BACC, "multiclass", True)}
+    picked = {r.number: role for r, role in pick_candidates(records, BACC, "multiclass")}
     # leaders 3 (0.81), 4 (0.80), 1 (inverse CE 0.79); incumbent 2; baseline 0
     assert picked == {3: "", 4: "", 1: "", 2: "incumbent", 0: "baseline"}
-    binary = {r.number: role for r, role in pick_candidates(records, PR_AUC, "binary", True)}
+    binary = {r.number: role for r, role in pick_candidates(records, PR_AUC, "binary")}
     assert binary[0] == "incumbent baseline"
     assert baseline_record(records).recipe == "ce_baseline"
 
@@ -134,13 +136,15 @@ def test_candidates_within_noise_of_each_other_keep_the_incumbent():
     records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0, 0, 0])
     runner = FakeRunner("multiclass", y, {})
     runner.scripted = _scripted(records, y, 2, first_seed=1)
-    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
+    picked = race(records, runner, BACC, confirm_seeds=2, seed=0)
     assert picked.leader is not picked.chosen  # someone else confirmed highest ...
     assert picked.chosen.recipe == "logit_adjusted"  # ... but not clearly
     assert "incumbent" in picked.reason and "within" in picked.reason
     # like for like: the pick and the baseline have every run; a challenger has them too
     # unless it stopped behind the incumbent
-    assert picked.baseline.recipe == "ce_baseline" and len(picked.baseline.values) == 3
+    assert (
+        picked.role("baseline").recipe == "ce_baseline" and len(picked.role("baseline").values) == 3
+    )
     assert len(picked.chosen.values) == 3
     assert all(len(c.values) == (2 if c.stopped else 3) for c in picked.candidates)
     assert picked.chosen.decision is not None and picked.chosen.decision.kind == "logit_adjustment"
@@ -169,7 +173,7 @@ def test_a_challenger_behind_the_incumbent_stops_early_and_a_clear_one_runs_on_a
         3: [0.95, 0.94, 0.96],  # clearly better
     }
     runner = FakeRunner("multiclass", y, _scripted_values(records, values, y))
-    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
+    picked = race(records, runner, BACC, confirm_seeds=2, seed=0)
     by_number = {c.trial_number: c for c in picked.candidates}
     assert by_number[2].stopped and len(by_number[2].values) == 2
     assert runner.calls.count(records[2].config.describe()) == 1
@@ -181,7 +185,7 @@ def test_a_challenger_behind_the_incumbent_stops_early_and_a_clear_one_runs_on_a
     # with one confirmation seed there is no round after which to stop
     records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0, 0])
     runner = FakeRunner("multiclass", y, _scripted_values(records, values, y))
-    picked = select(records, runner, BACC, confirm_seeds=1, seed=0)
+    picked = race(records, runner, BACC, confirm_seeds=1, seed=0)
     assert all(len(c.values) == 2 and not c.stopped for c in picked.candidates)
 
 
@@ -191,7 +195,7 @@ def test_a_stopped_challenger_is_never_the_leader():
     records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0])
     values = {0: [0.5, 0.5, 0.5], 1: [0.80, 0.80, 0.50], 2: [0.80, 0.79, 0.0]}
     runner = FakeRunner("multiclass", y, _scripted_values(records, values, y))
-    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
+    picked = race(records, runner, BACC, confirm_seeds=2, seed=0)
     stopped = next(c for c in picked.candidates if c.trial_number == 2)
     assert stopped.stopped and stopped.mean > picked.chosen.mean
     assert picked.leader is not stopped and picked.chosen.recipe == "logit_adjusted"
@@ -204,8 +208,8 @@ def test_a_short_search_run_is_replaced_by_a_full_confirmation_run():
     runner = FakeRunner("multiclass", y, {})
     runner.scripted = _scripted(records, y, 3, first_seed=5)
     records[0].epochs_trained, records[0].value = 2, 0.30
-    picked = select(records, runner, BACC, confirm_seeds=2, seed=0)
-    assert 0.30 not in picked.baseline.values and len(picked.baseline.values) == 3
+    picked = race(records, runner, BACC, confirm_seeds=2, seed=0)
+    assert 0.30 not in picked.role("baseline").values and len(picked.role("baseline").values) == 3
     assert runner.calls.count(CONFIGS["ce_baseline"].describe()) == 3
     assert runner.calls.count(CONFIGS["logit_adjusted"].describe()) == 2
 
@@ -225,3 +229,42 @@ def test_validation_warnings_name_the_thin_classes_and_the_ties():
     roomy = SimpleNamespace(**{**data.__dict__})
     roomy.splits = [Split(None, None, None, np.repeat([0, 1, 2], 6))]
     assert validation_warnings(PreparedData(**roomy.__dict__), [record(0, 0.5)], BACC) == []
+
+
+# -- one owner: select() and what the study keeps of it -----------------------------------------
+
+
+def test_one_baseline_function_names_plain_ce_whatever_the_order():
+    """Main used to have two: one took a smoothed CE listed first, the other the plain one."""
+    smoothed = LossConfig("ce", label_smoothing=0.1)
+    records = [record(0, 0.6, config=smoothed), record(1, 0.5, config=LossConfig("ce"))]
+    assert baseline_record(records).number == 1
+    assert baseline_record(list(reversed(records))).number == 1
+    picked = select(records, BACC, "best")
+    assert picked.baseline is records[1] and picked.baseline_value == 0.5
+
+
+def test_the_best_rule_reports_one_baseline_trial_and_rebuilds_from_its_dict():
+    import json
+
+    records = study({"ce_baseline": 0.70, "logit_adjusted": 0.72}, searched=[0.81])
+    for r in records:
+        r.metrics = {"summary": {"balanced_accuracy": r.value}, "per_class": {}}
+    picked = select(records, BACC, "best")
+    assert (picked.rule, picked.chosen.number, picked.runs) == ("best", 2, 1)
+    assert picked.baseline.recipe == "ce_baseline"
+    assert picked.baseline_metrics["summary"]["balanced_accuracy"] == picked.baseline_value
+    stored = json.loads(json.dumps(picked.to_dict()))  # what the study and MLflow keep
+    assert stored["trial"] == 2 and stored["baseline_trial"] == 0
+    assert Selection.from_dict(stored, records) == picked
+    assert Selection.from_dict({**stored, "trial": 99}, records) is None  # not in the study
+    older = {k: stored[k] for k in ("trial", "value", "reason", "baseline_value")}
+    assert Selection.from_dict(older, records).baseline is records[0]  # kept before 0.2
+
+
+def test_robust_with_nothing_to_confirm_is_the_top_trial_and_says_why():
+    records = study({"ce_baseline": 0.70}, searched=[0.81])
+    picked = select(records, BACC, "robust", runner=None)
+    assert picked.rule == "best" and "nothing to confirm" in picked.reason
+    with pytest.raises(ValueError, match="selection: expected one of"):
+        select(records, BACC, "lucky")

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from lossearch.backends.base import BACKENDS, TUNERS, BaseDriver
+from lossearch.arguments import BACKENDS, TUNERS
+from lossearch.backends.base import BaseDriver
 
 __all__ = ["BACKENDS", "TUNERS", "BaseDriver", "create_driver"]
 

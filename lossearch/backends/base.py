@@ -16,16 +16,14 @@ import logging
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from lossearch._secrets import mask_credentials
 from lossearch.config import LossConfig
 from lossearch.records import TrialRecord, user_hp_values
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
-from lossearch.tracking import Tracker, TrialRun, mask_credentials
+from lossearch.tracking import Tracker, TrialRun
 
 log = logging.getLogger("lossearch")
-
-BACKENDS = ("optuna", "keras_tuner")
-TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's built-in oracles
 
 
 class TrialFailed(Exception):
@@ -108,11 +106,12 @@ class BaseDriver(abc.ABC):
         """The MLflow parent run saved with the search (a resumed search reuses it)."""
 
     @abc.abstractmethod
-    def save_parent_run(self, run_id: str) -> None: ...
+    def save_parent_run(self, run_id: str, description: dict) -> None:
+        """Keep the parent run's id and its ``SearchRun.to_dict()`` with the search."""
 
     @abc.abstractmethod
-    def remember_choice(self, choice: dict) -> None:
-        """Store the :class:`~lossearch.records.StoredChoice` with the search."""
+    def remember_choice(self, choice: dict, seconds: dict[str, float]) -> None:
+        """Keep the ``Selection.to_dict()`` and the phases' wall time with the search."""
 
     # -- hooks for many workers; one worker by default ---------------------------------------
 

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from lossearch import records as keys
 from lossearch._compat import RecipesFirst
 from lossearch._validation import Options, check
-from lossearch.backends.base import TUNERS, BaseDriver, TrialFailed
+from lossearch.arguments import TUNERS
+from lossearch.backends.base import BaseDriver, TrialFailed
 from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
 from lossearch.records import TrialRecord
 from lossearch.runner import TrialRunner
@@ -119,7 +120,7 @@ class KerasTunerDriver(BaseDriver):
             [values for _, values in recipes],
             objective=kt.Objective("objective", "max" if direction == "maximize" else "min"),
             n_trials=settings.n_trials,
-            epochs=settings.epochs,
+            epochs=runner.epochs,
             seed=settings.seed,
         )
         driver.tuner = _LossTuner(
@@ -198,11 +199,11 @@ class KerasTunerDriver(BaseDriver):
     def saved_parent_run(self) -> str | None:
         return self._state().get(keys.PARENT_RUN)
 
-    def save_parent_run(self, run_id: str):
-        self._save_state(**{keys.PARENT_RUN: run_id})
+    def save_parent_run(self, run_id: str, description: dict):
+        self._save_state(**{keys.PARENT_RUN: run_id, keys.PARENT_RUN_DESCRIPTION: description})
 
-    def remember_choice(self, choice: dict):
-        self._save_state(**{keys.CHOICE: choice})
+    def remember_choice(self, choice: dict, seconds: dict[str, float]):
+        self._save_state(**{keys.CHOICE: choice, keys.SECONDS: seconds})
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         if n_jobs != 1:

@@ -28,6 +28,7 @@ from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.settings import SearchSettings, readable_study_name
 from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
+from lossearch.stored import importances_of
 from lossearch.tracking import Tracker, TrialRun
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -219,7 +220,7 @@ class OptunaDriver(BaseDriver):
 
     def usage(self) -> Usage:
         trials = self.study.get_trials(deepcopy=False)
-        retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        retried = {n for t in trials for n in _retry_history(t)}
         return Usage(
             finished=sum(t.state in FINISHED and t.number not in retried for t in trials),
             running=sum(t.state == TrialState.RUNNING for t in trials),
@@ -351,11 +352,13 @@ class OptunaDriver(BaseDriver):
     def saved_parent_run(self) -> str | None:
         return self.study.user_attrs.get(keys.PARENT_RUN)
 
-    def save_parent_run(self, run_id: str):
+    def save_parent_run(self, run_id: str, description: dict):
         self.study.set_user_attr(keys.PARENT_RUN, run_id)
+        self.study.set_user_attr(keys.PARENT_RUN_DESCRIPTION, description)
 
-    def remember_choice(self, choice: dict):
+    def remember_choice(self, choice: dict, seconds: dict[str, float]):
         self.study.set_user_attr(keys.CHOICE, choice)
+        self.study.set_user_attr(keys.SECONDS, seconds)
 
     def exclusive(self):
         return self.lock.claim()
@@ -401,11 +404,8 @@ class OptunaDriver(BaseDriver):
         return importances_of(self.study)
 
 
-def importances_of(study: optuna.Study) -> dict[str, float]:
-    """Optuna's parameter importances (fANOVA), or ``{}`` where it has too little to go on."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "few trials per regime" on small studies
-            return optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError):  # too few trials or no varying parameter
-        return {}
+def _retry_history(trial: optuna.trial.FrozenTrial) -> list[int]:
+    """The trials that ``trial`` retries (a worker that died), oldest first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(trial)

@@ -22,6 +22,8 @@ from typing import Any
 from keras import backend, ops
 from keras import config as keras_config
 
+from lossearch import _compat
+
 SOFTMAX_TASKS = ("multiclass",)
 SIGMOID_TASKS = ("binary", "multilabel")
 
@@ -42,7 +44,7 @@ def softmax_logits(y_pred, from_logits: bool):
     """
     if from_logits:
         return y_pred
-    attached = getattr(y_pred, "_keras_logits", None)
+    attached = _compat.keras_logits(y_pred)
     if attached is not None:
         return ops.log_softmax(ops.cast(attached, y_pred.dtype), axis=-1)
     eps = keras_config.epsilon()
@@ -53,7 +55,7 @@ def sigmoid_logits(y_pred, from_logits: bool):
     """Logits whose sigmoid is ``y_pred`` (see :func:`softmax_logits`)."""
     if from_logits:
         return y_pred
-    attached = getattr(y_pred, "_keras_logits", None)
+    attached = _compat.keras_logits(y_pred)
     if attached is not None:
         return ops.cast(attached, y_pred.dtype)
     eps = keras_config.epsilon()

@@ -1,23 +1,27 @@
 """Minority-class metrics.
 
-* :mod:`lossearch.metrics.evaluation`: scikit-learn metrics of a finished trial and
-  the search objectives.
+* :mod:`lossearch.metrics.objectives`: the registry of objectives, one entry each, with
+  everything the search needs to know about them.
+* :mod:`lossearch.metrics.evaluation`: scikit-learn metrics of a finished trial.
 * :mod:`lossearch.metrics.streaming`: the same objectives as streaming
   ``keras.metrics.Metric`` classes, read from the epoch logs without a predict pass.
 """
 
 from lossearch.metrics.evaluation import (
-    DEFAULT_OBJECTIVE,
-    OBJECTIVES,
     Metrics,
-    Objective,
     default_minority_classes,
     evaluate,
-    expected_calibration_error,
     resolve_minority_classes,
+)
+from lossearch.metrics.objectives import (
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    Objective,
     resolve_objective,
     scalar_metric,
+    summary_metrics,
 )
+from lossearch.metrics.predictions import expected_calibration_error
 from lossearch.metrics.streaming import (
     BalancedAccuracy,
     GMean,
@@ -42,4 +46,5 @@ __all__ = [
     "resolve_minority_classes",
     "resolve_objective",
     "scalar_metric",
+    "summary_metrics",
 ]

@@ -37,6 +37,11 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
             shape=(num_classes, num_classes), initializer="zeros", name="confusion", dtype="float32"
         )
 
+    @classmethod
+    def for_classes(cls, num_classes: int, minority_classes, threshold: float = 0.5):
+        """This metric for a task's classes (``minority_classes`` where it reads them)."""
+        return cls(num_classes, threshold=threshold)
+
     def _class_indices(self, y_true, y_pred):
         y_pred = ops.convert_to_tensor(y_pred)
         y_true = ops.convert_to_tensor(y_true)
@@ -135,6 +140,10 @@ class MinorityRecall(ConfusionMatrixMetric):
                 f"classes: expected class indices in [0, {num_classes}), got {classes}."
             )
         self.classes = classes
+
+    @classmethod
+    def for_classes(cls, num_classes: int, minority_classes, threshold: float = 0.5):
+        return cls(num_classes, minority_classes, threshold=threshold)
 
     def result(self):
         mask = ops.sum(ops.one_hot(ops.convert_to_tensor(self.classes), self.num_classes), axis=0)

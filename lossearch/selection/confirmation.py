@@ -1,16 +1,11 @@
-"""Choosing the config to trust: an incumbent fixed in advance, replaced only when beaten clearly.
+"""The robust rule: confirm candidates on fresh seeds, keep the incumbent unless clearly beaten.
 
 A single training run scored on a hold-out split whose tail classes have one or two
 samples is noisy: the trial with the highest validation score is often just lucky,
-and so is the *recipe* with the highest score. So after the search
-(``selection="robust"``, the default):
+and so is the *recipe* with the highest score. So (``selection="robust"``):
 
 1. **Incumbent**: a principled choice fixed before looking at any score
-   (:func:`incumbent_record`). For balanced accuracy and the other class-averaged
-   objectives on a multiclass task it is the logit-adjusted loss (tau = 1), the
-   Bayes-consistent loss for the balanced error (Menon et al., 2021); otherwise plain
-   cross-entropy, which is consistent for ranking metrics (PR-AUC) and, with the tuned
-   decision threshold, for threshold metrics.
+   (:func:`lossearch.selection.roles.incumbent_record`).
 2. **Candidates**: the top trials by search score, the incumbent, the best other
    recipe, and the CE baseline (measured the same way, for a like-for-like report).
 3. **Confirmation**: each candidate is retrained with ``confirm_seeds`` more seeds at
@@ -37,22 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lossearch._noise import BOOTSTRAP_ROUNDS, Z_CLEAR
-from lossearch.data import MIN_VALIDATION_SUPPORT
 from lossearch.decision import Decision, pooled
 from lossearch.hyperparameters import FixedHyperParameters
-from lossearch.metrics import Objective, evaluate
-
-N_LEADERS = 3
-BASELINE_RECIPE = "ce_baseline"
-# objectives averaged over classes: logit adjustment is their Bayes-consistent loss
-CLASS_AVERAGED = (
-    "balanced_accuracy",
-    "macro_f1",
-    "g_mean",
-    "worst_class_recall",
-    "minority_recall",
-    "minority_f1",
-)
+from lossearch.metrics import evaluate
+from lossearch.selection.roles import pick_candidates
 
 
 @dataclass
@@ -100,7 +83,9 @@ class Candidate:
 
 
 @dataclass
-class Selection:
+class Verdict:
+    """How the race ended: the chosen candidate, the leader and every candidate's runs."""
+
     chosen: Candidate
     leader: Candidate
     candidates: list[Candidate]
@@ -108,9 +93,8 @@ class Selection:
     gain_se: float = float("nan")
     reason: str = ""
 
-    @property
-    def baseline(self) -> Candidate | None:
-        return next((c for c in self.candidates if "baseline" in c.role), None)
+    def role(self, role: str) -> Candidate | None:
+        return next((c for c in self.candidates if role in c.role.split()), None)
 
     def table(self) -> list[dict]:
         return [
@@ -128,56 +112,6 @@ class Selection:
             }
             for c in self.candidates
         ]
-
-
-# -- who is who --------------------------------------------------------------------------------
-
-
-def baseline_record(records):
-    """The plain cross-entropy trial: the ``ce_baseline`` recipe, else any unweighted CE."""
-    for record in records:
-        if record.recipe == BASELINE_RECIPE:
-            return record
-    plain = [r for r in records if r.config.family == "ce" and r.config.weights == "none"]
-    return plain[0] if plain else None
-
-
-def incumbent_record(records, objective: Objective, task: str, maximize: bool):
-    """The config kept unless something is clearly better (see the module docstring)."""
-    if task == "multiclass" and objective.name in CLASS_AVERAGED:
-        adjusted = [
-            r
-            for r in records
-            if r.recipe
-            and r.config.family == "logit_adjusted"
-            and r.config.weights == "none"
-            and r.config.params.get("tau") == 1.0
-        ]
-        if adjusted:
-            return adjusted[0]
-    baseline = baseline_record([r for r in records if r.recipe])
-    if baseline is not None:
-        return baseline
-    recipes = sorted((r for r in records if r.recipe), key=lambda r: r.value, reverse=maximize)
-    return recipes[0] if recipes else None
-
-
-def pick_candidates(records, objective: Objective, task: str, maximize: bool) -> list:
-    """``(record, role)`` pairs: leaders, incumbent, best other recipe, CE baseline."""
-    ordered = sorted(records, key=lambda r: r.value, reverse=maximize)
-    incumbent = incumbent_record(records, objective, task, maximize)
-    baseline = baseline_record(records)
-    recipes = [r for r in ordered if r.recipe and r is not incumbent][:1]
-    picked, roles = [], {}
-    for record in [*ordered[:N_LEADERS], incumbent, *recipes, baseline]:
-        if record is not None and record.number not in roles:
-            picked.append(record)
-            roles[record.number] = ""
-    if baseline is not None:
-        roles[baseline.number] = "baseline"
-    if incumbent is not None:  # plain CE can be both (binary)
-        roles[incumbent.number] = " ".join(filter(None, ["incumbent", roles[incumbent.number]]))
-    return [(r, roles[r.number]) for r in picked]
 
 
 # -- confirmation ------------------------------------------------------------------------------
@@ -246,79 +180,26 @@ def _stop_the_trailing(candidates, maximize: bool, target: int) -> None:
             c.stopped = c.stopped or sign * (c.mean - incumbent.mean) <= 0
 
 
-def select(
-    records, runner, objective: Objective, *, confirm_seeds: int, seed: int | None
-) -> Selection:
+def race(records, runner, objective, *, confirm_seeds: int, seed: int | None) -> Verdict:
     """Confirm the candidates with extra seeds and choose (see the module docstring)."""
-    maximize = objective.direction == "maximize"
     budget = runner.epochs * len(runner.data.splits)
     candidates = [
         _candidate(record, role, record.epochs_trained in (0, budget))  # 0: not recorded
-        for record, role in pick_candidates(records, objective, runner.data.task, maximize)
+        for record, role in pick_candidates(records, objective, runner.data.task)
     ]
-    unstable = confirm(candidates, runner, confirm_seeds, seed, maximize)
+    unstable = confirm(candidates, runner, confirm_seeds, seed, objective.maximize)
     stable = [c for c in candidates if c.values and not c.unstable]
     candidates = stable or [c for c in candidates if c.values]
     y_true = runner.data.validation_targets
-    picked = choose(candidates, objective, y_true, runner.context, maximize, seed)
-    if picked.chosen.probabilities:
-        picked.chosen.decision = runner.fit_decision(*pooled(y_true, picked.chosen.probabilities))
+    verdict = choose(candidates, objective, y_true, runner.context, objective.maximize, seed)
+    if verdict.chosen.probabilities:
+        verdict.chosen.decision = runner.fit_decision(*pooled(y_true, verdict.chosen.probabilities))
     stopped = [f"trial {c.trial_number} ({len(c.values)} runs)" for c in candidates if c.stopped]
     if stopped:
-        picked.reason += "; stopped early, no better than the incumbent: " + ", ".join(stopped)
+        verdict.reason += "; stopped early, no better than the incumbent: " + ", ".join(stopped)
     if unstable:
-        picked.reason += "; dropped as unstable under other seeds: " + ", ".join(unstable)
-    return picked
-
-
-# -- can the validation split judge? --------------------------------------------------------
-
-
-def validation_support(data) -> list[int]:
-    """Validation samples per class (multi-label: positives per label); out-of-fold with cv."""
-    y = data.validation_targets
-    if data.task == "multiclass":
-        return np.bincount(y, minlength=data.num_classes).tolist()
-    y = y.reshape(len(y), -1)
-    return (
-        y.sum(0).astype(int).tolist()
-        if data.task == "multilabel"
-        else [int((y == 0).sum()), int(y.sum())]
-    )
-
-
-def validation_warnings(data, records, objective: Objective) -> list[str]:
-    """Why the validation scores may not tell the configs apart, with what to do about it."""
-    notes = []
-    support = validation_support(data)
-    names = [
-        name
-        for name, n in zip(data.class_names, support, strict=True)
-        if n < MIN_VALIDATION_SUPPORT
-    ]
-    if names:
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        advice = (
-            "pass cv=5 (out-of-fold scoring uses every sample)"
-            if not data.cv
-            else "add labelled data"
-        )
-        notes.append(
-            f"validation too small to judge: {len(names)} class(es) have fewer than "
-            f"{MIN_VALIDATION_SUPPORT} validation samples ({shown}); scores differ by noise, so "
-            f"{advice}."
-        )
-    values = np.array([r.value for r in records], dtype=float)
-    if len(values) >= 4:
-        best = values.max() if objective.direction == "maximize" else values.min()
-        tied = int(np.sum(np.isclose(values, best)))
-        if tied > len(values) / 2:
-            notes.append(
-                f"validation too small to judge: {tied} of {len(values)} trials tie at the best "
-                f"{objective.name} ({best:.4g}); "
-                + ("pass cv=5 to score on every sample." if not data.cv else "add labelled data.")
-            )
-    return notes
+        verdict.reason += "; dropped as unstable under other seeds: " + ", ".join(unstable)
+    return verdict
 
 
 # -- the choice --------------------------------------------------------------------------------
@@ -350,16 +231,16 @@ def _bootstrap_diffs(objective, y_true, a, b, context, maximize, rng, n) -> list
     return diffs
 
 
-def choose(candidates, objective, y_true, context, maximize, seed) -> Selection:
+def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
     """The incumbent unless the best confirmed candidate beats it clearly."""
     sign = 1.0 if maximize else -1.0
     racing = [c for c in candidates if not c.stopped] or candidates
     leader = max(racing, key=lambda c: sign * c.mean)
     incumbent = next((c for c in candidates if "incumbent" in c.role), None)
     if incumbent is None:
-        return Selection(leader, leader, candidates, reason="no incumbent to compare with")
+        return Verdict(leader, leader, candidates, reason="no incumbent to compare with")
     if leader is incumbent:
-        return Selection(
+        return Verdict(
             leader, leader, candidates, reason=f"the incumbent {_name(leader)} confirmed best"
         )
     rng = np.random.default_rng(seed)
@@ -391,4 +272,4 @@ def decide(leader: Candidate, incumbent: Candidate, boot_std: float, maximize: b
         f"{'above' if clear else 'within'} {Z_CLEAR} x its standard error {se:.4f}"
         f" -> {'the challenger' if clear else 'the incumbent'} is kept"
     )
-    return Selection(chosen, leader, candidates, gain, se, reason)
+    return Verdict(chosen, leader, candidates, gain, se, reason)

@@ -1,0 +1,332 @@
+"""Every public argument of :func:`lossearch.optimize`, declared once.
+
+An :class:`Argument` holds a parameter's default, the constraints a valid value meets
+(checked by :func:`lossearch._validation.validate_params` before the first trial), a
+help line, and its command-line option, if it has one. ``optimize`` validates against
+these declarations and the ``lossearch`` command builds its search options from them
+(:func:`lossearch.cli` reads :func:`cli_type`), so a range or a default is changed here
+and nowhere else. ``tests/test_arguments.py`` fails when they and ``optimize``'s
+signature disagree.
+
+This module imports nothing heavy: the command line reads it before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lossearch._validation import (
+    BOOL,
+    NON_EMPTY_STR,
+    Interval,
+    Options,
+    Satisfies,
+    problem,
+    takes_positional,
+)
+
+REQUIRED = object()  # the default of a positional argument
+BACKENDS = ("optuna", "keras_tuner")
+TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's built-in oracles
+SELECTIONS = ("robust", "best")
+# lossearch splits the data itself, so per-sample weights could not follow the split either.
+FORBIDDEN_FIT_KWARGS = (
+    "x",
+    "y",
+    "epochs",
+    "batch_size",
+    "validation_data",
+    "validation_split",
+    "sample_weight",
+)
+POSITIVE_INT = Interval(int, 1, None)
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of ``optimize``.
+
+    Args:
+        name: the parameter's name.
+        default: its default (:data:`REQUIRED` for a positional one).
+        constraints: valid values, any one suffices (``None`` allows None).
+        help: one line saying what it does.
+        flag: its command-line option (``--trials``), or None when it has none.
+        parse: the option's text to a value; by default the type of ``default``.
+    """
+
+    name: str
+    default: Any
+    constraints: tuple
+    help: str
+    flag: str | None = None
+    parse: Callable[[str], Any] | None = None
+
+
+def _instance_of(path: str, doc: str) -> Satisfies:
+    """``isinstance`` of a class named by its import path, imported only when checked (the
+    command line reads these declarations without importing Optuna)."""
+    module, _, name = path.rpartition(".")
+
+    def holds(value) -> bool:
+        return isinstance(value, getattr(importlib.import_module(module), name))
+
+    return Satisfies(holds, doc)
+
+
+def _objective_ok(value) -> bool:
+    return isinstance(value, str | tuple) or callable(value)  # an Objective is callable
+
+
+def _fit_kwargs_ok(value) -> bool:
+    return isinstance(value, dict) and not set(value) & set(FORBIDDEN_FIT_KWARGS)
+
+
+def _sequence_ok(value) -> bool:
+    return isinstance(value, list | tuple) and not isinstance(value, str)
+
+
+def _zero_is_none(text: str) -> int | None:
+    """``--recycle-every 0``: None (in this process)."""
+    value = int(text)
+    return None if value == 0 else value
+
+
+def _folds(text: str) -> int | str | None:
+    """``--cv``: a number of folds, ``auto``, or 0 for one hold-out split (None)."""
+    return text if text == "auto" else _zero_is_none(text)
+
+
+_ARGUMENTS = (
+    Argument(
+        "build_model",
+        REQUIRED,
+        (Satisfies(callable, "a callable build_model() or build_model(hp)"),),
+        "builds the model for each trial",
+    ),
+    Argument(
+        "data",
+        REQUIRED,
+        (Satisfies(lambda v: v is not None, "(x, y), a train/validation pair or dict"),),
+        "training (and validation) data",
+    ),
+    Argument(
+        "space",
+        "default",
+        (
+            Satisfies(
+                lambda v: v is not None, "a bundled name, a YAML path, a dict or a SearchSpace"
+            ),
+        ),
+        "the loss configs to search: a bundled name or a YAML path",
+        flag="--space",
+    ),
+    Argument(
+        "objective",
+        None,
+        (None, Satisfies(_objective_ok, "a name, a callable f(y_true, y_prob) or an Objective")),
+        "what each trial is scored on, e.g. balanced_accuracy, pr_auc (default by task)",
+        flag="--objective",
+    ),
+    Argument("n_trials", 30, (POSITIVE_INT,), "finished trials to run", flag="--trials"),
+    Argument(
+        "timeout",
+        None,
+        (None, Interval(float, 0, None, low_open=True)),
+        "seconds after which no trial starts",
+        flag="--timeout",
+        parse=float,
+    ),
+    Argument("epochs", 20, (POSITIVE_INT,), "epochs per trial", flag="--epochs"),
+    Argument("batch_size", 32, (POSITIVE_INT,), "batch size of fit", flag="--batch-size"),
+    Argument(
+        "validation",
+        None,
+        (None, Interval(float, 0, 1, low_open=True, high_open=True)),
+        "hold-out fraction (None: 0.2)",
+        flag="--validation",
+        parse=float,
+    ),
+    Argument(
+        "cv",
+        "auto",
+        (
+            None,
+            Interval(int, 2, None, doc="an integer number of folds >= 2"),
+            Options(("auto",), "'auto'"),
+        ),
+        "folds, 'auto' or 0 for one hold-out split",
+        flag="--cv",
+        parse=_folds,
+    ),
+    Argument(
+        "minority_classes",
+        None,
+        (None, Satisfies(_sequence_ok, "a list of class indices or names")),
+        "for the minority metrics (default: below-median classes)",
+    ),
+    Argument(
+        "class_names",
+        None,
+        (None, Satisfies(_sequence_ok, "a list of one name per class")),
+        "names in metrics, reports and MLflow",
+    ),
+    Argument(
+        "sampler",
+        None,
+        (None, _instance_of("optuna.samplers.BaseSampler", "an Optuna sampler")),
+        "Optuna's sampler (default: multivariate TPE)",
+    ),
+    Argument(
+        "pruner",
+        None,
+        (None, _instance_of("optuna.pruners.BasePruner", "an Optuna pruner")),
+        "Optuna's pruner (default: successive halving; recipes are never pruned)",
+    ),
+    Argument(
+        "callbacks",
+        None,
+        (
+            None,
+            Satisfies(
+                lambda v: isinstance(v, list | tuple) and all(takes_positional(c, 2) for c in v),
+                "a list of Optuna callbacks, each called as callback(study, frozen_trial)",
+            ),
+        ),
+        "Optuna study callbacks, called after each trial",
+    ),
+    Argument(
+        "storage",
+        None,
+        (
+            None,
+            Satisfies(lambda v: isinstance(v, str), "an Optuna URL"),
+            _instance_of("optuna.storages.BaseStorage", "an Optuna storage"),
+        ),
+        "Optuna storage URL",
+        flag="--storage",
+    ),
+    Argument("study_name", None, (None, NON_EMPTY_STR), "study name (resumable)", flag="--study"),
+    Argument(
+        "tracking_uri", None, (None, NON_EMPTY_STR), "MLflow tracking URI", flag="--tracking-uri"
+    ),
+    Argument(
+        "experiment_name",
+        "lossearch",
+        (NON_EMPTY_STR,),
+        "MLflow experiment name",
+        flag="--experiment",
+    ),
+    Argument(
+        "seed",
+        None,
+        (None, Interval(int, 0, None)),
+        "seeds splits and trials",
+        flag="--seed",
+        parse=int,
+    ),
+    Argument(
+        "n_jobs",
+        1,
+        (POSITIVE_INT, Options((-1,), "-1 for all cores")),
+        "trials run in threads of this process",
+    ),
+    Argument(
+        "recycle_every",
+        None,
+        (None, POSITIVE_INT),
+        "train in a child process replaced every N trainings, for flat memory (0: in this process)",
+        flag="--recycle-every",
+        parse=_zero_is_none,
+    ),
+    Argument(
+        "fit_kwargs",
+        None,
+        (
+            None,
+            Satisfies(
+                _fit_kwargs_ok,
+                f"a dict of extra model.fit arguments without {list(FORBIDDEN_FIT_KWARGS)} (set "
+                "them with optimize's epochs=, batch_size=, validation= / data=)",
+            ),
+        ),
+        "extra model.fit arguments, e.g. callbacks",
+    ),
+    Argument("refit", True, (BOOL,), "retrain the pick on train + validation"),
+    Argument("log_model", True, (BOOL,), "log the refit model to MLflow"),
+    Argument(
+        "registered_model_name",
+        None,
+        (None, NON_EMPTY_STR),
+        "retrain the pick, log it to MLflow and register it in the model registry as NAME",
+        flag="--register-model",
+    ),
+    Argument("show_progress", True, (BOOL,), "no progress bar", flag="--no-progress"),
+    Argument(
+        "selection",
+        "robust",
+        (Options(SELECTIONS),),
+        "how the pick is made: confirm against the incumbent recipe, or the top trial",
+        flag="--selection",
+    ),
+    Argument(
+        "confirm_seeds",
+        2,
+        (Interval(int, 0, None),),
+        "extra seeds each candidate is retrained on before the pick (0: none)",
+        flag="--confirm-seeds",
+    ),
+    Argument(
+        "decision",
+        True,
+        (BOOL,),
+        "keep arg-max / 0.5 instead of tuning a decision rule",
+        flag="--no-decision",
+    ),
+    Argument("backend", "optuna", (Options(BACKENDS),), "who proposes configs"),
+    Argument("tuner", "hyperband", (Options(TUNERS),), "Keras Tuner's oracle"),
+)
+OPTIMIZE_ARGUMENTS: Mapping[str, Argument] = {a.name: a for a in _ARGUMENTS}
+OPTIMIZE_CONSTRAINTS: dict[str, list] = {a.name: list(a.constraints) for a in _ARGUMENTS}
+
+
+def cli_type(argument: Argument) -> Callable[[str], Any]:
+    """An argparse ``type`` for ``argument``'s option: its text parsed, then checked
+    against the same constraints as ``optimize`` (``expected ..., got ...``)."""
+    parse = argument.parse or _parser_of(argument.default)
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = text
+        wrong = problem(value, argument.constraints)
+        if wrong:
+            raise argparse.ArgumentTypeError(f"{wrong}, got {text!r}")
+        return value
+
+    convert.__name__ = argument.name  # argparse names the type in its messages
+    return convert
+
+
+def _parser_of(default: Any) -> Callable[[str], Any]:
+    return int if isinstance(default, int) and not isinstance(default, bool) else str
+
+
+def cli_options(argument: Argument) -> dict[str, Any]:
+    """``add_argument`` keywords for ``argument``'s option (a ``--no-...`` flag for a
+    boolean that defaults to True)."""
+    if isinstance(argument.default, bool):
+        action = "store_false" if argument.default else "store_true"
+        return {"dest": argument.name, "action": action, "help": argument.help}
+    return {
+        "dest": argument.name,
+        "metavar": argument.flag.lstrip("-").upper().replace("-", "_"),
+        "type": cli_type(argument),
+        "default": argument.default,
+        "help": argument.help,
+    }

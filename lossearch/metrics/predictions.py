@@ -1,0 +1,105 @@
+"""One set of validation predictions, normalised once, with what every metric reads from it.
+
+Labels are class indices (multiclass), 0/1 per sample (binary: ``(n, 1)``) or 0/1 per
+label (multi-label); probabilities are ``(n, C)`` (binary: ``(n, 1)``, expanded here to
+two columns). Per-class precision, recall and F1 and each class's average precision are
+computed on first use, so that one metric scored per epoch computes only what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+class Predictions:
+    """``y_true`` and ``y_prob`` of one task, with the decisions (arg-max or ``>= 0.5``)."""
+
+    def __init__(
+        self,
+        y_true,
+        y_prob,
+        *,
+        task: str,
+        class_names: Sequence[str],
+        minority_classes: Sequence[int],
+    ):
+        y_true, y_prob = np.asarray(y_true), np.asarray(y_prob, dtype=np.float64)
+        if task == "binary":
+            p1 = y_prob.reshape(-1)
+            y_true, y_prob = y_true.reshape(-1), np.stack([1.0 - p1, p1], axis=1)
+            y_pred = (p1 >= 0.5).astype(int)
+        elif task == "multilabel":
+            y_pred = (y_prob >= 0.5).astype(int)
+        else:
+            y_pred = y_prob.argmax(-1)
+        self.y_true, self.y_prob, self.y_pred = y_true, y_prob, y_pred
+        self.task, self.class_names = task, list(class_names)
+        self.minority = list(minority_classes)
+        self._ap: dict[int, float] = {}
+
+    @cached_property
+    def per_class(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(precision, recall, f1, support)`` per class (label), zero where undefined."""
+        labels = None if self.task == "multilabel" else np.arange(len(self.class_names))
+        return skm.precision_recall_fscore_support(
+            self.y_true, self.y_pred, labels=labels, zero_division=0
+        )
+
+    @property
+    def recall(self) -> np.ndarray:
+        return self.per_class[1]
+
+    @property
+    def f1(self) -> np.ndarray:
+        return self.per_class[2]
+
+    @property
+    def present(self) -> np.ndarray:
+        """Classes with at least one validation sample (labels with a positive)."""
+        return self.per_class[3] > 0
+
+    def average_precision(self, classes: Sequence[int] | range) -> np.ndarray:
+        """Average precision of each of ``classes`` (NaN for a class without positives)."""
+        for c in classes:
+            if c not in self._ap:
+                column = self.y_true[:, c] if self.task == "multilabel" else self.y_true == c
+                self._ap[c] = average_precision(column, self.y_prob[:, c])
+        return np.array([self._ap[c] for c in classes], dtype=np.float64)
+
+    def per_label(self, score) -> float:
+        """Multi-label: the mean over labels of ``score(y_true_j, y_pred_j)``."""
+        return float(
+            np.mean(
+                [score(self.y_true[:, j], self.y_pred[:, j]) for j in range(self.y_true.shape[1])]
+            )
+        )
+
+
+def average_precision(y_true, score) -> float:
+    if not np.any(y_true):
+        return float("nan")
+    return float(skm.average_precision_score(y_true, score))
+
+
+def geometric_mean(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    if np.any(values == 0):
+        return 0.0
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def expected_calibration_error(confidence, correct, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by size."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total)

@@ -1,0 +1,204 @@
+"""What a search was started with, :class:`SearchRun`, and what it shows, :class:`SearchSummary`.
+
+These are the two objects the MLflow parent run is written from (``Tracker.open_search``
+and ``Tracker.close_search``). A :class:`SearchSummary` is built from a live
+:class:`~lossearch.SearchResult` (``result.search_summary()``) or from a stored study
+(``StoredStudy.summary()``), and everything a user reads is rendered from it: the text
+of ``result.summary()`` and ``summary.txt``, the HTML report (:mod:`lossearch.report`)
+and the MLflow parent run. So the live search, ``lossearch report`` and
+``lossearch sync-mlflow`` show the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lossearch.config import LossConfig
+from lossearch.metrics.objectives import summary_metrics
+from lossearch.selection import Selection
+
+PHASES = ("search", "confirmation", "refit")  # result.seconds, in this order
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """What a search's MLflow parent run is opened with: its name, params and tags.
+
+    The live search builds it from its settings and keeps it in the study, so that
+    ``lossearch sync-mlflow`` reopens a lost parent run with the same params.
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def storage(self) -> str | None:
+        """The storage's URL, credentials masked (None: the study was in memory)."""
+        storage = self.tags.get("storage")
+        return None if storage in (None, "in-memory") else storage
+
+    @property
+    def sync_hint(self) -> str:
+        """How to bring MLflow up to date with this search's study."""
+        if self.storage is None:
+            return "(the study was kept in memory: pass storage= to make it syncable)"
+        return f"lossearch sync-mlflow --storage {self.storage} --study {self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "tags": dict(self.tags)}
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> SearchRun:
+        return cls(name, dict(data.get("params", {})), dict(data.get("tags", {})))
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """A search's pick against the CE baseline, its trials and where its time went.
+
+    Args:
+        name: the study's (or Keras Tuner project's) name.
+        objective, direction: what was optimised.
+        selection: the pick (:class:`~lossearch.selection.Selection`).
+        states: trials per state (``COMPLETE``, ``PRUNED``, ``FAIL``, ...).
+        history: ``(number, value)`` of each completed trial.
+        failures: why trials failed, one reason per failed trial.
+        importances: Optuna's parameter importances, ``{}`` when there are none.
+        seconds: wall time per phase (:data:`PHASES`), when known.
+        closed: whether the search has closed (else ``selection`` is the top trial so far).
+    """
+
+    name: str
+    objective: str
+    direction: str
+    selection: Selection
+    states: dict[str, int] = field(default_factory=dict)
+    history: list[tuple[int, float]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    importances: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    closed: bool = True
+
+    @property
+    def title(self) -> str:
+        return f"lossearch: {self.name}"
+
+    @property
+    def best_config(self) -> LossConfig:
+        return self.selection.config
+
+    @property
+    def metrics(self) -> dict:
+        return self.selection.metrics or {}
+
+    @property
+    def baseline_metrics(self) -> dict:
+        return self.selection.baseline_metrics or {}
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metrics.get("per_class", {}))
+
+    @property
+    def class_counts(self) -> list[int]:
+        return list(self.best_config.class_counts or ())
+
+    @property
+    def summary_keys(self) -> list[str]:
+        return summary_metrics(self.objective)
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the pick's numbers are pooled over confirmation runs."""
+        return self.selection.runs > 1
+
+    def text(self) -> str:
+        """The summary as text: what ``result.summary()`` prints and ``summary.txt`` holds."""
+        return "\n".join([*self._headline(), "", *self._per_class(), "", *self._summary_rows()])
+
+    def _headline(self) -> list[str]:
+        s, states = self.selection, Counter(self.states)
+        lines = [
+            f"lossearch: {sum(states.values())} trials ({states['COMPLETE']} complete, "
+            f"{states['PRUNED']} pruned, {states['FAIL']} failed); "
+            f"objective {self.objective} ({self.direction})",
+            f"best:      {self.best_config.describe()}"
+            + (f"  [recipe {s.recipe}]" if s.recipe else ""),
+            f"           {self.objective} = {s.value:.4f}"
+            + (f" ± {s.std:.4f} over {s.runs} runs" if s.runs > 1 else ""),
+        ]
+        if s.chosen.hp_values:
+            values = (
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in s.chosen.hp_values.items()
+            )
+            lines.append("your hp:   " + ", ".join(values))
+        if s.baseline_value is not None:
+            lines.append(
+                f"baseline:  ce() {self.objective} = {s.baseline_value:.4f}"
+                + (
+                    f" over {s.baseline_runs} runs (the same seeds and epochs)"
+                    if s.baseline_runs > 1
+                    else ""
+                )
+            )
+        lines += [f"scoring:   {s.scoring}"] if s.scoring else []
+        lines += [f"selection: {s.reason}"] if s.reason else []
+        if self.seconds:
+            phases = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+            lines.append(f"time:      {phases}")
+        lines += [f"warning:   {note}" for note in s.warnings]
+        return lines + self._failure_lines()
+
+    def _failure_lines(self, shown: int = 3) -> list[str]:
+        """Why trials failed: each distinct reason once, with how many trials it ended."""
+        counts = Counter(self.failures)
+        lines = [
+            f"failed:    {n} trial{'s' if n > 1 else ''}: {reason}"
+            for reason, n in counts.most_common(shown)
+        ]
+        if len(counts) > shown:
+            lines.append(f"           and {len(counts) - shown} other reasons")
+        return lines
+
+    def _per_class(self) -> list[str]:
+        trial = self.selection.chosen.number
+        scope = (
+            f"pooled over the confirmation runs of each (best: trial {trial}):"
+            if self.confirmed
+            else f"of the search trials (best: trial {trial}):"
+        )
+        best = self.metrics.get("per_class", {})
+        base = self.baseline_metrics.get("per_class", {})
+        width = max([5, *map(len, best)])
+        header = f"{'class':<{width}} {'n_train':>8} {'n_val':>6} " + " ".join(
+            f"{k + '(' + who + ')':>11}" for k in ("recall", "f1", "ap") for who in ("CE", "best")
+        )
+        rows = [f"validation metrics, {scope}", header, "-" * len(header)]
+        counts = self.class_counts
+        for i, name in enumerate(best):
+            count = counts[i] if i < len(counts) else ""
+            cells = [
+                _cell(source.get(name, {}).get(key), 11)
+                for key in ("recall", "f1", "ap")
+                for source in (base, best)
+            ]
+            support = best.get(name, {}).get("support", "")
+            rows.append(f"{name:<{width}} {count:>8} {support:>6} " + " ".join(cells))
+        return rows
+
+    def _summary_rows(self) -> list[str]:
+        best = self.metrics.get("summary", {})
+        base = self.baseline_metrics.get("summary", {})
+        rows = [f"{'metric':<20} {'CE':>8} {'best':>8}"]
+        for key in self.summary_keys:
+            rows.append(f"{key:<20} {_cell(base.get(key), 8)} {_cell(best.get(key), 8)}")
+        return rows
+
+
+def _cell(value, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"

@@ -1,0 +1,132 @@
+"""The layout holds: imports point down, one owner per fact, functions stay short.
+
+Read from the source with ``ast`` (nothing is imported but in the subprocess test), so a
+change that breaks a rule fails here with the file and line, not in review."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lossearch"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+TREES = {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in MODULES.items()}
+
+
+def _top_level_imports(name: str) -> set[str]:
+    """lossearch modules ``name`` imports when it loads (not inside functions)."""
+    found = set()
+    for node in TREES[name].body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lossearch"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("lossearch"))
+    return {m for m in found if m in MODULES and m != name}
+
+
+def test_no_import_cycle():
+    """A package importing its own submodules (re-exports) is not a cycle."""
+    graph = {name: _top_level_imports(name) for name in MODULES}
+    graph = {n: {d for d in deps if not d.startswith(n + ".")} for n, deps in graph.items()}
+    done, path = set(), []
+
+    def visit(node):
+        if node in path:
+            cycle = path[path.index(node) :] + [node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        path.append(node)
+        for dep in sorted(graph[node]):
+            visit(dep)
+        path.pop()
+        done.add(node)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("lossearch.storages", "lossearch.tracking"),
+        ("lossearch.settings", "lossearch.tracking"),
+        ("lossearch.report", "lossearch.backends"),
+        ("lossearch.stored", "lossearch.backends"),
+        ("lossearch.mlflow_sync", "lossearch.session"),
+        ("lossearch.selection", "lossearch.records"),
+    ],
+)
+def test_a_lower_layer_does_not_import_a_higher_one(module, forbidden):
+    imported = {
+        m
+        for n in MODULES
+        if n == module or n.startswith(module + ".")
+        for m in _top_level_imports(n)
+    }
+    assert not {m for m in imported if m == forbidden or m.startswith(forbidden + ".")}
+
+
+def test_only_tracking_talks_to_mlflow():
+    """The MLflow client and runs are written in one place (lossearch.tracking)."""
+    offenders = []
+    for name, tree in TREES.items():
+        if name == "lossearch.tracking":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("client", "MlflowClient"):
+                offenders.append(f"{name}:{node.lineno} .{node.attr}")
+            fluent = isinstance(node, ast.Attribute) and node.attr in ("start_run", "log_model")
+            if fluent and isinstance(node.value, ast.Name) and node.value.id == "mlflow":
+                offenders.append(f"{name}:{node.lineno} mlflow.{node.attr}")
+    assert offenders == []
+
+
+def test_one_baseline_function_and_no_locals_routing():
+    defined = [
+        f"{name}.{node.name}"
+        for name, tree in TREES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name == "baseline_record"
+    ]
+    assert defined == ["lossearch.selection.roles.baseline_record"]
+    calls = [
+        name
+        for name, tree in TREES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "locals"
+    ]
+    assert calls == []
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = [
+        f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for name, tree in TREES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > 80
+    ]
+    optimize = next(n for n in TREES["lossearch.api"].body if getattr(n, "name", "") == "optimize")
+    assert long == [] and optimize.end_lineno - optimize.lineno + 1 <= 60
+
+
+def test_reading_a_stored_study_loads_no_mlflow():
+    script = (
+        "import sys\n"
+        "import lossearch.stored, lossearch.report, lossearch.storages, lossearch.settings\n"
+        "print('mlflow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
