@@ -50,7 +50,10 @@ TAU_GRID = tuple(np.round(np.arange(0.0, 2.01, 0.1), 2).tolist())
 # logit shifts for thresholds: sigmoid(shift) spans about 0.007 to 0.993
 SHIFT_GRID = tuple(np.round(np.arange(-5.0, 5.01, 0.1), 2).tolist())
 THRESHOLD_RULES = ("balanced_log_loss", "f1")
-EPS = 1e-7
+EPS = 1e-7  # where losses are computed from probabilities (tuning the rule)
+# Applying the rule clips only to float64's range: a wider clip would tie confident outputs
+# and change ranking metrics (a 1e-7 clip once moved a test PR-AUC by 1.2 points).
+_TINY, _EPSNEG = np.finfo(np.float64).tiny, np.finfo(np.float64).epsneg
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,17 @@ class Decision:
     # -- applying --------------------------------------------------------------------------
 
     def apply(self, y_prob: np.ndarray) -> np.ndarray:
-        """Adjusted probabilities: arg-max (multiclass) or ``>= 0.5`` gives the decision."""
+        """Adjusted probabilities: arg-max (multiclass) or ``>= 0.5`` gives the decision.
+
+        A monotone map of each output, in float64 with no clipping beyond float64's own
+        range, so that ranking metrics (PR-AUC) are the same before and after it.
+        """
         y_prob = np.asarray(y_prob, dtype=np.float64)
         if self.kind == "logit_adjustment":
-            return _softmax(np.log(np.clip(y_prob, EPS, 1.0)) - self.tau * np.array(self.log_prior))
-        return _sigmoid(_logit(y_prob) - _logit(np.array(self.threshold)))
+            log_p = np.log(np.clip(y_prob, _TINY, 1.0))
+            return _softmax(log_p - self.tau * np.array(self.log_prior))
+        p = np.clip(y_prob, _TINY, 1.0 - _EPSNEG)
+        return _sigmoid(np.log(p) - np.log1p(-p) - _logit(np.array(self.threshold)))
 
     def describe(self) -> str:
         if self.kind == "logit_adjustment":
@@ -165,7 +174,8 @@ def _softmax(z):
 
 
 def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    with np.errstate(over="ignore"):  # exp(-z) of a very negative z: inf, sigmoid 0
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def _logit(p):

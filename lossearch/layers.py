@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from lossearch._validation import Interval, check
@@ -54,6 +55,11 @@ class DecisionLayer(keras.layers.Layer):
     binary / multi-label ``sigmoid(logit - logit(threshold))``, so the usual arg-max or
     ``>= 0.5`` gives the tuned decision. ``from_logits`` says what the layer receives.
 
+    It computes in float64 (the layer's dtype), so that each output stays a strictly
+    monotone map of the model's: in float32, ``sigmoid`` reaches 1.0 at a logit of about 17,
+    confident outputs would tie and ranking metrics such as PR-AUC would change. (On JAX,
+    float64 needs ``jax_enable_x64``; without it the layer computes in float32.)
+
     Example:
         >>> from lossearch.decision import Decision
         >>> rule = Decision.logit_adjustment(1.0, class_counts=[90, 10])
@@ -61,22 +67,25 @@ class DecisionLayer(keras.layers.Layer):
     """
 
     def __init__(self, decision: dict, from_logits: bool = True, **kwargs):
+        kwargs.setdefault("dtype", "float64")
         super().__init__(**kwargs)
         self.rule = Decision.from_dict(decision, source="DecisionLayer decision")
         self.decision = self.rule.to_dict()
         self.from_logits = bool(from_logits)
 
     def call(self, inputs):
-        eps = 1e-7
-        x = ops.cast(inputs, "float32")
+        dtype = self.compute_dtype
+        x = ops.cast(inputs, dtype)
         if self.rule.kind == "logit_adjustment":
-            scores = x if self.from_logits else ops.log(ops.clip(x, eps, 1.0))
-            shift = self.rule.tau * ops.convert_to_tensor(self.rule.log_prior, "float32")
+            tiny = _float_range(dtype)[0]
+            scores = x if self.from_logits else ops.log(ops.clip(x, tiny, 1.0))
+            shift = self.rule.tau * ops.convert_to_tensor(self.rule.log_prior, dtype)
             return ops.softmax(scores - shift, axis=-1)
         if not self.from_logits:
-            x = ops.clip(x, eps, 1.0 - eps)
+            tiny, epsneg = _float_range(dtype)
+            x = ops.clip(x, tiny, 1.0 - epsneg)
             x = ops.log(x) - ops.log1p(-x)
-        t = ops.convert_to_tensor(self.rule.threshold, "float32")
+        t = ops.convert_to_tensor(self.rule.threshold, dtype)
         return ops.sigmoid(x - (ops.log(t) - ops.log1p(-t)))
 
     def compute_output_shape(self, input_shape):
@@ -84,6 +93,13 @@ class DecisionLayer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "decision": self.decision, "from_logits": self.from_logits}
+
+
+def _float_range(dtype: str) -> tuple[float, float]:
+    """The smallest normal number and the gap below 1.0 of ``dtype``: clipping to them
+    ties no two values the dtype can tell apart."""
+    info = np.finfo(np.dtype(dtype))
+    return float(info.tiny), float(info.epsneg)
 
 
 # -- models with a decision rule ---------------------------------------------------------

@@ -167,3 +167,39 @@ def test_a_rule_that_is_not_clearly_better_stays_the_identity():
     assert fit_decision(yb, pb, task="binary", class_counts=[40, 2], metric="g_mean").threshold == (
         0.5,
     )
+
+
+def _float64_backend() -> bool:
+    """JAX computes in float32 unless x64 is enabled."""
+    if keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+@pytest.mark.all_backends
+def test_a_threshold_leaves_ranking_metrics_unchanged():
+    """A threshold is a monotone map of each output, so PR-AUC must not move. On main
+    Decision.apply clipped at 1e-7 and the layer's float32 sigmoid reached 1.0 at a logit of
+    about 17: confident outputs tied, and a test PR-AUC once moved by 1.2 points."""
+    from sklearn.metrics import average_precision_score
+
+    if not _float64_backend():
+        pytest.skip("float64 is off on this backend (jax_enable_x64)")
+    rng = np.random.default_rng(0)
+    y = (rng.random(3000) < 0.1).astype(int)
+    z = np.clip(rng.normal(8.0, 9.0, 3000) + 6.0 * y, -30, 30)  # many logits above 17
+    rule = Decision.thresholds(0.29)
+    p = 1.0 / (1.0 + np.exp(-z))
+    assert average_precision_score(y, rule.apply(p[:, None])[:, 0]) == pytest.approx(
+        average_precision_score(y, p)
+    )
+    layer = DecisionLayer(rule.to_dict(), from_logits=True)
+    out = keras.ops.convert_to_numpy(layer(z[:, None]))[:, 0]
+    assert average_precision_score(y, out) == pytest.approx(average_precision_score(y, z))
+    # from float32 probabilities: no tie beyond those the probabilities already have
+    p32 = p.astype("float32")
+    layer = DecisionLayer(rule.to_dict(), from_logits=False)
+    out = keras.ops.convert_to_numpy(layer(p32[:, None]))[:, 0]
+    assert average_precision_score(y, out) == pytest.approx(average_precision_score(y, p32))
