@@ -1,21 +1,31 @@
-"""Efficacy of lossearch's pick on data the search never saw, across datasets and seeds.
+"""Efficacy of lossearch's pick on data the search never saw, and where choosing the loss pays.
 
 Every method gets the same pool (train + validation) and is scored on the same held-out test
-set (see ``efficacy_data``). Methods:
+set (problems, and which are development or confirmation problems: ``efficacy_data``).
+Methods, per problem, seed and objective:
 
 * ``recipe:<name>``: each recipe of the task's bundled space as a fixed loss, trained on the
-  pool for the same epochs (what a user picks by hand from a paper);
+  pool, arg-max / 0.5 (what a user picks by hand from a paper); objective-free;
 * ``ce+class_weight`` (binary): CE with ``fit(class_weight=...)`` balanced;
-* ``lossearch``: ``optimize`` with its defaults and ``refit``; its test score is taken from
-  ``result.model`` (decision rule applied) and, for the "with and without" figure, from the
-  same refit model without the decision layer;
-* ``lossearch_holdout``: the same with ``cv=None`` (one 20% hold-out split, whatever the tail);
-* ``lossearch_cv``: the same with ``cv=3`` (2 where the rarest class has 2 samples);
-* ``plain_optuna``: TPE over the same space with the same ``n_trials`` and ``epochs``, one
-  stratified hold-out split, the top validation trial refit on the pool.
+* ``lossearch``: ``optimize`` with its defaults and ``refit``, scored through
+  ``result.model`` (its decision rule applied) and, as ``lossearch (no decision)``, through
+  the same model without it. Its **regret analysis**: the search's top trials by validation
+  (``REGRET_TOP``), every recipe trial and the pick, each retrained on the whole pool with
+  the benchmark's seed and scored on test under its own tuned decision rule;
+* ``recipes_only``: ``optimize`` with the recipes alone (``n_trials`` = the recipes):
+  recipes + confirmation + decision rule, no search. lossearch minus this is what the
+  search itself adds;
+* ``optuna_by_hand``: what a user writes by hand: TPE over the same space with the same
+  trials and epochs, one stratified 80/20 hold-out, no recipes, no decision rule, no
+  pruning, the top validation trial refit on the pool (the default objective only);
+* ``optuna_like_for_like``: the same loop as lossearch runs it (its scoring, recipes
+  enqueued, decision rule, pruner), the top trial by validation: ``optimize(selection=
+  "best")``. lossearch minus this is its robust selection; this minus ``optuna_by_hand`` is
+  the rest (the default objective only).
 
-Results are cached per (problem, seed, method) in ``benchmarks/results/efficacy_runs.jsonl``;
-``--redo METHOD`` measures a method again. ``--jobs N`` runs N processes of one thread each.
+Results are cached per (problem, seed, method, objective) in
+``benchmarks/results/efficacy_runs.jsonl`` with the commit that measured them; ``--redo
+METHOD`` measures a method again. ``--jobs N`` runs N processes of one thread each.
 
 Run: make benchmark-efficacy   (or .venv/bin/python benchmarks/efficacy.py [--quick])
 """
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,14 +51,30 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "efficacy_runs.jsonl"
-SPACE = {"multiclass": "long_tail", "binary": "binary"}
-SEARCH_METHODS = ("lossearch", "lossearch_holdout", "lossearch_cv", "plain_optuna")
+SPACE = {"multiclass": "long_tail", "binary": "binary", "multilabel": "multilabel"}
+SEARCH_METHODS = ("lossearch", "recipes_only", "optuna_by_hand", "optuna_like_for_like")
+DEFAULT_OBJECTIVE_ONLY = ("optuna_by_hand", "optuna_like_for_like")
+REGRET_TOP = 10  # the top trials by validation retrained for the regret analysis
 
 
-def build_model_for(n_features: int, n_outputs: int):
+def build_model_for(n_features, n_outputs: int):
+    """The benchmark's model: an MLP (64 hidden units) on vectors, a small CNN on
+    ``(height, width, channels)`` images; logits out."""
     import keras
 
     def build_model():
+        if isinstance(n_features, tuple):  # an image
+            return keras.Sequential(
+                [
+                    keras.Input(n_features),
+                    keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+                    keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+                    keras.layers.MaxPooling2D(2),
+                    keras.layers.Flatten(),
+                    keras.layers.Dense(64, activation="relu"),
+                    keras.layers.Dense(n_outputs),
+                ]
+            )
         return keras.Sequential(
             [
                 keras.Input((n_features,)),
@@ -59,12 +86,23 @@ def build_model_for(n_features: int, n_outputs: int):
     return build_model
 
 
+def model_for(setting):
+    features = setting.x.shape[1:] if setting.x.ndim > 2 else setting.x.shape[1]
+    return build_model_for(features, setting.n_outputs)
+
+
 def methods_for(task: str) -> list[str]:
     from lossearch.search_space import SearchSpace
 
     recipes = [f"recipe:{r.name}" for r in SearchSpace.load(SPACE[task], task=task).recipes]
     extra = ["ce+class_weight"] if task == "binary" else []
     return recipes + extra + list(SEARCH_METHODS)
+
+
+def _labels(setting, y=None):
+    """Labels as ``fit`` and ``optimize`` take them (binary: a column)."""
+    y = setting.y if y is None else y
+    return y.reshape(-1, 1) if setting.task == "binary" else y
 
 
 # -- training and scoring -------------------------------------------------------------------
@@ -79,12 +117,11 @@ def _train(setting, config, budget, seed, x=None, y=None, class_weight=None):
     y = setting.y if y is None else y
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    n_out = 1 if setting.task == "binary" else len(setting.counts)
-    model = build_model_for(x.shape[1], n_out)()
+    model = model_for(setting)()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=config.build())
     model.fit(
         x,
-        y.reshape(-1, 1) if setting.task == "binary" else y,
+        _labels(setting, y),
         epochs=budget["epochs"],
         batch_size=budget["batch_size"],
         verbose=0,
@@ -98,32 +135,41 @@ def _probabilities(outputs, task, from_logits=True):
     outputs = np.asarray(outputs, dtype=np.float64)
     if not from_logits:
         return outputs
-    if task == "binary":
-        return 1.0 / (1.0 + np.exp(-outputs.reshape(-1)))
-    e = np.exp(outputs - outputs.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+    if task == "multiclass":
+        e = np.exp(outputs - outputs.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-outputs))
 
 
 def test_scores(setting, outputs, from_logits=True) -> dict:
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, recall_score
+    """Every registered objective on the test set, computed as lossearch computes it
+    (minority classes: those below the pool's median count; binary: the positives)."""
+    from lossearch.metrics import OBJECTIVES, default_minority_classes, evaluate
 
     prob = _probabilities(outputs, setting.task, from_logits)
-    if setting.task == "multiclass":
-        return {
-            "balanced_accuracy": float(balanced_accuracy_score(setting.y_test, prob.argmax(-1)))
-        }
-    pred = (prob.reshape(-1) >= 0.5).astype(int)
-    recalls = recall_score(setting.y_test, pred, labels=[0, 1], average=None, zero_division=0)
-    return {
-        "pr_auc": float(average_precision_score(setting.y_test, prob.reshape(-1))),
-        "g_mean": float(np.sqrt(recalls[0] * recalls[1])),
-    }
+    if setting.task == "binary":
+        prob = prob.reshape(-1, 1)
+    names = [str(i) for i in range(len(setting.counts))]
+    minority = default_minority_classes(setting.counts, setting.task)
+    summary = evaluate(
+        _labels(setting, setting.y_test),
+        prob,
+        task=setting.task,
+        class_names=names,
+        minority_classes=minority,
+    ).summary
+    return {k: float(v) for k, v in summary.items() if k in OBJECTIVES}
 
 
 def _config(setting, fields):
     from lossearch import LossConfig
 
-    return LossConfig(**fields, class_counts=setting.counts, task=setting.task)
+    kept = {k: v for k, v in fields.items() if k in _SEARCHED}
+    n_samples = len(setting.y) if setting.task == "multilabel" else None
+    return LossConfig(**kept, class_counts=setting.counts, task=setting.task, n_samples=n_samples)
+
+
+_SEARCHED = ("family", "params", "weights", "weight_params", "label_smoothing", "drw_start")
 
 
 # -- the methods ----------------------------------------------------------------------------
@@ -134,7 +180,10 @@ def run_recipe(setting, name, budget, seed):
 
     space = SearchSpace.load(SPACE[setting.task], task=setting.task)
     recipe = next(r for r in space.recipes if r.name == name)
-    config = space.sample(RecipeSource(recipe), class_counts=setting.counts, task=setting.task)
+    n_samples = len(setting.y) if setting.task == "multilabel" else None
+    config = space.sample(
+        RecipeSource(recipe), class_counts=setting.counts, task=setting.task, n_samples=n_samples
+    )
     model = _train(setting, config, budget, seed)
     return {"scores": test_scores(setting, model(setting.x_test)), "pick": config.describe()}
 
@@ -148,17 +197,18 @@ def run_class_weight(setting, budget, seed):
     return {"scores": test_scores(setting, model(setting.x_test)), "pick": "ce + class_weight"}
 
 
-def run_lossearch(setting, budget, seed, cv="auto", pruner=None):
+def run_lossearch(setting, budget, seed, objective=None, cv="auto", pruner=None, **options):
+    """``optimize`` on the pool; ``options`` go to it (``n_trials`` overrides the budget's)."""
     import lossearch
     from lossearch.layers import without_decision
 
     with tempfile.TemporaryDirectory() as tmp:
         result = lossearch.optimize(
-            build_model_for(
-                setting.x.shape[1], 1 if setting.task == "binary" else len(setting.counts)
-            ),
-            (setting.x, setting.y.reshape(-1, 1) if setting.task == "binary" else setting.y),
-            n_trials=budget["n_trials"],
+            model_for(setting),
+            (setting.x, _labels(setting)),
+            space=SPACE[setting.task],
+            objective=objective,
+            n_trials=options.pop("n_trials", budget["n_trials"]),
             epochs=budget["epochs"],
             batch_size=budget["batch_size"],
             cv=cv,
@@ -167,21 +217,71 @@ def run_lossearch(setting, budget, seed, cv="auto", pruner=None):
             show_progress=False,
             tracking_uri=f"sqlite:///{tmp}/mlflow.db",
             experiment_name="efficacy",
+            **options,
         )
     raw = without_decision(result.model)
+    picked = result.selection
     return {
         "scores": test_scores(setting, result.model(setting.x_test), from_logits=False),
         "scores_without_decision": test_scores(setting, raw(setting.x_test)),
         "pick": result.best_config.describe(),
+        "pick_trial": picked.chosen.number,
+        "pick_recipe": picked.recipe,
         "decision": result.best_config.decision.describe() if result.best_config.decision else "",
-        "reason": result.selection.reason,
+        "reason": picked.reason,
         "phases": {**result.seconds, "search_recipes": _recipe_seconds(result.study)},
         "trial_cost": trial_cost(result.study),
         "confirmation": [
             {k: row[k] for k in ("trial", "recipe", "role", "runs", "stopped", "confirmed_mean")}
-            for row in result.selection.table
+            for row in picked.table
         ],
+        "result": result,  # for the regret analysis; dropped before the row is saved
     }
+
+
+def regret(setting, result, budget, seed, top=REGRET_TOP) -> list[dict]:
+    """The search's top trials by validation, its recipe trials and its pick, each retrained
+    on the whole pool (the benchmark's seed) and scored on test under its own decision rule
+    (the pick: the rule tuned on its confirmation runs)."""
+    from optuna.trial import TrialState
+
+    from lossearch.records import decision_of
+
+    study, picked = result.study, result.selection
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "config" in t.user_attrs and "duplicate_of" not in t.user_attrs
+    ]
+    maximize = result.direction == "maximize"
+    ranked = sorted(trials, key=lambda t: t.value, reverse=maximize)
+    keep = {t.number for t in ranked[:top]} | {picked.chosen.number}
+    keep |= {t.number for t in trials if t.user_attrs.get("recipe")}
+    rows = []
+    for trial in (t for t in trials if t.number in keep):
+        config = _config(setting, trial.user_attrs["config"])
+        chosen = trial.number == picked.chosen.number
+        decision = picked.decision if chosen else decision_of(trial)
+        model = _train(setting, config, budget, seed)
+        prob = _probabilities(keras_numpy(model(setting.x_test)), setting.task)
+        decided = prob if decision is None else decision.apply(prob.reshape(len(prob), -1))
+        rows.append(
+            {
+                "trial": trial.number,
+                "recipe": trial.user_attrs.get("recipe"),
+                "value": trial.value,
+                "chosen": chosen,
+                "test": test_scores(setting, decided, from_logits=False),
+                "test_raw": test_scores(setting, prob, from_logits=False),
+            }
+        )
+    return rows
+
+
+def keras_numpy(tensor):
+    import keras
+
+    return keras.ops.convert_to_numpy(tensor)
 
 
 def _recipe_seconds(study) -> float:
@@ -218,50 +318,55 @@ def trial_cost(study) -> dict | None:
     }
 
 
-def run_plain_optuna(setting, budget, seed):
+def run_optuna_by_hand(setting, budget, seed, objective=None):
     """What a user writes without lossearch: TPE over the same space, the top trial refit."""
     import optuna
 
     from lossearch import LossConfig
     from lossearch.backends.optuna import OptunaSource
-    from lossearch.metrics import resolve_objective, scalar_metric
+    from lossearch.metrics import default_minority_classes, resolve_objective
     from lossearch.search_space import SearchSpace
 
     space = SearchSpace.load(SPACE[setting.task], task=setting.task)
-    objective_name = resolve_objective(None, setting.task).name
+    scorer = resolve_objective(objective, setting.task)
     x_tr, x_va, y_tr, y_va = _holdout(setting, seed)
-    counts = np.bincount(y_tr, minlength=len(setting.counts)).tolist()
-    names = [str(i) for i in range(len(counts))]
+    part = efficacy_data.Setting(setting.name, setting.task, x_tr, y_tr, x_va, y_va)
+    names = [str(i) for i in range(len(part.counts))]
+    n_samples = len(y_tr) if setting.task == "multilabel" else None
 
-    def objective(trial):
-        config = space.sample(OptunaSource(trial), class_counts=counts, task=setting.task)
-        model = _train(setting, config, budget, seed + trial.number, x_tr, y_tr)
-        prob = _probabilities(model(x_va), setting.task)
+    def trial_objective(trial):
+        config = space.sample(
+            OptunaSource(trial), class_counts=part.counts, task=setting.task, n_samples=n_samples
+        )
+        model = _train(part, config, budget, seed + trial.number)
+        prob = _probabilities(keras_numpy(model(x_va)), setting.task)
         trial.set_user_attr("config", config.to_dict())
-        return scalar_metric(
-            objective_name,
-            y_va.reshape(-1, 1) if setting.task == "binary" else y_va,
-            prob.reshape(-1, 1) if setting.task == "binary" else prob,
+        return scorer(
+            _labels(part, y_va),
+            prob.reshape(len(prob), -1),
             task=setting.task,
             class_names=names,
-            minority_classes=[int(np.argmin(counts))],
+            minority_classes=default_minority_classes(part.counts, setting.task),
         )
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=budget["n_trials"], catch=(Exception,))
+    study = optuna.create_study(
+        direction=scorer.direction, sampler=optuna.samplers.TPESampler(seed=seed)
+    )
+    study.optimize(trial_objective, n_trials=budget["n_trials"], catch=(Exception,))
     best = LossConfig.from_dict(study.best_trial.user_attrs["config"])
-    config = _config(setting, {k: v for k, v in best.to_dict().items() if k in _SEARCHED})
+    config = _config(setting, best.to_dict())
     model = _train(setting, config, budget, seed)
     return {"scores": test_scores(setting, model(setting.x_test)), "pick": config.describe()}
 
 
 def _holdout(setting, seed):
-    """The plain loops' one stratified 80/20 split of the labelled data."""
+    """The plain loops' one 80/20 split of the labelled data (stratified unless multi-label)."""
     from sklearn.model_selection import train_test_split
 
+    stratify = None if setting.task == "multilabel" else setting.y
     return train_test_split(
-        setting.x, setting.y, test_size=0.2, stratify=setting.y, random_state=seed
+        setting.x, setting.y, test_size=0.2, stratify=stratify, random_state=seed
     )
 
 
@@ -277,10 +382,9 @@ def run_keras_tuner_hyperband(setting, budget, seed):
     binary = setting.task == "binary"
     x_tr, x_va, y_tr, y_va = _holdout(setting, seed)
     counts = np.bincount(y_tr, minlength=len(setting.counts)).tolist()
-    n_out = 1 if binary else len(counts)
 
     def build_model():
-        model = build_model_for(x_tr.shape[1], n_out)()
+        model = model_for(setting)()
         if binary:  # the objective as a streaming metric of fit's validation step
             pr_auc = keras.metrics.AUC(curve="PR", from_logits=True, name="pr_auc")
             model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=[pr_auc])
@@ -307,7 +411,7 @@ def run_keras_tuner_hyperband(setting, budget, seed):
             verbose=0,
         )
         best, trials = best_config(tuner), len(tuner.oracle.trials)
-    config = _config(setting, {k: v for k, v in best.to_dict().items() if k in _SEARCHED})
+    config = _config(setting, best.to_dict())
     model = _train(setting, config, budget, seed)
     return {
         "scores": test_scores(setting, model(setting.x_test)),
@@ -316,50 +420,74 @@ def run_keras_tuner_hyperband(setting, budget, seed):
     }
 
 
-_SEARCHED = ("family", "params", "weights", "weight_params", "label_smoothing", "drw_start")
+def _run_method(setting, method, objective, budget, seed) -> dict:
+    if method.startswith("recipe:"):
+        return run_recipe(setting, method.split(":", 1)[1], budget, seed)
+    if method == "ce+class_weight":
+        return run_class_weight(setting, budget, seed)
+    if method in ("optuna_by_hand", "plain_optuna"):  # plain_optuna: time_to_pick's name
+        return run_optuna_by_hand(setting, budget, seed, objective)
+    if method == "keras_tuner_hyperband":
+        return run_keras_tuner_hyperband(setting, budget, seed)
+    if method == "recipes_only":
+        from lossearch.search_space import SearchSpace
+
+        recipes = SearchSpace.load(SPACE[setting.task], task=setting.task).recipes
+        return run_lossearch(setting, budget, seed, objective, n_trials=len(recipes))
+    if method == "optuna_like_for_like":
+        return run_lossearch(setting, budget, seed, objective, selection="best")
+    if method == "lossearch_unpruned":
+        import optuna
+
+        return run_lossearch(setting, budget, seed, objective, pruner=optuna.pruners.NopPruner())
+    return run_lossearch(setting, budget, seed, objective)
 
 
 def run_job(job: dict) -> dict:
-    """One (problem, seed, method): load, run, score, time. Runs in a worker process."""
+    """One (problem, seed, method, objective): load, run, score, time. In a worker process."""
     import lossearch
 
     lossearch.limit_threads(1)
-    setting = efficacy_data.load(job["dataset"], job["task"], job["imbalance"], job["seed"])
-    method, budget, seed = job["method"], job["budget"], job["seed"]
+    if "problem" in job:
+        problem = efficacy_data.BY_NAME[job["problem"]]
+        setting = efficacy_data.load_problem(problem, job["seed"])
+        described = {"base": problem.base, "role": problem.role, "model": problem.model}
+    else:  # the (dataset, task, imbalance) form of time_to_pick and the pruning benchmark
+        setting = efficacy_data.load(job["dataset"], job["task"], job["imbalance"], job["seed"])
+        described = {}
     start = time.perf_counter()
-    if method.startswith("recipe:"):
-        out = run_recipe(setting, method.split(":", 1)[1], budget, seed)
-    elif method == "ce+class_weight":
-        out = run_class_weight(setting, budget, seed)
-    elif method == "plain_optuna":
-        out = run_plain_optuna(setting, budget, seed)
-    elif method == "keras_tuner_hyperband":
-        out = run_keras_tuner_hyperband(setting, budget, seed)
-    elif method == "lossearch_unpruned":
-        import optuna
-
-        out = run_lossearch(setting, budget, seed, pruner=optuna.pruners.NopPruner())
-    else:
-        cv = {
-            "lossearch": "auto",
-            "lossearch_holdout": None,
-            # 3 folds, or fewer where the rarest class has fewer samples
-            "lossearch_cv": min(3, min(setting.counts)),
-        }[method]
-        out = run_lossearch(setting, budget, seed, cv=cv)
+    out = _run_method(setting, job["method"], job.get("objective"), job["budget"], job["seed"])
+    seconds = time.perf_counter() - start
+    result = out.pop("result", None)
+    if job.get("regret") and result is not None:  # not part of the method's own time
+        out["regret"] = regret(setting, result, job["budget"], job["seed"])
     out.update(
         setting=setting.name,
         task=setting.task,
-        seed=seed,
-        method=method,
-        seconds=time.perf_counter() - start,
-        budget=budget,
+        seed=job["seed"],
+        method=job["method"],
+        objective=job.get("objective"),
+        seconds=seconds,
+        budget=job["budget"],
         counts=setting.counts,
+        commit=job.get("commit"),
+        **described,
     )
     return out
 
 
 # -- driver ---------------------------------------------------------------------------------
+
+
+def commit() -> str:
+    """The commit the code was at, ``+`` when the working tree differed from it."""
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "lossearch", "benchmarks")
+    return head + ("+" if dirty.strip() else "")
 
 
 def load_runs(path: Path = RUNS) -> list[dict]:
@@ -369,38 +497,53 @@ def load_runs(path: Path = RUNS) -> list[dict]:
 
 
 def _key(row) -> tuple:
-    return (row["setting"], row["seed"], row["method"])
+    return (row["setting"], row["seed"], row["method"], row.get("objective"))
 
 
 def plan(args, done: set) -> list[dict]:
     jobs = []
-    for dataset, task, imbalance in efficacy_data.settings(args.datasets):
-        label = f"{dataset}-LT{imbalance:g}" if task == "multiclass" else dataset
-        for seed in args.seeds:
-            for method in methods_for(task):
+    for problem in efficacy_data.PROBLEMS:
+        if (
+            args.problems
+            and problem.name not in args.problems
+            and problem.role not in args.problems
+        ):
+            continue
+        for seed in args.seeds[problem.model]:
+            for method in methods_for(problem.task):
                 if args.methods and method not in args.methods:
                     continue
-                if (label, seed, method) in done:
-                    continue
-                jobs.append(
-                    {
-                        "dataset": dataset,
-                        "task": task,
-                        "imbalance": imbalance,
-                        "seed": seed,
-                        "method": method,
-                        "budget": args.budget,
-                    }
-                )
+                objectives = [None]  # recipes score every objective from one training
+                if method in SEARCH_METHODS:
+                    objectives = list(problem.objectives)
+                    if method in DEFAULT_OBJECTIVE_ONLY:
+                        objectives = objectives[:1]
+                for objective in objectives:
+                    if (problem.name, seed, method, objective) in done:
+                        continue
+                    jobs.append(
+                        {
+                            "problem": problem.name,
+                            "seed": seed,
+                            "method": method,
+                            "objective": objective,
+                            "budget": args.budget[problem.model],
+                            "commit": args.commit,
+                            "regret": method == "lossearch",
+                        }
+                    )
     # the longest jobs first, so the pool's last minutes are not one search alone
-    return sorted(jobs, key=lambda j: j["method"] not in SEARCH_METHODS)
+    return sorted(
+        jobs, key=lambda j: (j["method"] not in SEARCH_METHODS, j["method"] != "lossearch")
+    )
 
 
 def measure(args, runs_path: Path = RUNS) -> list[dict]:
+    budgets = list(args.budget.values())
     rows = [
         r
         for r in load_runs(runs_path)
-        if r["method"] not in args.redo and r["budget"] == args.budget
+        if r["method"] not in args.redo and r["budget"] in budgets and "role" in r
     ]
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     runs_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -412,8 +555,9 @@ def measure(args, runs_path: Path = RUNS) -> list[dict]:
             rows.append(row)
             with runs_path.open("a") as out:
                 out.write(json.dumps(row) + "\n")
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in row["scores"].items())
-            print(f"{row['setting']} s{row['seed']} {row['method']}: {shown}", flush=True)
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in list(row["scores"].items())[:3])
+            what = row["method"] + (f" [{row['objective']}]" if row["objective"] else "")
+            print(f"{row['setting']} s{row['seed']} {what} {row['seconds']:.0f} s: {shown}")
     return rows
 
 
@@ -422,18 +566,21 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="a 10-minute smoke run")
     parser.add_argument("--render", action="store_true", help="only rewrite BENCHMARKS.md")
     parser.add_argument("--jobs", type=int, default=max(1, min(os.cpu_count() or 1, 16)))
-    parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--datasets", nargs="+", help="dataset or problem names to run")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds of every problem")
+    parser.add_argument("--problems", nargs="+", help="problem names, or a role")
     parser.add_argument("--methods", nargs="+", help="only these methods")
     parser.add_argument("--redo", nargs="+", default=[], help="measure these methods again")
     args = parser.parse_args(argv)
     if args.quick:
-        args.budget = {"n_trials": 8, "epochs": 8, "batch_size": 32}
-        args.seeds = args.seeds or [0]
-        args.datasets = args.datasets or ["digits-LT100", "segment-LT50", "ecoli3"]
+        budget = {"n_trials": 8, "epochs": 6, "batch_size": 32}
+        args.budget = {"mlp": budget, "cnn": budget}
+        args.seeds = {"mlp": args.seeds or [0], "cnn": args.seeds or [0]}
+        args.problems = args.problems or ["digits-LT100", "ecoli3", "synthA-LT100"]
     else:
-        args.budget = {"n_trials": 12, "epochs": 15, "batch_size": 32}
-        args.seeds = args.seeds or [0, 1, 2]
+        budget = {"n_trials": 12, "epochs": 15, "batch_size": 32}
+        args.budget = {"mlp": budget, "cnn": budget}
+        args.seeds = {"mlp": args.seeds or [0, 1, 2], "cnn": args.seeds or [0, 1, 2]}
+    args.commit = commit()
     return args
 
 
@@ -443,7 +590,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     runs = RESULTS / ("efficacy_quick.jsonl" if args.quick else "efficacy_runs.jsonl")
     rows = load_runs(runs) if args.render else measure(args, runs)
-    rows = [r for r in rows if r["budget"] == args.budget]
+    budgets = list(args.budget.values())
+    rows = [r for r in rows if r["budget"] in budgets and "role" in r]
     render_and_write(rows, args)
     return 0
 

