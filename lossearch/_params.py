@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lossearch._validation import shown
+
 Check = Callable[[Any], "str | None"]
 
 
@@ -37,11 +39,11 @@ def number(low: float | None = None, high: float | None = None, *, high_open=Fal
 
     def check(value):
         if not is_number(value):
-            return f"expected {wanted}, got {value!r}"
+            return f"expected {wanted}, got {shown(value)}"
         if low is not None and value < low:
-            return f"expected {wanted}, got {value!r}"
+            return f"expected {wanted}, got {shown(value)}"
         if high is not None and (value > high or (high_open and value == high)):
-            return f"expected {wanted}, got {value!r}"
+            return f"expected {wanted}, got {shown(value)}"
         return None
 
     return check
@@ -49,7 +51,9 @@ def number(low: float | None = None, high: float | None = None, *, high_open=Fal
 
 def positive() -> Check:
     def check(value):
-        return None if is_number(value) and value > 0 else f"expected a number > 0, got {value!r}"
+        return (
+            None if is_number(value) and value > 0 else f"expected a number > 0, got {shown(value)}"
+        )
 
     return check
 
@@ -74,7 +78,7 @@ def number_or_list(scalar: Check, *, allow_none=False, allow: tuple[str, ...] = 
 
 def one_of(*choices: str) -> Check:
     def check(value):
-        return None if value in choices else f"expected one of {list(choices)}, got {value!r}"
+        return None if value in choices else f"expected one of {list(choices)}, got {shown(value)}"
 
     return check
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
-)
+# The user-info of a URL: everything between "scheme://" and the *last* "@" before the query
+# ("?") or fragment ("#"), as redis-py, requests and SQLAlchemy split it, so that a password
+# holding "@", ":" or "/" is masked whole (the greedy match backtracks to that last "@"); an
+# "@" in the query string is the query's.
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s'\"<>?#]*)@")
 # A query parameter whose name says it holds a secret (libpq's password=, sslpassword=,
 # token=, api_key=, aws_secret_access_key=, ...): its value is masked.
 _SECRET_QUERY = re.compile(
@@ -22,12 +24,35 @@ _SECRET_QUERY = re.compile(
 
 
 def mask_credentials(text: Any) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``, and
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``, an HTTP user
+    name alone (usually a token: ``http://TOKEN@host``) -> ``http://***@host``, and
     ``...?password=secret`` (or ``token=``, ``api_key=``, ...) -> ``...?password=***``.
 
     Example:
         >>> mask_credentials("redis://:hunter2@127.0.0.1:6379/0")
         'redis://:***@127.0.0.1:6379/0'
+        >>> mask_credentials("http://alice:p@ss/w:rd@127.0.0.1:5000")
+        'http://alice:***@127.0.0.1:5000'
     """
-    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    text = _CREDENTIALS.sub(_masked_userinfo, str(text))
     return _SECRET_QUERY.sub(lambda m: f"{m['key']}***", text)
+
+
+def _masked_userinfo(match: re.Match) -> str:
+    user, colon, _ = match["userinfo"].partition(":")
+    if colon:
+        return f"{match['scheme']}{user}:***@"
+    # A user name alone: on HTTP usually a token (https://TOKEN@host); on a database or
+    # Redis URL an account name, kept so that a printed sync-mlflow hint still works.
+    token = match["scheme"].lower().rstrip(":/").split("+")[-1] in _TOKEN_SCHEMES
+    return f"{match['scheme']}{'***' if token else user}@"
+
+
+_TOKEN_SCHEMES = ("http", "https", "ws", "wss")
+
+
+def one_line_reason(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters, credentials masked:
+    how a failed trial's reason reads in the summary, MLflow and ``trials_dataframe()``."""
+    text = mask_credentials(" ".join(f"{type(exc).__name__}: {exc}".split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"

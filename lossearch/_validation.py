@@ -20,6 +20,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+SHOWN = 200  # characters of a user's value an error message quotes
+
+
+def shown(value: Any, limit: int = SHOWN) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error quotes what the user passed,
+    not ten megabytes of it."""
+    try:
+        text = repr(value)
+    except Exception:  # a value whose repr fails: its type is enough
+        return f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text)} characters)"
+
 
 class Constraint:
     """A set of valid values: ``holds(value)`` and a phrase saying what they are."""
@@ -146,7 +160,7 @@ def _as_constraint(item) -> Constraint:
         return Options((None,), "None")
     if isinstance(item, Constraint):
         return item
-    raise TypeError(f"not a constraint: {item!r}")
+    raise TypeError(f"not a constraint: {shown(item)}")
 
 
 def problem(value: Any, constraints: Iterable) -> str | None:
@@ -163,7 +177,7 @@ def check(name: str, value: Any, constraints: Iterable) -> None:
     """Raise ``ValueError`` unless ``value`` meets one of ``constraints``."""
     wrong = problem(value, constraints)
     if wrong:
-        raise ValueError(f"{name}: {wrong}, got {value!r}.")
+        raise ValueError(f"{name}: {wrong}, got {shown(value)}.")
 
 
 def validate_params(constraints: dict[str, list], *, complete: bool = False) -> Callable:

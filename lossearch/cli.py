@@ -1,5 +1,5 @@
 """The ``lossearch`` command: ``demo``, ``optimize``, ``worker``, ``export``, ``report``,
-``sync-mlflow``, ``spaces``."""
+``sync-mlflow``, ``repair``, ``spaces``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from lossearch._secrets import mask_credentials  # noqa: E402 - after the log level
+from lossearch._files import refuse_inputs  # noqa: E402 - after the log level
+from lossearch._secrets import mask_credentials  # noqa: E402
 from lossearch.arguments import OPTIMIZE_ARGUMENTS, cli_options  # noqa: E402
 
 # A worker trains in child processes replaced this often: flat memory over a long
@@ -113,8 +114,9 @@ def _storage(args):
     )
 
 
-def _check_output(option: str, path: str | None) -> None:
-    """Before the search, not after it: a path the results cannot be written to."""
+def _check_output(option: str, path: str | None, inputs: dict) -> None:
+    """Before the search, not after it: a path the results cannot be written to, or one
+    that is an input of this command (the storage, the space file, a module)."""
     if path is None:
         return
     target = Path(path)
@@ -122,6 +124,43 @@ def _check_output(option: str, path: str | None) -> None:
         raise ValueError(f"{option}: {path!r} is a folder; name a file in it.")
     if not target.parent.is_dir():
         raise ValueError(f"{option}: the folder {str(target.parent)!r} does not exist.")
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{option}: {path!r} is not a regular file; name a file to write.")
+    refuse_inputs(option, path, inputs)
+
+
+def _command_inputs(args) -> dict:
+    """The files this command reads, which no output of it may replace."""
+    from lossearch.settings import resolve_storage
+    from lossearch.storages import storage_file
+
+    storage = resolve_storage(getattr(args, "storage", None), getattr(args, "study", None))
+    inputs = {"the storage": storage_file(storage)}
+    space = getattr(args, "space", None)
+    if isinstance(space, str) and Path(space).is_file():
+        inputs["the space file"] = space
+    for option in ("build_model", "data"):
+        spec = getattr(args, option, None)
+        if spec:
+            inputs[f"the {option} module"] = _module_file(spec)
+    return inputs
+
+
+def _module_file(spec: str) -> str | None:
+    """The file of ``MODULE:NAME`` or ``path.py:NAME``, without importing it."""
+    module = spec.rpartition(":")[0]
+    if not module:  # not MODULE:NAME: _load_attr says so
+        return None
+    if module.endswith(".py") or os.sep in module:
+        return module
+    beside = Path(*module.split(".")).with_suffix(".py")  # a module in this folder
+    if beside.is_file():
+        return str(beside)
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return getattr(found, "origin", None)
 
 
 def _run_search(build_model, data, args, refit: bool, class_names=None, storage=None):
@@ -139,7 +178,13 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
     )
     print()
     print(result.summary())
-    result.export(args.output)
+    try:
+        result.export(args.output)
+    except OSError as exc:  # the disk filled up during the search, say: the pick is kept here
+        print(result.best_config.to_json())
+        raise RuntimeError(
+            f"--output: could not write {args.output!r} ({exc}); the best loss is printed above"
+        ) from None
     print(f"\nbest loss written to {args.output}  (rebuild: lossearch.load_loss({args.output!r}))")
     if args.report:
         print(f"report written to {result.report(args.report)}")
@@ -185,6 +230,21 @@ def _mlflow_command() -> str:
     return f"{sys.executable} -m mlflow"
 
 
+def _data(spec: str):
+    """``--data MODULE:NAME``: the data itself, or what a function of no arguments returns."""
+    from lossearch._validation import takes_positional
+
+    found = _load_attr(spec, "--data")
+    if not callable(found):
+        return found
+    if not takes_positional(found, 0):
+        raise ValueError(
+            f"--data: {spec} is a function that needs arguments; name the data, or a function "
+            "that takes none and returns it (e.g. def load_data(): return x, y)."
+        )
+    return found()
+
+
 def cmd_demo(args):
     import keras
 
@@ -213,8 +273,7 @@ def cmd_demo(args):
 
 def cmd_optimize(args):
     build_model = _load_attr(args.build_model, "build_model")
-    load_data = _load_attr(args.data, "--data")
-    data = load_data() if callable(load_data) else load_data
+    data = _data(args.data)
     _run_search(build_model, data, args, refit=False)
 
 
@@ -224,8 +283,7 @@ def cmd_worker(args):
 
         limit_threads(args.threads)  # before the user's module builds anything
     build_model = _load_attr(args.build_model, "build_model")
-    load_data = _load_attr(args.data, "--data")
-    data = load_data() if callable(load_data) else load_data
+    data = _data(args.data)
     _run_search(build_model, data, args, refit=False, storage=_storage(args))
 
 
@@ -254,6 +312,20 @@ def cmd_report(args):
     print(
         f"{summary.best_config.describe()}\nreport written to {write_report(summary, args.output)}"
     )
+
+
+def cmd_repair(args):
+    from lossearch.storages import repair_journal
+
+    dropped = repair_journal(args.storage)
+    shown = mask_credentials(args.storage)
+    if dropped:
+        print(
+            f"dropped {dropped} bytes of an incomplete record from the end of {shown} (kept in "
+            "its .torn file); every complete record, so every finished trial, is as it was."
+        )
+    else:
+        print(f"nothing to repair: {shown} ends with a complete record.")
 
 
 def cmd_spaces(args):
@@ -344,6 +416,12 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", default="report.html", help="HTML file to write")
     report.set_defaults(func=cmd_report)
 
+    repair = sub.add_parser(
+        "repair", help="drop the incomplete last record a killed worker left in a journal file"
+    )
+    repair.add_argument("--storage", required=True, help="journal:///path.log")
+    repair.set_defaults(func=cmd_repair)
+
     spaces = sub.add_parser("spaces", help="list the bundled search spaces")
     spaces.set_defaults(func=cmd_spaces)
     return parser
@@ -355,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     (``--debug`` adds the traceback)."""
     args = make_parser().parse_args(argv)
     try:
+        inputs = _command_inputs(args)
         for option in ("output", "report"):
-            _check_output(f"--{option}", getattr(args, option, None))
+            _check_output(f"--{option}", getattr(args, option, None), inputs)
         args.func(args)
     except KeyboardInterrupt:
         return 130

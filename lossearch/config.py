@@ -23,7 +23,9 @@ from typing import Any
 import keras
 
 from lossearch import weights as weight_schemes
+from lossearch._files import write_text
 from lossearch._params import Param, number, number_or_list, positive, resolve
+from lossearch._validation import shown
 from lossearch.decision import Decision
 from lossearch.losses import FAMILIES, TASKS
 
@@ -108,19 +110,20 @@ class LossConfig:
             set_(self, "decision", Decision.from_dict(self.decision, source="decision"))
         elif self.decision is not None and not isinstance(self.decision, Decision):
             raise ValueError(
-                f"decision: expected a decision block (dict) or None, got {self.decision!r}."
+                f"decision: expected a decision block (dict) or None, got {shown(self.decision)}."
             )
         if not isinstance(self.task, str) or self.task not in TASKS:
-            raise ValueError(f"task: expected one of {list(TASKS)}, got {self.task!r}.")
+            raise ValueError(f"task: expected one of {list(TASKS)}, got {shown(self.task)}.")
         if not isinstance(self.family, str) or self.family not in FAMILIES:
             raise ValueError(
-                f"family: unknown loss family {self.family!r}; expected one of: "
+                f"family: unknown loss family {shown(self.family)}; expected one of: "
                 f"{', '.join(FAMILIES)}."
             )
         loss_class = FAMILIES[self.family]
         if self.task not in loss_class.tasks:
             raise ValueError(
-                f"family: {self.family!r} is not valid for task {self.task!r}; it supports "
+                f"family: {shown(self.family)} is not valid for task {shown(self.task)}; it "
+                f"supports "
                 f"{list(loss_class.tasks)}."
             )
         if not isinstance(self.params, dict) or not isinstance(self.weight_params, dict):
@@ -139,13 +142,15 @@ class LossConfig:
         set_(self, "label_smoothing", float(self.label_smoothing))
         self._check_drw()
         if not isinstance(self.from_logits, bool):
-            raise ValueError(f"from_logits: expected true or false, got {self.from_logits!r}.")
+            raise ValueError(f"from_logits: expected true or false, got {shown(self.from_logits)}.")
         if self.n_samples is not None and (
             not isinstance(self.n_samples, int)
             or isinstance(self.n_samples, bool)
             or self.n_samples < 1
         ):
-            raise ValueError(f"n_samples: expected a positive integer, got {self.n_samples!r}.")
+            raise ValueError(
+                f"n_samples: expected a positive integer, got {shown(self.n_samples)}."
+            )
 
     # -- validation -------------------------------------------------------------
 
@@ -179,12 +184,12 @@ class LossConfig:
             return
         if loss_class.needs_counts:
             raise ValueError(
-                f"class_counts: required by the {self.family!r} family (it uses the class "
+                f"class_counts: required by the {shown(self.family)} family (it uses the class "
                 "prior); pass the training count of each class."
             )
         if weight_schemes.SCHEMES[self.weights].needs_counts:
             raise ValueError(
-                f"class_counts: required by the {self.weights!r} weight scheme; pass the "
+                f"class_counts: required by the {shown(self.weights)} weight scheme; pass the "
                 "training count of each class."
             )
         if self.params.get("pos_weight") == "balanced":
@@ -228,7 +233,7 @@ class LossConfig:
         if not (valid_int or valid_fraction):
             raise ValueError(
                 f"drw_start: expected an epoch index (int >= 0) or a fraction of the epochs "
-                f"(float in (0, 1)), got {start!r}."
+                f"(float in (0, 1)), got {shown(start)}."
             )
         if self.weights == "none":
             raise ValueError(
@@ -293,10 +298,11 @@ class LossConfig:
         return data
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """The config as JSON text; also written to ``path`` when given."""
+        """The config as JSON text; also written to ``path`` when given (whole or not at all:
+        through a temporary file renamed into place)."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_text(path, text + "\n")
         return text
 
     @classmethod
@@ -305,7 +311,8 @@ class LossConfig:
             raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
         if data.get("format") != FORMAT:
             raise ValueError(
-                f"{source}: 'format' must be {FORMAT!r}, got {data.get('format')!r}; is this a "
+                f"{source}: 'format' must be {shown(FORMAT)}, got "
+                f"{shown(data.get('format'))}; is this a "
                 "lossearch loss config?"
             )
         known = {f.name for f in fields(cls)}
@@ -330,19 +337,21 @@ class LossConfig:
                 is_file = False
             if not is_file:
                 raise ValueError(
-                    f"config: no such file {str(path)[:200]!r} (and not a JSON object's text)."
+                    f"config: no such file {shown(str(path)[:200])} (and not a JSON object's text)."
                 )
             source, text = str(path), path.read_text(encoding="utf-8")
         try:
             data = json.loads(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{source}: not valid JSON ({exc}).") from None
+        except RecursionError:  # a loss config nests three levels
+            raise ValueError(f"{source}: JSON nested too deeply for a loss config.") from None
         return cls.from_dict(data, source)
 
     def describe(self) -> str:
         """A one-line summary, e.g. ``focal(gamma=2.0) + inverse weights``."""
-        shown = {k: v for k, v in self.params.items() if v is not None}
-        text = f"{self.family}({', '.join(f'{k}={_short(v)}' for k, v in shown.items())})"
+        given = {k: v for k, v in self.params.items() if v is not None}
+        text = f"{self.family}({', '.join(f'{k}={_short(v)}' for k, v in given.items())})"
         if self.weights != "none":
             text += f" + {self.weights} weights"
         if self.drw_start is not None:

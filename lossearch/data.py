@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from lossearch._validation import shown
+
 LABEL_FORMATS = ("sparse", "onehot", "binary", "multihot")
 # A class with fewer validation samples than this cannot be judged on its own: optimize
 # warns, and cv="auto" scores out-of-fold instead.
@@ -87,6 +89,11 @@ class PreparedData:
 
 
 def _as_array(value, name: str) -> np.ndarray:
+    if hasattr(value, "tocsr") and hasattr(value, "toarray"):  # scipy.sparse
+        raise ValueError(
+            f"{name}: expected a dense array, got a sparse {type(value).__name__}; pass "
+            "x.toarray() (Keras trains on dense batches)."
+        )
     if hasattr(value, "to_numpy"):  # pandas
         value = value.to_numpy()
     try:
@@ -103,6 +110,11 @@ def _as_array(value, name: str) -> np.ndarray:
 
 
 def _check_features(x, name: str):
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(
+            f"{name}: expected real features, got complex dtype {x.dtype} (Keras would drop "
+            "the imaginary part); pass e.g. its real and imaginary parts as features."
+        )
     if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
         raise ValueError(f"{name}: expected numeric features, got dtype {x.dtype}.")
     if np.issubdtype(x.dtype, np.floating):
@@ -124,7 +136,7 @@ def _check_pair(x, y, name: str):
     if len(x) == 0:
         raise ValueError(f"data: {name} set is empty.")
     _check_features(x, f"data: {name} x")
-    if not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
+    if (not np.issubdtype(y.dtype, np.number) and y.dtype != bool) or np.iscomplexobj(y):
         raise ValueError(f"data: {name} y must hold numeric labels, got dtype {y.dtype}.")
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
         raise ValueError(f"data: {name} y contains NaN or infinite labels.")
@@ -193,7 +205,7 @@ def _counts(y: np.ndarray, label_format: str, width: int, name: str) -> np.ndarr
 def _check_all_present(counts, names, where: str, hint: str):
     empty = [names[i] for i in np.flatnonzero(np.asarray(counts) == 0)]
     if empty:
-        raise ValueError(f"data: class {empty[0]!r} has no samples in the {where} set. {hint}")
+        raise ValueError(f"data: class {shown(empty[0])} has no samples in the {where} set. {hint}")
 
 
 def _stratify_key(y: np.ndarray, label_format: str, counts) -> np.ndarray:
@@ -331,7 +343,8 @@ def _holdout_split(x, y, key, per_class, validation, names, seed) -> list[Split]
     if per_class[per_class > 0].min() < 2:
         rare = names[int(np.flatnonzero((per_class > 0) & (per_class < 2))[0])]
         raise ValueError(
-            f"data: class {rare!r} has fewer than 2 samples, so a validation split cannot hold it "
+            f"data: class {shown(rare)} has fewer than 2 samples, so a validation split "
+            f"cannot hold it "
             "on both sides; pass an explicit validation set or collect more samples."
         )
     train_idx, val_idx = stratified_holdout(key, validation, seed)
@@ -353,7 +366,7 @@ def auto_folds(per_class: np.ndarray, names: list[str]) -> tuple[int | None, str
     rare = int(np.flatnonzero(thin)[np.argmin(per_class[thin])])
     name = names[rare] if rare < len(names) else str(rare)
     return folds, (
-        f"out-of-fold with cv={folds}, chosen automatically: in a 20% hold-out class {name!r} "
+        f"out-of-fold with cv={folds}, chosen automatically: in a 20% hold-out class {shown(name)} "
         f"would have {int(held_out[rare])} validation sample(s) (fewer than "
         f"{MIN_VALIDATION_SUPPORT})"
     )
@@ -424,12 +437,33 @@ def _unpack(data):
     return (first, second), None
 
 
+# A tf.data dataset whose size TensorFlow cannot tell (after filter(), say) is read to its
+# end once; this many elements without an end means it repeats forever.
+MAX_DATASET_ELEMENTS = 1_000_000
+
+
 def _dataset_labels(dataset, name: str) -> np.ndarray:
-    """All labels of a dataset of ``(x, y)`` elements, in one pass."""
+    """All labels of a dataset of ``(x, y)`` elements, in one pass that checks its features
+    (finite, real) as arrays are checked; an endless dataset is refused, not read."""
+    import tensorflow as tf
+
+    if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError(
+            f"data: the {name} dataset repeats forever (.repeat() without a count); pass one "
+            "pass over the data: lossearch sets the epochs."
+        )
     labels = []
-    for element in dataset:
+    for count, element in enumerate(dataset):
+        if count >= MAX_DATASET_ELEMENTS:
+            raise ValueError(
+                f"data: the {name} dataset yielded {MAX_DATASET_ELEMENTS} elements without "
+                "ending; does it repeat? Pass one pass over the data."
+            )
         if not isinstance(element, tuple) or len(element) < 2:
             raise ValueError(f"data: the {name} dataset must yield (x, y) pairs.")
+        features = element[0].values() if isinstance(element[0], dict) else [element[0]]
+        for x in features:
+            _check_features(np.asarray(x), f"data: the {name} dataset's x (element {count})")
         labels.append(np.asarray(element[1]))
     if not labels:
         raise ValueError(f"data: the {name} dataset is empty.")

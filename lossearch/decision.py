@@ -43,9 +43,11 @@ import numpy as np
 
 from lossearch._noise import balanced_mean, clearly_lower_balanced
 from lossearch._params import is_number
+from lossearch._validation import shown
 
 DECISION_FORMAT = "lossearch.decision/1"
 KINDS = ("logit_adjustment", "threshold")
+MAX_TAU = 100.0  # far beyond any tuned value (the grid stops at 2); larger ones overflow
 TAU_GRID = tuple(np.round(np.arange(0.0, 2.01, 0.1), 2).tolist())
 # logit shifts for thresholds: sigmoid(shift) spans about 0.007 to 0.993
 SHIFT_GRID = tuple(np.round(np.arange(-5.0, 5.01, 0.1), 2).tolist())
@@ -76,9 +78,14 @@ class Decision:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"decision.kind: expected one of {list(KINDS)}, got {self.kind!r}.")
-        if not is_number(self.tau):
-            raise ValueError(f"decision.tau: expected a finite number, got {self.tau!r}.")
+            raise ValueError(
+                f"decision.kind: expected one of {list(KINDS)}, got {shown(self.kind)}."
+            )
+        if not is_number(self.tau) or abs(self.tau) > MAX_TAU:
+            raise ValueError(
+                f"decision.tau: expected a number in [-{MAX_TAU:g}, {MAX_TAU:g}], got "
+                f"{shown(self.tau)}."
+            )
         object.__setattr__(self, "tau", float(self.tau))
         if self.kind == "logit_adjustment":
             values = _floats("decision.log_prior", self.log_prior, high=0.0)
@@ -89,7 +96,7 @@ class Decision:
             object.__setattr__(self, "threshold", values)
             object.__setattr__(self, "log_prior", None)
         if not isinstance(self.metric, str):
-            raise ValueError(f"decision.metric: expected a string, got {self.metric!r}.")
+            raise ValueError(f"decision.metric: expected a string, got {shown(self.metric)}.")
 
     # -- constructors ----------------------------------------------------------------------
 
@@ -141,7 +148,8 @@ class Decision:
             raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
         if data.get("format") != DECISION_FORMAT:
             raise ValueError(
-                f"{source}: 'format' must be {DECISION_FORMAT!r}, got {data.get('format')!r}."
+                f"{source}: 'format' must be {shown(DECISION_FORMAT)}, got "
+                f"{shown(data.get('format'))}."
             )
         known = ("kind", "tau", "log_prior", "threshold", "metric")
         unknown = sorted(set(data) - set(known) - {"format"})
@@ -154,7 +162,7 @@ def _floats(name, values, low=None, high=None, open_=False) -> tuple[float, ...]
     if isinstance(values, np.ndarray):
         values = values.tolist()
     if not isinstance(values, list | tuple) or not values:
-        raise ValueError(f"{name}: expected a non-empty list of numbers, got {values!r}.")
+        raise ValueError(f"{name}: expected a non-empty list of numbers, got {shown(values)}.")
     for v in values:
         bad = not is_number(v) or (low is not None and v < low) or (high is not None and v > high)
         if bad or (open_ and v in (low, high)):
@@ -252,7 +260,7 @@ def fit_decision(
     p = y_prob.reshape(len(y_prob), -1)
     if threshold_rule not in THRESHOLD_RULES:
         raise ValueError(
-            f"threshold_rule: expected one of {list(THRESHOLD_RULES)}, got {threshold_rule!r}."
+            f"threshold_rule: expected one of {list(THRESHOLD_RULES)}, got {shown(threshold_rule)}."
         )
     thresholds = [_best_shift(y[:, j], p[:, j], threshold_rule) for j in range(p.shape[1])]
     return Decision.thresholds([min(max(t, 1e-3), 1 - 1e-3) for t in thresholds], metric=metric)

@@ -73,6 +73,19 @@ class DecisionLayer(keras.layers.Layer):
         self.decision = self.rule.to_dict()
         self.from_logits = bool(from_logits)
 
+    def build(self, input_shape):
+        """Refuse a rule that does not fit the model's output (an edited ``.keras`` file):
+        at load, with a message, not at predict with a backend's."""
+        width = input_shape[-1]
+        size = len(self.rule.log_prior or self.rule.threshold)
+        if width is not None and size != width:
+            what = "classes (log_prior)" if self.rule.kind == "logit_adjustment" else "thresholds"
+            raise ValueError(
+                f"DecisionLayer: the decision rule has {size} {what}, but the model's output has "
+                f"{width} unit(s); the rule belongs to another model (or the file was edited)."
+            )
+        super().build(input_shape)
+
     def call(self, inputs):
         dtype = self.compute_dtype
         x = ops.cast(inputs, dtype)

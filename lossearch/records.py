@@ -44,12 +44,14 @@ FINISHED_WITH = "lossearch_finished_with"  # finished trials when the search las
 STARTED_WITH = "lossearch_started_with"  # search_signature() of the first worker
 
 
-def search_signature(space, objective: str, data) -> dict[str, Any]:
-    """What makes two workers' trials comparable: the space, the objective and the data.
+def search_signature(space, runner, seed: int | None) -> dict[str, Any]:
+    """What makes two workers' trials comparable: the space, the objective, the data and
+    how each trial trains (epochs, batch size, the seed that splits the data).
 
     Kept in the study by the first worker; a worker whose signature differs is refused
     (its draws would not fit the study's distributions, its scores not the others').
     """
+    data = runner.data
     definition = (
         space.families,
         space.weights,
@@ -64,17 +66,21 @@ def search_signature(space, objective: str, data) -> dict[str, Any]:
     features = list(arrays[0].shape[1:]) if arrays else None
     return {
         "space": f"{space.name} ({hashlib.sha256(repr(definition).encode()).hexdigest()[:12]})",
-        "objective": objective,
+        "objective": runner.objective.name,
         "data": f"{data.task}, class counts {list(data.class_counts)}, features {features}"
         + ("" if total is None else f", sum {total:.9g}"),
+        "training": f"{runner.epochs} epochs, batch size {runner.batch_size}, "
+        + ("no seed" if seed is None else f"seed {seed}"),
     }
 
 
 def signature_differences(started: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
-    """``"space: 'quick (ab12..)' here, 'long_tail (cd34..)' in the study"``, per difference."""
+    """``"space: 'quick (ab12..)' here, 'long_tail (cd34..)' in the study"``, per difference
+    (a key the study's first worker did not record, written by an older lossearch, is not
+    compared)."""
     return [
         f"{key}: {mine.get(key)!r} here, {started.get(key)!r} in the study"
-        for key in sorted(set(started) | set(mine))
+        for key in sorted(started)
         if started.get(key) != mine.get(key)
     ]
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lossearch import plots
+from lossearch._files import write_text
 from lossearch.summary import SearchSummary
 
 PER_CLASS_KEYS = ("recall", "precision", "f1", "ap")
@@ -128,9 +129,7 @@ def write_report(summary: SearchSummary, path: str | os.PathLike) -> str:
         page = render_html(summary, figures)
     finally:
         plots.close(*figures.values())
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    return os.fspath(path)
+    return write_text(path, page)
 
 
 def _now() -> str:

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from lossearch._files import refuse_inputs
 from lossearch.config import LossConfig
 from lossearch.report import write_report
 from lossearch.selection import Selection
@@ -69,6 +70,7 @@ class SearchResult:
     model_uri: str | None = None  # the refit model in MLflow (models:/...), when logged
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
     closed: bool = True
+    inputs: dict[str, str | None] = field(default_factory=dict)  # files outputs must spare
 
     @property
     def best_config(self) -> LossConfig:
@@ -108,8 +110,11 @@ class SearchResult:
         return self.search.trials_dataframe()
 
     def export(self, path: str | os.PathLike) -> str:
-        """Write the best config as JSON (rebuild later with ``lossearch.load_loss``)."""
-        return self.best_config.to_json(path)
+        """Write the best config as JSON (rebuild later with ``lossearch.load_loss``); a path
+        that is the search's storage or space file is refused."""
+        refuse_inputs("path", path, self.inputs)
+        self.best_config.to_json(path)
+        return os.fspath(path)
 
     def search_summary(self) -> SearchSummary:
         """What :meth:`summary`, :meth:`report` and the MLflow parent run show."""
@@ -137,6 +142,7 @@ class SearchResult:
             >>> result.report("report.html")  # doctest: +SKIP
             'report.html'
         """
+        refuse_inputs("path", path, self.inputs)
         return write_report(self.search_summary(), path)
 
     def summary(self) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import yaml
 
 from lossearch._params import Param
+from lossearch._validation import shown
 from lossearch.config import LossConfig, family_params
 from lossearch.losses import FAMILIES, TASKS
 from lossearch.weights import SCHEMES
@@ -217,18 +218,18 @@ class SearchSpace:
             bundled = _bundled_path(str(space))
             if bundled is None:
                 raise ValueError(
-                    f"space: unknown space {str(space)!r}; bundled spaces: "
+                    f"space: unknown space {shown(str(space))}; bundled spaces: "
                     f"{', '.join(bundled_spaces())}, or pass a YAML path or a dict."
                 )
             path = bundled
         if not path.is_file():
-            raise ValueError(f"space: no such file {str(path)!r}.")
+            raise ValueError(f"space: no such file {shown(str(path))}.")
         return cls.from_dict(read_space_file(path), str(path), task)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>", task: str | None = None):
         def fail(key, reason):
-            raise SpaceError(f"space {source}: key {key!r}: {reason}.")
+            raise SpaceError(f"space {source}: key {shown(key)}: {reason}.")
 
         if not isinstance(data, Mapping):
             raise SpaceError(f"space {source}: expected a mapping at the top level.")
@@ -236,7 +237,7 @@ class SearchSpace:
         if unknown:
             fail(unknown[0], f"unknown key; valid keys: {', '.join(sorted(_TOP_KEYS))}")
         if data.get("format", FORMAT) != FORMAT:
-            fail("format", f"expected {FORMAT!r}")
+            fail("format", f"expected {shown(FORMAT)}")
         if "by_task" in data:
             return cls._by_task(data["by_task"], source, task, fail)
         tasks = tuple(data.get("tasks", TASKS))
@@ -253,7 +254,7 @@ class SearchSpace:
         smoothing = _parse_dist(data.get("label_smoothing", 0.0), "label_smoothing", fail)
         for value in smoothing.values():
             if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
-                fail("label_smoothing", f"values must lie in [0, 1), got {value!r}")
+                fail("label_smoothing", f"values must lie in [0, 1), got {shown(value)}")
         drw = _parse_dist(data.get("drw_start"), "drw_start", fail)
         for value in drw.values():
             if value is not None and not (
@@ -261,7 +262,8 @@ class SearchSpace:
                 or (isinstance(value, float) and 0 < value < 1)
             ):
                 fail(
-                    "drw_start", f"values must be null, an epoch >= 0 or a fraction, got {value!r}"
+                    "drw_start",
+                    f"values must be null, an epoch >= 0 or a fraction, got {shown(value)}",
                 )
         space = cls(
             name=str(data.get("name") or Path(source).stem),
@@ -286,19 +288,22 @@ class SearchSpace:
         if task is None:
             task = "multiclass"
         if task not in mapping:
-            fail("by_task", f"no space for task {task!r}")
+            fail("by_task", f"no space for task {shown(task)}")
         return cls.from_file(mapping[task], task)
 
     def for_task(self, task: str) -> SearchSpace:
         """Only the families and recipes that support ``task``."""
         if task not in self.tasks:
             raise ValueError(
-                f"space: {self.name!r} is for {list(self.tasks)} tasks, but the data is {task!r}; "
+                f"space: {shown(self.name)} is for {list(self.tasks)} tasks, but the data "
+                f"is {shown(task)}; "
                 "choose another space (lossearch spaces lists them)."
             )
         families = {f: p for f, p in self.families.items() if task in FAMILIES[f].tasks}
         if not families:
-            raise ValueError(f"space: {self.name!r} has no loss family for a {task!r} task.")
+            raise ValueError(
+                f"space: {shown(self.name)} has no loss family for a {shown(task)} task."
+            )
         recipes = tuple(r for r in self.recipes if r.family in families)
         return replace(self, families=families, recipes=recipes, tasks=(task,))
 
@@ -348,9 +353,9 @@ class SearchSpace:
         """Fail unless the space can draw ``recipe`` and it is a valid config."""
         where = f"recipes.{recipe.name}"
         if recipe.family not in self.families:
-            fail(where, f"family {recipe.family!r} is not in the space's families")
+            fail(where, f"family {shown(recipe.family)} is not in the space's families")
         if recipe.weights not in self.weights:
-            fail(where, f"weights {recipe.weights!r} is not in the space's weights")
+            fail(where, f"weights {shown(recipe.weights)} is not in the space's weights")
         dims = {f"{recipe.family}.{k}": d for k, d in self.families[recipe.family].items()} | {
             f"weights.{recipe.weights}.{k}": d for k, d in self.weights[recipe.weights].items()
         }
@@ -359,15 +364,15 @@ class SearchSpace:
         asked = self.recipe_values(recipe)
         for name, value in asked.items():
             if name in dims and not dims[name].contains(value):
-                fail(where, f"{name}={value!r} is outside the space's {dims[name]}")
+                fail(where, f"{name}={shown(value)} is outside the space's {dims[name]}")
         for name, value in recipe.values().items():
             if name not in asked and value != dims.get(name, Fixed(value)).values()[0]:
-                fail(where, f"{name}={value!r} is not a parameter this space draws")
+                fail(where, f"{name}={shown(value)} is not a parameter this space draws")
         if recipe.drw_start is not None and recipe.weights == "none":
             fail(where, "drw_start needs a weight scheme")
         task = next((t for t in self.tasks if t in FAMILIES[recipe.family].tasks), None)
         if task is None:
-            fail(where, f"family {recipe.family!r} supports none of the space's tasks")
+            fail(where, f"family {shown(recipe.family)} supports none of the space's tasks")
         # Placeholder counts: validates every field that does not depend on the data.
         try:
             self.sample(
@@ -425,7 +430,7 @@ def _parse_dist(value, key, fail) -> Distribution:
         "categorical": {"type", "choices"},
     }
     if kind not in allowed:
-        fail(key, f"'type' must be one of {list(allowed)}, got {kind!r}")
+        fail(key, f"'type' must be one of {list(allowed)}, got {shown(kind)}")
     extra = sorted(set(value) - allowed[kind])
     if extra:
         fail(key, f"unknown field(s) {extra} for a {kind} distribution")
@@ -438,7 +443,7 @@ def _parse_dist(value, key, fail) -> Distribution:
     number = int if kind == "int" else (int, float)
     for bound_name, bound in (("low", low), ("high", high)):
         if not isinstance(bound, number) or isinstance(bound, bool) or not math.isfinite(bound):
-            fail(key, f"'{bound_name}' must be a finite {kind}, got {bound!r}")
+            fail(key, f"'{bound_name}' must be a finite {kind}, got {shown(bound)}")
     if low > high:
         fail(key, f"'low' ({low}) is above 'high' ({high})")
     if not isinstance(log, bool):
@@ -516,7 +521,7 @@ def bundled_description(name: str) -> str:
     :meth:`SearchSpace.load` resolves to another space)."""
     path = _bundled_path(name)
     if path is None:
-        raise ValueError(f"space: unknown space {name!r}; bundled spaces: {bundled_spaces()}.")
+        raise ValueError(f"space: unknown space {shown(name)}; bundled spaces: {bundled_spaces()}.")
     data = read_space_file(path) or {}
     return str(data.get("description", ""))
 
@@ -550,3 +555,5 @@ def read_space_file(path: Path) -> Any:
         return yaml.load(text, Loader=_AliasFreeSafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SpaceError(f"space file {path}: not valid YAML ({exc}).") from None
+    except RecursionError:  # a space nests four levels
+        raise SpaceError(f"space file {path}: YAML nested too deeply for a space.") from None

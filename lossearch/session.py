@@ -14,12 +14,14 @@ import dataclasses
 import logging
 import time
 import warnings
+from pathlib import Path
 from typing import NoReturn
 
 import keras
 
+from lossearch._secrets import one_line_reason
 from lossearch.backends import create_driver
-from lossearch.backends.base import BaseDriver, one_line_reason
+from lossearch.backends.base import BaseDriver
 from lossearch.data import PreparedData
 from lossearch.layers import with_decision
 from lossearch.mlflow_model import log_keras_model
@@ -29,7 +31,7 @@ from lossearch.runner import TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.selection import Selection, select, validation_support
 from lossearch.settings import SearchSettings, resolve_storage, storage_name
-from lossearch.storages import open_storage
+from lossearch.storages import open_storage, storage_file
 from lossearch.summary import SearchRun
 from lossearch.tracking import Tracker
 
@@ -41,10 +43,12 @@ def build_session(runner: TrialRunner, space: SearchSpace, settings: SearchSetti
     storage opened (a bad URL fails here, before any trial), MLflow reached (an
     unreachable server too) and the backend's driver created."""
     storage = resolve_storage(settings.storage, settings.study_name)
+    on_disk = storage_file(storage)
     settings = dataclasses.replace(
         settings,
         storage=open_storage(storage) if settings.backend == "optuna" else None,
         storage_name=storage_name(storage),
+        storage_file=None if on_disk is None else str(on_disk),
     )
     tracker = Tracker(settings.tracking_uri, settings.experiment_name)
     driver = create_driver(runner, space, tracker, settings)
@@ -73,6 +77,9 @@ class SearchSession:
         """Trials until the budget is spent, then the choice; raises ``KeyboardInterrupt``
         after closing what it must, ``RuntimeError`` when no trial completed."""
         s, driver = self.settings, self.driver
+        complete = driver.complete_choice(s.n_trials)
+        if complete is not None:  # a rerun of a finished search: nothing to search or close
+            return self._complete(complete)
         driver.join()
         with driver.exclusive():  # workers starting together share one parent run
             parent_id = self._open_parent()
@@ -91,7 +98,7 @@ class SearchSession:
         records = driver.completed_records()
         if not records:
             if closes:
-                self.tracker.end_search("FAILED")
+                self.tracker.end_search("FAILED", "no trial completed")
             reasons = driver.failure_reasons()
             first = f"; first failure: {reasons[0]}" if reasons else "."
             raise RuntimeError("lossearch: no trial completed" + first)
@@ -127,8 +134,7 @@ class SearchSession:
                 "result is returned and the study keeps every trial.",
                 reason,
             )
-            self.tracker.set_parent_tag("finish_error", reason)
-            self.tracker.end_search("FAILED")
+            self.tracker.end_search("FAILED", reason)
 
     def _log_model(self, result: SearchResult) -> None:
         s = self.settings
@@ -190,9 +196,8 @@ class SearchSession:
 
     def _broken(self, exc: Exception) -> NoReturn:
         """The trial loop itself failed (a trial's own failure never gets here)."""
-        reason = one_line_reason(exc, limit=500)
-        self.tracker.set_parent_tag("finish_error", reason)
-        self.tracker.end_search("FAILED")
+        reason = one_line_reason(_first_failure(exc), limit=500)
+        self.tracker.end_search("FAILED", reason)
         where = self.settings.storage_name or "memory"
         raise RuntimeError(
             f"lossearch: the search stopped: {reason}. Trials already completed are in "
@@ -232,9 +237,28 @@ class SearchSession:
         seconds = {"search": search_seconds, "confirmation": time.perf_counter() - started}
         for note in selection.warnings:
             warnings.warn(note, UserWarning, stacklevel=5)  # the caller of optimize
+        return self._refit_result(selection, parent_id, seconds)
+
+    def _complete(self, choice: dict) -> SearchResult:
+        """A finished study's pick, as ``lossearch export`` reads it: no trial, worker or
+        MLflow change; only the refit trains (it is not logged)."""
+        records = self.driver.completed_records()
+        selection = Selection.from_dict(choice, records) or select(
+            records, self.runner.objective, "best"
+        )
+        log.warning(
+            "lossearch: study %r is complete (%d finished trials, closed); this returns its "
+            "pick as `lossearch export` reads it. Pass a larger n_trials to search on, or "
+            "another study_name for a new search.",
+            self.driver.name,
+            len(records),
+        )
+        return self._refit_result(selection, self.driver.saved_parent_run(), {})
+
+    def _refit_result(self, selection: Selection, parent_id, seconds: dict) -> SearchResult:
+        """The result of ``selection``, with the pick refit on all labelled data."""
         started = time.perf_counter()
-        trained, selection = self._refit(selection) if s.refit else (None, selection)
-        seconds["refit"] = time.perf_counter() - started
+        trained, selection = self._refit(selection) if self.settings.refit else (None, selection)
         model = trained
         if trained is not None and selection.decision is not None:
             model = with_decision(trained, selection.decision, from_logits=self.runner.from_logits)
@@ -250,8 +274,16 @@ class SearchSession:
             trained_model=trained,
             class_counts=self.data.class_counts,
             validation_counts=validation_support(self.data),
-            seconds=seconds,
+            seconds={**seconds, "refit": time.perf_counter() - started},
+            inputs={
+                "the storage": self.settings.storage_file,
+                "the space file": self._space_file(),
+            },
         )
+
+    def _space_file(self) -> str | None:
+        source = self.space.source
+        return source if source and Path(source).is_file() else None
 
     def _refit(self, selection: Selection) -> tuple[keras.Model | None, Selection]:
         """The pick retrained on all labelled data; ``None`` (and a note why) when that
@@ -260,5 +292,14 @@ class SearchSession:
             return self.runner.refit(selection.chosen, self.settings.seed), selection
         except Exception as exc:
             note = f"refit failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
-            warnings.warn(f"lossearch: {note}; result.model is None.", UserWarning, stacklevel=6)
+            warnings.warn(f"lossearch: {note}; result.model is None.", UserWarning, stacklevel=7)
             return None, selection.with_warning(note)
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """The failure to report: Optuna's clean-up after a lost storage can fail in turn (an
+    ``UnboundLocalError`` once Redis went away), and then the storage's error, the one the
+    user can act on, is the exception it happened during."""
+    while isinstance(exc, UnboundLocalError | NameError | AssertionError) and exc.__context__:
+        exc = exc.__context__
+    return exc

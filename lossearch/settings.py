@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class SearchSettings:
     experiment_name: str = "lossearch"
 
     storage_name: str | None = None  # the storage as text safe to log
+    storage_file: str | None = None  # the file the study lives in (SQLite, journal)
 
     def __post_init__(self):
         _check_combinations(self)
@@ -50,8 +52,11 @@ class SearchSettings:
 
 def readable_study_name(space_name: str, taken: Iterable[str] = ()) -> str:
     """A name for a search the user did not name: its space, date and time
-    (``quick-2026-12-01-071402``), with a counter when one like it exists already."""
-    base = f"{space_name}-{time.strftime('%Y-%m-%d-%H%M%S')}"
+    (``quick-2026-12-01-071402``), with a counter when one like it exists already. Only
+    letters, digits, ``-``, ``_`` and inner dots of the space's name are kept: the name may
+    become a folder (a Keras Tuner project), which must stay inside its parent."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", space_name).lstrip(".") or "search"
+    base = f"{safe}-{time.strftime('%Y-%m-%d-%H%M%S')}"
     taken, name, count = set(taken), base, 1
     while name in taken:
         count += 1
@@ -81,7 +86,7 @@ def _check_combinations(s: SearchSettings) -> None:
             "takes tuner= (and study_name= to resume a tuner project)."
         )
     name = s.study_name
-    if s.backend == "keras_tuner" and name is not None and not _plain_name(name):
+    if s.backend == "keras_tuner" and name is not None and not plain_name(name):
         raise ValueError(
             f"study_name: {name!r} names the Keras Tuner project's folder; use a plain name "
             "(no '/', '\\', '..' or leading '.')."
@@ -93,6 +98,6 @@ def _check_combinations(s: SearchSettings) -> None:
         )
 
 
-def _plain_name(name: str) -> bool:
+def plain_name(name: str) -> bool:
     """A name that stays one folder inside its parent: no separators, no ``..``."""
     return not (set(name) & {"/", "\\", "\0"}) and not name.startswith(".")

@@ -72,6 +72,10 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].split("+", 1)[0].lower()
 
 
+def _is_journal(storage: object) -> bool:
+    return isinstance(storage, str) and "://" in storage and _scheme(storage) == "journal"
+
+
 def _journal_path(url: str) -> Path:
     # Like SQLite's URLs: journal:///relative.log, journal:////absolute/path.log
     return Path(url.split("://", 1)[1][1:])
@@ -112,6 +116,8 @@ def open_storage(
                     f"storage: the folder of {shown!r} does not exist; create it or write "
                     "sqlite:///relative/path.db or sqlite:////absolute/path.db."
                 )
+            if sqlite_file:
+                _check_sqlite_file(Path(sqlite_file), shown)
             if existing:  # as plain Optuna reads it: no file or lock is written
                 return RDBStorage(storage, skip_table_creation=True)
             return _rdb_storage(storage, heartbeat_interval, grace_period, max_retry)
@@ -122,6 +128,8 @@ def open_storage(
                     f"storage: {shown!r} names no file in an existing folder; write "
                     "journal:///relative/path.log or journal:////absolute/path.log."
                 )
+            if not existing:  # appending after a torn record would make the file unreadable
+                _refuse_torn_journal(path, shown)
             journal = JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
             _LOCKS[journal] = lambda name: _FileLock.beside(path)
             return journal
@@ -136,10 +144,16 @@ def open_storage(
             f"pip install 'lossearch[{extra}]'."
         ) from None
     except Exception as exc:
+        message = mask_credentials(str(exc)).splitlines()[0][:300] if str(exc) else ""
+        if _damaged_sqlite(exc):
+            raise ValueError(
+                f"storage: {shown!r} is a damaged SQLite database. Recover what it "
+                "holds with `sqlite3 OLD.db .recover | sqlite3 NEW.db`, then point storage= at "
+                "the new file."
+            ) from None
         raise ValueError(
-            f"storage: cannot open {shown!r} ({type(exc).__name__}: "
-            f"{mask_credentials(str(exc)).splitlines()[0][:300]}). Check that the server runs "
-            "and the URL is right."
+            f"storage: cannot open {shown!r} ({type(exc).__name__}: {message}). Check that the "
+            "server runs and the URL is right."
         ) from None
     raise ValueError(
         f"storage: unknown scheme {scheme!r} in {shown!r}; expected one of {STORAGE_FORMS}."
@@ -157,6 +171,113 @@ def _redis_storage(url: str) -> JournalStorage:
         journal = JournalStorage(JournalRedisBackend(url))
     _LOCKS[journal] = lambda name: _RedisLock(client, f"lossearch:lock:{name}")
     return journal
+
+
+def journal_tail(path: str | Path) -> int:
+    """Bytes after a journal file's last complete record: what a writer killed mid-record (or
+    a full disk) leaves; 0 when the file ends with a whole record (or is empty). Read under
+    the journal's own lock, so that another worker's write in progress is not mistaken."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    lock = JournalFileOpenLock(str(path))
+    lock.acquire()
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = end = handle.tell()
+            while end > 0:  # back to the last newline, a block at a time
+                start = max(0, end - 65536)
+                handle.seek(start)
+                block = handle.read(end - start)
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    return size - (start + newline + 1)
+                end = start
+            return size  # not one complete record
+    finally:
+        lock.release()
+
+
+def repair_journal(storage: str) -> int:
+    """Drop the incomplete record at the end of a journal file; returns the bytes dropped.
+
+    The dropped bytes are kept in ``<file>.torn``. Every complete record, so every trial
+    that finished, stays.
+
+    Example:
+        >>> repair_journal("journal:///lossearch.log")  # doctest: +SKIP
+        40
+    """
+    if not isinstance(storage, str) or _scheme(storage) != "journal":
+        raise ValueError(
+            f"storage: repair takes a journal file URL (journal:///path.log), got "
+            f"{mask_credentials(storage)!r}; SQLite, PostgreSQL and Redis keep no partial records."
+        )
+    path = _journal_path(storage)
+    if not path.is_file():
+        raise ValueError(f"storage: no journal file {str(path)!r}.")
+    torn = journal_tail(path)
+    if torn:
+        lock = JournalFileOpenLock(str(path))
+        lock.acquire()
+        try:
+            with path.open("rb+") as handle:
+                handle.seek(-torn, 2)
+                Path(f"{path}.torn").write_bytes(handle.read())
+                handle.truncate(path.stat().st_size - torn)
+        finally:
+            lock.release()
+    return torn
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path, shown: str) -> None:
+    """A file that is there but is no SQLite database (overwritten, cut short): said plainly,
+    before SQLAlchemy reports it as something else."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return  # a new database
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise ValueError(
+            f"storage: {shown!r} is not an SQLite database (its first bytes say otherwise): was "
+            "it overwritten, or is it another file? Point storage= at the study's database."
+        )
+
+
+def _damaged_sqlite(exc: BaseException) -> bool:
+    """SQLite's own words for a damaged file, anywhere in the chain Optuna wraps them in."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if "malformed" in str(exc) or "not a database" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _refuse_torn_journal(path: Path, shown: str) -> None:
+    torn = journal_tail(path)
+    if torn:
+        raise ValueError(
+            f"storage: {shown!r} ends with an incomplete record ({torn} bytes after the last "
+            "complete one), as a worker killed while writing or a full disk leaves it; nothing "
+            f"was written to it. Run `lossearch repair --storage {shown}` to drop those {torn} "
+            f"bytes (kept in {path.name}.torn; every finished trial stays), then rerun."
+        )
+
+
+def storage_file(storage: object) -> Path | None:
+    """The file a storage URL keeps its study in (SQLite, journal), else None."""
+    if not isinstance(storage, str) or "://" not in storage:
+        return None
+    if _scheme(storage) == "journal":
+        return _journal_path(storage)
+    found = _sqlite_file(storage)
+    return None if found is None else Path(found)
 
 
 def _sqlite_file(url: str) -> str | None:
@@ -362,6 +483,12 @@ def load_study(storage: str, study_name: str) -> optuna.Study:
         raise ValueError(
             f"storage: no SQLite file {sqlite_file!r}; check the path (sqlite:///relative.db, "
             "sqlite:////absolute.db). Reading creates no file."
+        )
+    journal = _journal_path(storage) if _is_journal(storage) else None
+    if journal is not None and not journal.is_file():  # opening it would create it
+        raise ValueError(
+            f"storage: no journal file {str(journal)!r}; check the path (journal:///relative.log, "
+            "journal:////absolute.log). Reading creates no file."
         )
     opened = open_storage(storage, heartbeat_interval=None, existing=True)
     try:

@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from lossearch import _compat
-from lossearch._secrets import mask_credentials
+from lossearch._secrets import mask_credentials, one_line_reason
 from lossearch.config import LossConfig
 from lossearch.decision import Decision
 from lossearch.metrics import Metrics
@@ -136,6 +136,7 @@ class Tracker:
             ) from None
         self.parent_id: str | None = None
         self.offline = False
+        self.offline_reason = ""  # why MLflow was given up on
         self.sync_hint = "lossearch sync-mlflow --storage URL --study NAME"  # open_search sets it
 
     def _experiment_id(self, name: str) -> str:
@@ -159,6 +160,7 @@ class Tracker:
             if self.offline:
                 return
             self.offline = True
+            self.offline_reason = one_line_reason(exc)
         log.warning(
             "lossearch: MLflow at %s stopped answering (%s: %s). The search goes on; its results "
             "stay in the Optuna study. When MLflow is back, run:\n  %s",
@@ -176,13 +178,20 @@ class Tracker:
         self.sync_hint = run.sync_hint
         if self._reopen(existing):
             return existing
-        created = self.client.create_run(
-            self.experiment_id,
-            run_name=run.name,
-            tags={k: mask_credentials(v) for k, v in run.tags.items()},
-        )
-        self.parent_id = created.info.run_id
-        self.client.log_batch(self.parent_id, params=_params(run.params), synchronous=True)
+        try:
+            created = self.client.create_run(
+                self.experiment_id,
+                run_name=run.name,
+                tags={k: mask_credentials(v) for k, v in run.tags.items()},
+            )
+            self.parent_id = created.info.run_id
+            self.client.log_batch(self.parent_id, params=_params(run.params), synchronous=True)
+        except Exception as exc:  # a read-only store, say: before any trial, so bad input
+            raise ValueError(
+                f"tracking_uri: MLflow at {mask_credentials(self.tracking_uri)} cannot start the "
+                f"search's run ({one_line_reason(exc)}). Check that its store is writable, or "
+                "pass another tracking_uri."
+            ) from None
         return self.parent_id
 
     def _reopen(self, run_id: str | None) -> bool:
@@ -206,6 +215,7 @@ class Tracker:
         the ``best_loss`` tag. Rendering errors propagate: the caller closes it FAILED."""
         from lossearch import plots, report  # matplotlib loads only when a search closes
 
+        self._still_answering("before the search ended")
         artifacts = report.parent_artifacts(summary, trials_frame)
         try:
             self.log_artifacts(artifacts)
@@ -213,7 +223,12 @@ class Tracker:
             plots.close(*(v for v in artifacts.values() if plots.is_figure(v)))
         self.log_search_metrics(search_metrics(summary))
         self.set_parent_tag("best_loss", summary.best_config.describe())
+        self._still_answering("while the results were written")
         self.end_search("FINISHED")
+
+    def _still_answering(self, when: str) -> None:
+        if self.offline:
+            raise RuntimeError(f"MLflow stopped answering {when} ({self.offline_reason})")
 
     def parent_status(self) -> str:
         """The parent run's status (``RUNNING``, ``FINISHED``, ...); raises when MLflow
@@ -294,10 +309,27 @@ class Tracker:
             else:
                 self.client.log_figure(self.parent_id, content, name)
 
-    @_tolerant
-    def end_search(self, status: str = "FINISHED"):
-        if self.parent_id is not None:
+    def end_search(self, status: str = "FINISHED", reason: str | None = None):
+        """Close the parent run with ``status``, ``reason`` as its ``finish_error`` tag.
+
+        Tried even after MLflow stopped answering (its tracking store may answer while its
+        artifact store does not): every way a search ends closes its parent. A failure
+        here is warned of, never raised."""
+        if self.parent_id is None:
+            return
+        try:
+            if reason:
+                self.client.set_tag(self.parent_id, "finish_error", mask_credentials(reason)[:5000])
             self.client.set_terminated(self.parent_id, status=status)
+        except Exception as exc:
+            log.warning(
+                "lossearch: the MLflow parent run %s could not be closed %s (%s); the study "
+                "keeps every result. When MLflow is back, run:\n  %s",
+                self.parent_id,
+                status,
+                one_line_reason(exc),
+                self.sync_hint,
+            )
 
     # -- child runs ------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from lossearch._params import Param, number, one_of, positive, resolve
+from lossearch._validation import shown
 
 NORMALIZE = Param("mean", one_of("mean", "sum", "none"), "rescaling: mean 1, sum 1, or raw")
 
@@ -83,16 +84,16 @@ SCHEMES: dict[str, WeightScheme] = {
 
 def _check_values(values) -> str | None:
     if not isinstance(values, list | tuple) or not values:
-        return f"expected a list with one positive weight per class, got {values!r}"
+        return f"expected a list with one positive weight per class, got {shown(values)}"
     bad = [v for v in values if positive()(v)]
-    return f"expected positive numbers, got {bad[0]!r}" if bad else None
+    return f"expected positive numbers, got {shown(bad[0])}" if bad else None
 
 
 def resolve_scheme(name: str, params: dict | None) -> dict:
     """Checked parameters of scheme ``name`` with defaults filled in."""
     if not isinstance(name, str) or name not in SCHEMES:
         raise ValueError(
-            f"weights: unknown weight scheme {name!r}; expected one of: {', '.join(SCHEMES)}."
+            f"weights: unknown weight scheme {shown(name)}; expected one of: {', '.join(SCHEMES)}."
         )
     return resolve("weight_params", SCHEMES[name].params, params)
 
@@ -101,14 +102,15 @@ def check_counts(counts, class_names: Sequence[str] | None = None, owner="class_
     """Counts as an int array, or a ``ValueError`` naming a negative or empty class."""
     array = np.asarray(counts)
     if array.ndim != 1 or array.size < 1 or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{owner}: expected a list of per-class counts, got {counts!r}.")
+        raise ValueError(f"{owner}: expected a list of per-class counts, got {shown(counts)}.")
     if np.any(array < 0) or np.any(array != np.round(array)):
         raise ValueError(f"{owner}: counts must be non-negative integers, got {list(counts)}.")
     names = list(class_names) if class_names is not None else list(range(array.size))
     empty = [names[i] for i in np.flatnonzero(array == 0)]
     if empty:
         raise ValueError(
-            f"{owner}: class {empty[0]!r} has zero training samples; every class needs at least "
+            f"{owner}: class {shown(empty[0])} has zero training samples; every class needs "
+            f"at least "
             "one (drop the class or collect samples for it)."
         )
     return array.astype(np.int64)

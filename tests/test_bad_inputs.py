@@ -37,6 +37,19 @@ class CountingBuilder:
         return self.build()
 
 
+def _dataset(nan=False):
+    import tensorflow as tf
+
+    x = _nan_features() if nan else X
+    return tf.data.Dataset.from_tensor_slices((x, Y)).batch(64)
+
+
+def _sparse(x):
+    from scipy import sparse
+
+    return sparse.csr_matrix(x)
+
+
 def via_optimize(data=(X, Y), build_model=None, **overrides):
     def attempt(ctx):
         build = dense_model(64, 10) if build_model is None else build_model
@@ -72,6 +85,14 @@ def via_cli(*argv, files=None):
         return lines[0]
 
     return attempt
+
+
+STUDY_DB = ("--storage", "sqlite:///{tmp_path}/study.db", "--study", "s1")
+MODULE_CLI = ("optimize", "{tmp_path}/m.py:build", "--data", "{tmp_path}/m.py:data")
+MODULE_FILES = {
+    "m.py": "def build():\n    pass\n\ndata = None\n\ndef case(n):\n    return n\n",
+    "space.yaml": "families: {ce: {}}\n",
+}
 
 
 def via_space_file(text):
@@ -133,6 +154,16 @@ CASES = [
         ["fewer than 2 samples"],
     ),
     ("NaN features", via_optimize(data=(_nan_features(), Y)), ["NaN"]),
+    # on main: a hang in the label pass, memory growing
+    (
+        "tf.data repeated forever",
+        via_optimize(data=(_dataset().repeat(), _dataset())),
+        ["repeats forever"],
+    ),
+    # on main: two trials COMPLETE at chance, no warning
+    ("tf.data with NaN features", via_optimize(data=(_dataset(nan=True), _dataset())), ["NaN"]),
+    ("complex features", via_optimize(data=(X.astype(complex), Y)), ["complex dtype"]),
+    ("sparse features", via_optimize(data=(_sparse(X), Y)), ["sparse csr_matrix", "toarray"]),
     ("string labels", via_optimize(data=(X, Y.astype(str))), ["numeric labels"]),
     ("data is one array", via_optimize(data=X), ["data: expected (x, y)"]),
     ("dict without train", via_optimize(data={"training": (X, Y)}), ["'train'"]),
@@ -348,6 +379,70 @@ CASES = [
         ["build_model: importing", "RuntimeError: no GPU here"],
     ),
     ("output folder missing", via_cli("demo", "-o", "{tmp_path}/no/best.json"), ["--output"]),
+    (
+        "export over its own storage",
+        via_cli("export", *STUDY_DB, "-o", "{tmp_path}/study.db"),
+        ["--output: '", "study.db' is the storage of this command"],
+    ),
+    (
+        "report over its own storage",
+        via_cli("report", *STUDY_DB, "-o", "{tmp_path}/study.db"),
+        ["--output: '", "is the storage of this command"],
+    ),
+    (
+        "demo writing over its storage",
+        via_cli(
+            "demo", "--storage", "sqlite:///{tmp_path}/study.db", "--report", "{tmp_path}/study.db"
+        ),
+        ["--report: '", "is the storage of this command"],
+    ),
+    (
+        "optimize writing over its space file",
+        via_cli(
+            *MODULE_CLI,
+            "--space",
+            "{tmp_path}/space.yaml",
+            "-o",
+            "{tmp_path}/space.yaml",
+            files=MODULE_FILES,
+        ),
+        ["--output: '", "is the space file of this command"],
+    ),
+    (
+        "optimize writing over its data module",
+        via_cli(*MODULE_CLI, "--report", "{tmp_path}/m.py", files=MODULE_FILES),
+        ["--report: '", "is the build_model module of this command"],
+    ),
+    ("output is a device", via_cli("demo", "-o", "/dev/full"), ["is not a regular file"]),
+    (
+        "storage file that is no database",
+        via_cli(
+            "export",
+            "--storage",
+            "sqlite:///{tmp_path}/best.db",
+            "--study",
+            "s",
+            files={"best.db": "{}"},
+        ),
+        ["is not an SQLite database"],
+    ),
+    (
+        "damaged SQLite file",
+        via_cli(
+            "export",
+            "--storage",
+            "sqlite:///{tmp_path}/bad.db",
+            "--study",
+            "s",
+            files={"bad.db": "SQLite format 3\x00" + "garbage" * 200},
+        ),
+        ["is a damaged SQLite database", ".recover"],
+    ),
+    (
+        "--data a function that needs arguments",
+        via_cli(*MODULE_CLI[:3], "{tmp_path}/m.py:case", files=MODULE_FILES),
+        ["--data:", "needs arguments"],
+    ),
     ("output is a folder", via_cli("demo", "-o", "{tmp_path}"), ["is a folder"]),
     ("report folder missing", via_cli("demo", "--report", "{tmp_path}/no/r.html"), ["--report"]),
     ("cli trials zero", via_cli("demo", "--trials", "0"), ["--trials: expected an integer >= 1"]),

@@ -185,6 +185,15 @@ def test_a_worker_with_another_space_or_objective_is_refused_before_any_trial(
         "objective: 'macro_f1' here, 'balanced_accuracy' in the study": {
             "runner": FakeRunner(objective="macro_f1")
         },
+        # on main these three were accepted silently
+        "training: '6 epochs, batch size 32, seed 0' here, '4 epochs": {
+            "runner": FakeRunner(epochs=6)
+        },
+        "training: '4 epochs, batch size 32, seed 1' here, '4 epochs, batch size 32, seed 0'": {
+            "runner": FakeRunner(),
+            "seed": 1,
+        },
+        "training: '4 epochs, batch size 32, no seed' here": {"runner": FakeRunner(), "seed": None},
     }
     for difference, attempt in attempts.items():
         runner = attempt.pop("runner")
@@ -314,3 +323,67 @@ def test_sync_mlflow_writes_a_lost_parent_run_as_the_live_search_did(
     for name in ("summary.txt", "selection.json", "best_loss.json"):
         assert text(client, synced, name) == text(live_client, live, name), name
     assert text(client, synced, "summary.txt") == result.summary()
+
+
+def test_rerunning_a_finished_study_returns_its_pick_and_changes_nothing(
+    tmp_path, mlflow_uri, experiment, caplog
+):
+    """On main a rerun said "other workers still run trials", counted a second worker and
+    reopened the finished MLflow parent run for good, with unconfirmed numbers."""
+    from lossearch.stored import load_best_config
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    common = {"storage": storage, "study_name": "done", "n_trials": 5}
+    first, driver = fake_search(FakeRunner(), mlflow_uri, experiment, **common)
+    client = mlflow.MlflowClient(mlflow_uri)
+    before = client.get_run(first.mlflow_run_id).info
+    runner = FakeRunner()
+    again, driver = fake_search(runner, mlflow_uri, experiment, **common)
+    assert runner.calls == []  # nothing trained
+    assert any("is complete" in r.getMessage() for r in caplog.records)
+    assert "other workers" not in caplog.text
+    stored = StoredStudy.load(storage, "done")
+    assert again.selection.to_dict() == stored.selection().to_dict() == first.selection.to_dict()
+    assert again.best_config == load_best_config(storage, "done")
+    assert stored.study.user_attrs[keys.WORKERS] == 1
+    after = client.get_run(first.mlflow_run_id).info
+    assert (
+        (after.status, after.end_time)
+        == (before.status, before.end_time)
+        == (
+            "FINISHED",
+            before.end_time,
+        )
+    )
+    assert again.mlflow_run_id == first.mlflow_run_id
+
+
+def test_an_unwritable_artifact_store_closes_the_parent_failed_with_the_reason(
+    tmp_path, mlflow_uri, experiment
+):
+    """On main the parent run was left RUNNING without finish_error (and the hint said
+    `sync-mlflow --storage None`)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    client = mlflow.MlflowClient(mlflow_uri)
+    client.create_experiment(experiment, artifact_location=f"file://{blocker}/artifacts")
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result, _ = fake_search(
+        FakeRunner(), mlflow_uri, experiment, n_trials=3, storage=storage, study_name="s"
+    )
+    parent = client.get_run(result.mlflow_run_id)
+    assert parent.info.status == "FAILED"
+    assert "MLflow stopped answering" in parent.data.tags["finish_error"]
+    assert StoredStudy.load(storage, "s").closed  # the results are in the study
+
+
+def test_a_tracking_store_that_cannot_start_the_run_is_refused_before_any_trial(
+    mlflow_uri, experiment
+):
+    """On main a raw MlflowException escaped (here: a deleted experiment)."""
+    client = mlflow.MlflowClient(mlflow_uri)
+    client.delete_experiment(client.create_experiment(experiment))
+    runner = FakeRunner()
+    with pytest.raises(ValueError, match="tracking_uri: MLflow at .* cannot start the search's"):
+        fake_search(runner, mlflow_uri, experiment, n_trials=2)
+    assert runner.calls == []

@@ -268,3 +268,18 @@ def test_the_search_and_the_hypermodel_tell_a_loss_the_same_facts(mlflow_uri):
     )
     assert hypermodel.facts == runner.config_facts()
     assert hypermodel.facts["n_samples"] == len(data.splits[0].y_train)
+
+
+def test_a_space_name_never_leads_the_tuner_project_out_of_its_folder():
+    """On main a space named '../../../escaped' put the tuner's files outside .lossearch/."""
+    import os
+
+    from lossearch.backends.keras_tuner import _project_name, default_directory
+    from lossearch.settings import plain_name, readable_study_name
+
+    name = readable_study_name("../../../escaped")
+    assert plain_name(name) and _project_name(name) == name
+    folder = os.path.realpath(os.path.join(default_directory(), name))
+    assert folder.startswith(os.path.realpath(default_directory()) + os.sep)
+    with pytest.raises(ValueError, match="outside"):
+        _project_name("../escaped")

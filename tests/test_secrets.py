@@ -17,8 +17,12 @@ from tests.search_helpers import dense_model, digits
 
 pytestmark = pytest.mark.slow
 
-STORAGE_SECRET, TRACKING_SECRET, CLI_SECRET = "qs-s3cr3t", "http-s3cr3t", "ui-s3cr3t"
-SECRETS = (STORAGE_SECRET, TRACKING_SECRET, CLI_SECRET)
+# Each password holds "@", ":" or "/": a mask that splits at the first "@" (main until 0.2)
+# shows what follows it, so every distinctive tail is looked for too.
+STORAGE_SECRET = "qs@s3:cr/3t-QSTAIL"  # in the query string
+TRACKING_SECRET = "ht@tp:s3cr3t-HTTPTAIL"  # an HTTP client splits user-info at the last "@"
+CLI_SECRET = "ui:s3/cr3t-UITAIL"  # SQLAlchemy takes no "@" in a password: ":" and "/"
+SECRETS = (STORAGE_SECRET, TRACKING_SECRET, CLI_SECRET, "QSTAIL", "HTTPTAIL", "UITAIL")
 PG = "postgresql://postgres{auth}@127.0.0.1:5432/test{query}"  # trust auth: any password
 TINY = {"epochs": 1, "batch_size": 64, "cv": None, "confirm_seeds": 0, "seed": 0}
 
@@ -47,6 +51,11 @@ def assert_no_secret(text: str, where: str):
         ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
         ("s3://b/k?X-Amz-Credential=pw&token=pw", "?X-Amz-Credential=***&token=***"),
         ("http://h:5000/?api_key=pw#frag", "?api_key=***#frag"),
+        # split at the last "@" before the query, as the clients do
+        ("redis://:p@w@127.0.0.1:6390/0", "redis://:***@127.0.0.1:6390/0"),
+        ("http://alice:p@w:x/y@127.0.0.1:5099/#/runs", "http://alice:***@127.0.0.1:5099/#/runs"),
+        ("postgresql://u@h/db?password=p@w:x/y", "postgresql://u@h/db?password=***"),
+        ("http://pwTOKEN@127.0.0.1:5099", "http://***@127.0.0.1:5099"),  # a token as user
     ],
 )
 def test_mask_credentials_hides_user_info_and_secret_query_values(text, masked):

@@ -58,3 +58,90 @@ def test_export_and_report_read_a_study_without_writing_beside_it(tmp_path, mlfl
     assert cli.main(["report", *where, "-o", str(out / "report.html")]) == 0
     # No lock file, no journal, nothing touched: what a read-only folder allows.
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+
+
+def test_a_torn_journal_is_refused_before_anything_is_appended_and_repair_fixes_it(
+    tmp_path, mlflow_uri, experiment, capsys
+):
+    """On main a resumed search appended records onto the cut line, and then neither
+    lossearch nor optuna.load_study could read the file."""
+    from lossearch import cli
+    from lossearch.stored import StoredStudy
+    from tests.fakes import FakeRunner, fake_search
+
+    path = tmp_path / "j.log"
+    storage = f"journal:///{path}"
+    common = {"storage": storage, "study_name": "s", "selection": "best"}
+    fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=3, **common)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-40])  # what `truncate -s -40` (a kill -9 mid-write) leaves
+    with pytest.raises(ValueError, match=r"ends with an incomplete record \(\d+ bytes") as refused:
+        fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=5, **common)
+    assert f"lossearch repair --storage {storage}" in str(refused.value)
+    assert path.read_bytes() == whole[:-40]  # nothing appended
+    assert cli.main(["repair", "--storage", storage]) == 0
+    assert "dropped" in capsys.readouterr().out
+    torn = (tmp_path / "j.log.torn").read_bytes()
+    assert path.read_bytes() + torn == whole[:-40] and path.read_bytes().endswith(b"\n")
+    resumed, _ = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=5, **common)
+    assert len(StoredStudy.load(storage, "s").records()) >= 4
+    assert cli.main(["repair", "--storage", storage]) == 0
+    assert "nothing to repair" in capsys.readouterr().out
+
+
+def test_reading_a_missing_journal_creates_no_file(tmp_path):
+    from lossearch.stored import StoredStudy
+
+    with pytest.raises(ValueError, match="no journal file"):
+        StoredStudy.load(f"journal:///{tmp_path}/missing.log", "s")
+    assert not (tmp_path / "missing.log").exists()
+
+
+def test_redis_going_away_mid_trial_is_one_clear_storage_error(tmp_path, mlflow_uri, experiment):
+    """On main: `UnboundLocalError: cannot access local variable 'updated_state'` (Optuna's
+    clean-up failing in turn), not the storage's own error."""
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    from tests.fakes import FakeRunner, fake_search
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(50):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+
+        class StopsRedis(FakeRunner):
+            def run(self, config, *args, **kwargs):
+                outcome = super().run(config, *args, **kwargs)
+                if len(self.calls) == 3:  # mid-trial: the trial's results cannot be told
+                    server.terminate()
+                    server.wait()
+                return outcome
+
+        with pytest.raises(RuntimeError, match="the search stopped: ConnectionError") as stopped:
+            fake_search(
+                StopsRedis(),
+                mlflow_uri,
+                experiment,
+                n_trials=6,
+                storage=f"redis://127.0.0.1:{port}/0",
+                study_name="r",
+            )
+        assert "UnboundLocalError" not in str(stopped.value)
+    finally:
+        server.kill()
+        server.wait()

@@ -16,7 +16,7 @@ import logging
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from lossearch._secrets import mask_credentials
+from lossearch._secrets import one_line_reason
 from lossearch.config import LossConfig
 from lossearch.records import TrialRecord, user_hp_values
 from lossearch.runner import TrialPruned, TrialRunner
@@ -129,6 +129,11 @@ class BaseDriver(abc.ABC):
     def importances(self) -> dict[str, float]:
         return {}
 
+    def complete_choice(self, n_trials: int) -> dict | None:
+        """The stored ``Selection.to_dict()`` when the search already holds ``n_trials``
+        finished trials and closed on exactly those (a rerun then has nothing to do)."""
+        return None
+
     # -- the per-trial routine every driver shares --------------------------------------------
 
     def run_trial(
@@ -192,10 +197,3 @@ class BaseDriver(abc.ABC):
 
 def _user_values(hp) -> dict:
     return user_hp_values(dict(getattr(hp, "values", {})))
-
-
-def one_line_reason(exc: BaseException, limit: int = 300) -> str:
-    """``Type: message`` on one line, at most ``limit`` characters, credentials masked:
-    how a failed trial's reason reads in the summary, MLflow and ``trials_dataframe()``."""
-    text = mask_credentials(" ".join(f"{type(exc).__name__}: {exc}".split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -26,7 +26,7 @@ from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choic
 from lossearch.records import TrialRecord
 from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
-from lossearch.settings import SearchSettings, readable_study_name
+from lossearch.settings import SearchSettings, plain_name, readable_study_name
 from lossearch.tracking import Tracker
 
 
@@ -129,7 +129,7 @@ class KerasTunerDriver(BaseDriver):
             oracle=oracle,
             hypermodel=LossHyperModel.for_runner(runner, space),
             directory=default_directory(),
-            project_name=settings.study_name or readable_study_name(space.name),
+            project_name=_project_name(settings.study_name or readable_study_name(space.name)),
             overwrite=settings.study_name is None,
         )
         return driver
@@ -262,6 +262,17 @@ def _recipe_of(values: dict, recipes: list[tuple[str, dict]]) -> str | None:
         if all(values.get(k) == v for k, v in recipe.items()):
             return name
     return None
+
+
+def _project_name(name: str) -> str:
+    """The tuner's project folder name, which must stay one folder under
+    :func:`default_directory` whatever named it (the study name, the space's name)."""
+    if not plain_name(name):
+        raise ValueError(
+            f"study_name: {name!r} would name a Keras Tuner project folder outside "
+            f"{default_directory()!r}; use a plain name (no '/', '\\', '..' or leading '.')."
+        )
+    return name
 
 
 def default_directory() -> str:

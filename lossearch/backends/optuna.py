@@ -184,7 +184,7 @@ class OptunaDriver(BaseDriver):
 
     def _check_started_with(self) -> None:
         """Refuse to join a study started with another space, objective or data."""
-        mine = keys.search_signature(self.space, self.runner.objective.name, self.runner.data)
+        mine = keys.search_signature(self.space, self.runner, self.settings.seed)
         started = self.study.user_attrs.get(keys.STARTED_WITH)
         if started is None:
             self.study.set_user_attr(keys.STARTED_WITH, mine)
@@ -194,7 +194,8 @@ class OptunaDriver(BaseDriver):
             raise ValueError(
                 f"study_name: study {self.study.study_name!r} was started with another "
                 f"search ({'; '.join(differences)}). Its trials would not compare with this "
-                "worker's: pass the same space, objective and data, or another study_name."
+                "worker's: pass the same space, objective, data, epochs, batch size and seed, "
+                "or another study_name."
             )
 
     def _close_stale_run(self, trial: optuna.trial.FrozenTrial):
@@ -362,6 +363,13 @@ class OptunaDriver(BaseDriver):
 
     def exclusive(self):
         return self.lock.claim()
+
+    def complete_choice(self, n_trials: int) -> dict | None:
+        usage = self.usage()
+        attrs = self.study.user_attrs
+        closed = attrs.get(keys.FINISHED_WITH) == usage.finished and keys.CHOICE in attrs
+        idle = not usage.running and not usage.waiting
+        return attrs[keys.CHOICE] if closed and idle and usage.finished >= n_trials else None
 
     def claim_finish(self) -> bool:
         usage = self.usage()

@@ -27,6 +27,7 @@ from keras import ops
 
 from lossearch import weights as weight_schemes
 from lossearch._params import Param, number, number_or_list, positive, resolve
+from lossearch._validation import shown
 from lossearch.losses import functional
 
 TASKS = ("binary", "multiclass", "multilabel")
@@ -62,7 +63,8 @@ class LossearchLoss(keras.losses.Loss):
         super().__init__(name=name or self.family, reduction=reduction, dtype=dtype)
         if task not in self.tasks:
             raise ValueError(
-                f"task: the {self.family!r} loss supports {list(self.tasks)}, got {task!r}."
+                f"task: the {shown(self.family)} loss supports {list(self.tasks)}, got "
+                f"{shown(task)}."
             )
         problem = number(0.0, 1.0, high_open=True)(label_smoothing)
         if problem:
@@ -136,9 +138,9 @@ def _register(cls):
 
 def _check_counts(value) -> str | None:
     if not isinstance(value, list | tuple) or len(value) < 2:
-        return f"expected the training count of each class (a list of >= 2), got {value!r}"
+        return f"expected the training count of each class (a list of >= 2), got {shown(value)}"
     bad = [v for v in value if positive()(v)]
-    return f"expected positive counts, got {bad[0]!r}" if bad else None
+    return f"expected positive counts, got {shown(bad[0])}" if bad else None
 
 
 _COUNTS = Param(None, _check_counts, "training samples per class")

@@ -1,0 +1,54 @@
+"""Writing lossearch's outputs: whole or not at all, and never over one of their inputs.
+
+A bottom-floor module (standard library only), used wherever lossearch writes a file the
+user named: the loss JSON, the HTML report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def write_text(path: str | os.PathLike, text: str) -> str:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, renamed into
+    place once complete: a failed write (a full disk, Ctrl-C) leaves the old file as it was,
+    never half of a new one. Returns the path."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{os.fspath(path)!r} is not a regular file; name a file to write.")
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return os.fspath(path)
+
+
+def refuse_inputs(option: str, output: str | os.PathLike, inputs: Mapping[str, object]) -> None:
+    """Raise ``ValueError`` when ``output`` is one of the command's ``inputs``
+    (``{"the storage": path, "the space file": path, ...}``; ``None`` paths are skipped)."""
+    target = Path(output)
+    for what, path in inputs.items():
+        if path is not None and _same_file(target, Path(path)):
+            raise ValueError(
+                f"{option}: {os.fspath(output)!r} is {what} of this command; writing there would "
+                "destroy it. Name another file."
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)

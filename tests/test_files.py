@@ -1,0 +1,50 @@
+"""Outputs are written whole or not at all, and never over an input of the same search."""
+
+import os
+
+import pytest
+
+from lossearch import LossConfig
+from lossearch._files import refuse_inputs, write_text
+from lossearch.stored import StoredStudy
+from tests.fakes import FakeRunner, fake_search
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "best_loss.json"
+    target.write_text("the old one")
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        LossConfig("ce").to_json(target)
+    assert target.read_text() == "the old one"
+    assert [p.name for p in tmp_path.iterdir()] == ["best_loss.json"]
+
+
+def test_a_device_or_a_folder_is_not_written_through():
+    with pytest.raises(ValueError, match="not a regular file"):
+        write_text("/dev/null", "x")
+
+
+def test_an_output_naming_an_input_is_refused(tmp_path):
+    data = tmp_path / "data.npz"
+    data.write_bytes(b"")
+    refuse_inputs("-o", tmp_path / "other.json", {"the data file": data, "the storage": None})
+    with pytest.raises(ValueError, match=r"-o: '.*data.npz' is the data file of this command"):
+        refuse_inputs("-o", tmp_path / "." / "data.npz", {"the data file": data})
+
+
+def test_a_result_will_not_export_or_report_over_its_storage(tmp_path, mlflow_uri, experiment):
+    """On main, ``export`` wrote the JSON over the study database and exited 0."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result, _ = fake_search(
+        FakeRunner(), mlflow_uri, experiment, n_trials=2, storage=storage, study_name="s"
+    )
+    for write in (result.export, result.report):
+        with pytest.raises(ValueError, match="is the storage of this command"):
+            write(tmp_path / "study.db")
+    assert StoredStudy.load(storage, "s").closed  # the study is intact
+    assert result.export(tmp_path / "best.json") == str(tmp_path / "best.json")
