@@ -173,30 +173,41 @@ def _redis_storage(url: str) -> JournalStorage:
     return journal
 
 
+# A journal record takes milliseconds to write: its lock held longer is a dead worker's.
+STALE_JOURNAL_LOCK = 5
+
+
 def journal_tail(path: str | Path) -> int:
     """Bytes after a journal file's last complete record: what a writer killed mid-record (or
-    a full disk) leaves; 0 when the file ends with a whole record (or is empty). Read under
-    the journal's own lock, so that another worker's write in progress is not mistaken."""
+    a full disk) leaves; 0 when the file ends with a whole record (or is empty). A tail that
+    looks torn is read again under the journal's own lock, so that another worker's write
+    in progress is not mistaken for one."""
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
+    if not _bytes_after_last_record(path):
         return 0
-    lock = JournalFileOpenLock(str(path))
+    lock = JournalFileOpenLock(str(path), grace_period=STALE_JOURNAL_LOCK)
     lock.acquire()
     try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            size = end = handle.tell()
-            while end > 0:  # back to the last newline, a block at a time
-                start = max(0, end - 65536)
-                handle.seek(start)
-                block = handle.read(end - start)
-                newline = block.rfind(b"\n")
-                if newline >= 0:
-                    return size - (start + newline + 1)
-                end = start
-            return size  # not one complete record
+        return _bytes_after_last_record(path)
     finally:
         lock.release()
+
+
+def _bytes_after_last_record(path: Path) -> int:
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        size = end = handle.tell()
+        while end > 0:  # back to the last newline, a block at a time
+            start = max(0, end - 65536)
+            handle.seek(start)
+            block = handle.read(end - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                return size - (start + newline + 1)
+            end = start
+        return size  # not one complete record
 
 
 def repair_journal(storage: str) -> int:
@@ -219,7 +230,7 @@ def repair_journal(storage: str) -> int:
         raise ValueError(f"storage: no journal file {str(path)!r}.")
     torn = journal_tail(path)
     if torn:
-        lock = JournalFileOpenLock(str(path))
+        lock = JournalFileOpenLock(str(path), grace_period=STALE_JOURNAL_LOCK)
         lock.acquire()
         try:
             with path.open("rb+") as handle:
