@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from lossearch._validation import shown
 
 Check = Callable[[Any], "str | None"]
@@ -27,7 +29,21 @@ class Param:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite real: Python's, or NumPy's (``np.float32(2.0)`` from an array, say)."""
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool | np.bool_)
+        and math.isfinite(value)
+    )
+
+
+def plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers (configs are JSON), lists item by item."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 def number(low: float | None = None, high: float | None = None, *, high_open=False) -> Check:
@@ -90,7 +106,7 @@ def resolve(owner: str, specs: Mapping[str, Param], given: Mapping[str, Any] | N
     if unknown:
         valid = ", ".join(specs) or "none"
         raise ValueError(f"{owner}: unknown parameter(s) {unknown}; valid parameters: {valid}.")
-    resolved = {name: given.get(name, spec.default) for name, spec in specs.items()}
+    resolved = {name: plain(given.get(name, spec.default)) for name, spec in specs.items()}
     for name, value in resolved.items():
         problem = specs[name].check(value)
         if problem:

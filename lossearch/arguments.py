@@ -44,6 +44,8 @@ FORBIDDEN_FIT_KWARGS = (
     "sample_weight",
 )
 POSITIVE_INT = Interval(int, 1, None)
+# Trial and confirmation seeds add offsets to it, and NumPy's seeds end at 2**32.
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ _ARGUMENTS = (
     Argument(
         "seed",
         None,
-        (None, Interval(int, 0, None)),
+        (None, Interval(int, 0, MAX_SEED)),
         "seeds splits and trials",
         flag="--seed",
         parse=int,

@@ -24,7 +24,7 @@ import keras
 
 from lossearch import weights as weight_schemes
 from lossearch._files import write_text
-from lossearch._params import Param, number, number_or_list, positive, resolve
+from lossearch._params import Param, number, number_or_list, plain, positive, resolve
 from lossearch._validation import shown
 from lossearch.decision import Decision
 from lossearch.losses import FAMILIES, TASKS
@@ -106,6 +106,8 @@ class LossConfig:
 
     def __post_init__(self):
         set_ = object.__setattr__
+        for name in ("label_smoothing", "drw_start", "n_samples"):  # NumPy scalars welcome
+            set_(self, name, plain(getattr(self, name)))
         if isinstance(self.decision, dict):
             set_(self, "decision", Decision.from_dict(self.decision, source="decision"))
         elif self.decision is not None and not isinstance(self.decision, Decision):

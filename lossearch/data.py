@@ -20,6 +20,7 @@ LABEL_FORMATS = ("sparse", "onehot", "binary", "multihot")
 # warns, and cv="auto" scores out-of-fold instead.
 MIN_VALIDATION_SUPPORT = 5
 AUTO_FOLDS = 3
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger features become inf in the model
 DEFAULT_VALIDATION = 0.2  # the hold-out fraction when validation= is not given
 
 
@@ -119,11 +120,13 @@ def _check_features(x, name: str):
         raise ValueError(f"{name}: expected numeric features, got dtype {x.dtype}.")
     if np.issubdtype(x.dtype, np.floating):
         bad = ~np.isfinite(x)
+        if x.dtype.itemsize > 4:  # float32 is what the model computes in
+            bad |= np.abs(x) > FLOAT32_MAX
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
             raise ValueError(
-                f"{name}: {int(bad.sum())} NaN or infinite feature value(s) (first in sample "
-                f"{row}); impute or drop them before searching."
+                f"{name}: {int(bad.sum())} NaN, infinite or beyond-float32 feature value(s) "
+                f"(first in sample {row}); impute, drop or scale them before searching."
             )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
@@ -99,28 +99,58 @@ def probe_model(build: Callable[[HyperParameters], keras.Model]) -> ModelFacts:
         _activation_name(model.layers[-1]),
         tuple(inputs[0].shape) if len(inputs) == 1 else None,
     )
-    _check_hidden_softmax(model, facts)
+    if facts.activation is None:
+        facts = replace(facts, activation=_activation_from_outputs(model, facts))
+    _check_fresh(model, build)
     keras.backend.clear_session()
     return facts
 
 
-def _check_hidden_softmax(model: keras.Model, facts: ModelFacts) -> None:
-    """A softmax the last layer does not declare (``Lambda(ops.softmax)``, say) would make
-    every loss treat probabilities as logits, silently: its rows summing to one give it away."""
-    shape = facts.input_shape
-    if facts.activation is not None or facts.width < 2 or shape is None or None in shape[1:]:
-        return
-    sample = np.random.default_rng(0).normal(size=(8, *shape[1:])).astype("float32")
+def _check_fresh(model: keras.Model, build: Callable) -> None:
+    """Every trial trains a model of its own: a builder that hands back the same model, or
+    layers it keeps between calls, would have each trial train on from the last one's
+    weights, silently."""
     try:
-        out = keras.ops.convert_to_numpy(model(sample, training=False)).reshape(8, -1)
-    except Exception:  # a model that cannot run on noise: nothing to tell from it
-        return
-    if out.shape[1] == facts.width and np.allclose(out.sum(-1), 1, atol=1e-4) and out.min() >= 0:
+        again = build(DefaultHyperParameters())
+    except Exception as exc:
         raise ValueError(
-            "build_model: the model outputs probabilities (each row sums to 1), but its last "
-            "layer declares no softmax; end it with Dense(..., activation='softmax') or "
-            "keras.layers.Softmax(), or output logits, so that the losses read it right."
+            f"build_model: worked once, then raised {type(exc).__name__}: {exc}; every trial "
+            "calls it again."
+        ) from exc
+    if not isinstance(again, keras.Model):
+        raise ValueError(
+            f"build_model: must return a keras.Model, got {type(again).__name__} on a second call."
         )
+    shared = {id(layer) for layer in model.layers} & {id(layer) for layer in again.layers}
+    if again is model or shared:
+        raise ValueError(
+            "build_model: returned the same model (or layers) on a second call; every trial "
+            "needs a fresh model, or it trains on from the last one's weights. Create the "
+            "layers inside build_model."
+        )
+
+
+def _activation_from_outputs(model: keras.Model, facts: ModelFacts) -> str | None:
+    """What the outputs say when the last layer names no activation lossearch knows: a
+    function such as ``tf.nn.softmax`` (its name is ``softmax_v2``), a lambda, a ``Lambda``
+    layer. Rows summing to one are softmax probabilities; outputs all strictly between 0 and
+    1 are sigmoid probabilities (logits of an untrained model straddle 0). Treating either
+    as logits would make every loss read it wrong, silently."""
+    shape = facts.input_shape
+    if shape is None or None in shape[1:]:
+        return None  # no noise of the right shape to run it on
+    noise = np.random.default_rng(0).normal(0.0, 3.0, size=(64, *shape[1:])).astype("float32")
+    try:
+        out = keras.ops.convert_to_numpy(model(noise, training=False)).reshape(64, -1)
+    except Exception:  # a model that cannot run on noise: nothing to tell from it
+        return None
+    if out.shape[1] != facts.width or not np.isfinite(out).all():
+        return None
+    if facts.width >= 2 and np.allclose(out.sum(-1), 1, atol=1e-4) and out.min() >= 0:
+        return "softmax"
+    if out.min() > 0 and out.max() < 1:
+        return "sigmoid"
+    return None
 
 
 def check_inputs(facts: ModelFacts, features) -> None:

@@ -438,6 +438,9 @@ def _parse_dist(value, key, fail) -> Distribution:
         choices = value.get("choices")
         if not isinstance(choices, list) or not choices:
             fail(key, "'choices' must be a non-empty list")
+        twice = [c for i, c in enumerate(choices) if c in choices[:i]]
+        if twice:
+            fail(key, f"'choices' holds {shown(twice[0])} twice; list each choice once")
         return Categorical(tuple(choices))
     low, high, log = value.get("low"), value.get("high"), value.get("log", False)
     number = int if kind == "int" else (int, float)
@@ -450,9 +453,27 @@ def _parse_dist(value, key, fail) -> Distribution:
         fail(key, "'log' must be true or false")
     if log and low <= 0:
         fail(key, "a log-scale range needs 'low' > 0")
+    step = value.get("step", 1 if kind == "int" else None)
+    _check_step(step, low, high, log, kind, key, fail)
     if kind == "int":
-        return Int(low, high, log, value.get("step", 1))
-    return Float(float(low), float(high), log, value.get("step"))
+        return Int(low, high, log, step)
+    return Float(float(low), float(high), log, step)
+
+
+def _check_step(step, low, high, log, kind, key, fail) -> None:
+    """A step must be a positive number no wider than the range, and not on a log scale
+    (Optuna draws neither; it would bend the range without a word)."""
+    if step is None:
+        return
+    number = int if kind == "int" else (int, float)
+    if not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step):
+        fail(key, f"'step' must be a finite {kind}, got {shown(step)}")
+    if step <= 0:
+        fail(key, f"'step' must be > 0, got {step}")
+    if log and not (kind == "int" and step == 1):
+        fail(key, "a log-scale range takes no 'step'")
+    if high > low and step > high - low:
+        fail(key, f"'step' ({step}) is wider than the range [{low}, {high}]")
 
 
 def _parse_section(section, key, registry, specs_of, fail):

@@ -98,20 +98,29 @@ def resolve_scheme(name: str, params: dict | None) -> dict:
     return resolve("weight_params", SCHEMES[name].params, params)
 
 
+MAX_COUNT = 2**53  # beyond it a float64 count is no longer a whole number
+
+
 def check_counts(counts, class_names: Sequence[str] | None = None, owner="class_counts"):
     """Counts as an int array, or a ``ValueError`` naming a negative or empty class."""
     array = np.asarray(counts)
     if array.ndim != 1 or array.size < 1 or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{owner}: expected a list of per-class counts, got {shown(counts)}.")
-    if np.any(array < 0) or np.any(array != np.round(array)):
-        raise ValueError(f"{owner}: counts must be non-negative integers, got {list(counts)}.")
+    if (
+        not np.all(np.isfinite(array))
+        or np.any(array < 0)
+        or np.any(array > MAX_COUNT)
+        or np.any(array != np.round(array))
+    ):
+        raise ValueError(
+            f"{owner}: counts must be whole numbers in [0, 2**53], got {shown(list(counts))}."
+        )
     names = list(class_names) if class_names is not None else list(range(array.size))
     empty = [names[i] for i in np.flatnonzero(array == 0)]
     if empty:
         raise ValueError(
             f"{owner}: class {shown(empty[0])} has zero training samples; every class needs "
-            f"at least "
-            "one (drop the class or collect samples for it)."
+            "at least one (drop the class or collect samples for it)."
         )
     return array.astype(np.int64)
 

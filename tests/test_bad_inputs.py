@@ -27,7 +27,7 @@ CONFIG = {"format": "lossearch.loss/1", "family": "ce", "task": "multiclass"}
 
 
 class CountingBuilder:
-    """``build_model`` that counts its calls: one (the probe) means no trial ran."""
+    """``build_model`` that counts its calls: two (the probe) means no trial ran."""
 
     def __init__(self, build):
         self.build, self.calls = build, 0
@@ -58,7 +58,7 @@ def via_optimize(data=(X, Y), build_model=None, **overrides):
         with pytest.raises(ValueError) as info:
             lossearch.optimize(counting, data, **{**kwargs, **FEW, **overrides})
         if isinstance(counting, CountingBuilder):
-            assert counting.calls <= 1  # the probe build at most: no trial ran
+            assert counting.calls <= 2  # the probe's two builds at most: no trial ran
         return str(info.value)
 
     return attempt
@@ -115,14 +115,14 @@ def via_config_json(data):
     return attempt
 
 
-def _hidden_softmax_model():
-    return keras.Sequential(
-        [
-            keras.Input((64,)),
-            keras.layers.Dense(10),
-            keras.layers.Lambda(keras.ops.softmax),
-        ]
-    )
+def _same_model_every_time():
+    model = dense_model(64, 10)()
+    return lambda: model
+
+
+def _shared_layer_builder():
+    hidden = keras.layers.Dense(16, activation="relu")
+    return lambda: keras.Sequential([keras.Input((64,)), hidden, keras.layers.Dense(10)])
 
 
 def _labels_where_nine_is(value):
@@ -163,6 +163,13 @@ CASES = [
     # on main: two trials COMPLETE at chance, no warning
     ("tf.data with NaN features", via_optimize(data=(_dataset(nan=True), _dataset())), ["NaN"]),
     ("complex features", via_optimize(data=(X.astype(complex), Y)), ["complex dtype"]),
+    # numeric edges of dtype casts: Keras computes in float32, NumPy seeds end at 2**32
+    ("features beyond float32", via_optimize(data=(X * 1e300, Y)), ["beyond-float32"]),
+    (
+        "seed beyond 31 bits",
+        via_optimize(seed=2**40),
+        ["seed: expected an integer in [0, 2147483647]"],
+    ),
     ("sparse features", via_optimize(data=(_sparse(X), Y)), ["sparse csr_matrix", "toarray"]),
     ("string labels", via_optimize(data=(X, Y.astype(str))), ["numeric labels"]),
     ("data is one array", via_optimize(data=X), ["data: expected (x, y)"]),
@@ -183,10 +190,16 @@ CASES = [
         ["more outputs (12)"],
     ),
     ("build_model not callable", via_optimize(build_model=3), ["build_model: expected a callable"]),
+    # on main each trial trained on from the last one's weights, silently
     (
-        "softmax hidden in a Lambda layer",
-        via_optimize(build_model=lambda: _hidden_softmax_model()),
-        ["build_model: the model outputs probabilities (each row sums to 1)"],
+        "build_model returning one model every time",
+        via_optimize(build_model=_same_model_every_time()),
+        ["build_model: returned the same model (or layers) on a second call"],
+    ),
+    (
+        "build_model reusing a layer",
+        via_optimize(build_model=_shared_layer_builder()),
+        ["build_model: returned the same model (or layers) on a second call"],
     ),
     (
         "model input narrower than the features",
@@ -489,6 +502,11 @@ CASES = [
     ("config: not JSON", via_config_json("{not json"), ["not valid JSON"]),
     ("config: unknown family", via_config_json({**CONFIG, "family": "dice"}), ["family"]),
     ("config: family a list", via_config_json({**CONFIG, "family": []}), ["family: unknown"]),
+    (
+        "config: a count beyond float",
+        via_config_json(json.dumps({**CONFIG, "class_counts": [90, 10]}).replace("90", "1e400")),
+        ["class_counts: counts must be whole numbers in [0, 2**53]"],
+    ),
     ("config: task a dict", via_config_json({**CONFIG, "task": {}}), ["task: expected one of"]),
     ("config: weights a list", via_config_json({**CONFIG, "weights": []}), ["weights: unknown"]),
     ("config: unknown key", via_config_json({**CONFIG, "extra": 1}), ["extra"]),

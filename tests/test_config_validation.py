@@ -169,3 +169,22 @@ def test_loss_classes_validate_their_own_arguments():
 def test_class_weights_name_the_empty_class():
     with pytest.raises(ValueError, match="'eel' has zero training samples"):
         class_weights("inverse", [5, 3, 0], class_names=["cat", "dog", "eel"])
+
+
+def test_numpy_scalars_are_numbers_and_are_stored_as_python_numbers():
+    """On main np.float32(2.0) (from an array, say) was refused as 'not a number'."""
+    import numpy as np
+
+    from lossearch.decision import Decision
+
+    config = LossConfig(
+        "focal",
+        {"gamma": np.float32(2.0)},
+        label_smoothing=np.float64(0.1),
+        weights="inverse",
+        class_counts=np.array([90, 10]),
+    )
+    assert type(config.params["gamma"]) is float and config.params["gamma"] == 2.0
+    assert type(config.label_smoothing) is float
+    assert LossConfig.from_json(config.to_json()) == config  # JSON takes them
+    assert Decision.logit_adjustment(np.float32(1.0), [90, 10]).tau == 1.0

@@ -94,6 +94,12 @@ def test_cv_auto_scores_out_of_fold_only_when_a_hold_out_would_starve_a_class():
     assert kept.cv is None
 
 
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
 @pytest.mark.parametrize(
     ("head", "activation"),
     [
@@ -101,8 +107,27 @@ def test_cv_auto_scores_out_of_fold_only_when_a_hold_out_would_starve_a_class():
         (lambda: keras.Sequential([keras.layers.Dense(10), keras.layers.Softmax()]), "softmax"),
         (lambda: keras.Sequential([keras.layers.Dense(3, activation="sigmoid")]), "sigmoid"),
         (lambda: keras.layers.Dense(10), None),
+        # activations given as functions, not names: on main a softmax was refused and a
+        # sigmoid in a lambda was read as logits, silently
+        (lambda: keras.layers.Dense(10, activation=_tf().nn.softmax), "softmax"),
+        (lambda: keras.layers.Dense(10, activation=lambda x: keras.ops.softmax(x)), "softmax"),
+        (lambda: keras.layers.Lambda(keras.ops.softmax), "softmax"),
+        (lambda: keras.layers.Dense(1, activation=lambda x: keras.ops.sigmoid(x)), "sigmoid"),
+        (lambda: keras.layers.Lambda(keras.ops.sigmoid), "sigmoid"),
+        (lambda: keras.layers.Dense(3, activation=_tf().math.sigmoid), "sigmoid"),
     ],
-    ids=["dense softmax", "nested model ending in Softmax", "nested sigmoid", "logits"],
+    ids=[
+        "dense softmax",
+        "nested model ending in Softmax",
+        "nested sigmoid",
+        "logits",
+        "tf.nn.softmax",
+        "softmax lambda",
+        "softmax Lambda layer",
+        "sigmoid lambda",
+        "sigmoid Lambda layer",
+        "tf.math.sigmoid",
+    ],
 )
 def test_the_probe_sees_the_output_activation_through_nested_models(head, activation):
     from lossearch.models import model_builder, probe_model

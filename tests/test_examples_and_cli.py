@@ -240,3 +240,16 @@ def test_tensorflow_start_up_lines_are_hidden_unless_asked_for():
     assert not [line for line in TF_STARTUP_LINES if line in quiet], quiet
     loud = stderr_of(LOSSEARCH_TF_LOGS="1", TF_CPP_MIN_LOG_LEVEL="0")
     assert any(line in loud for line in TF_STARTUP_LINES), loud  # what the variable brings back
+
+
+def test_the_mlflow_hint_after_a_search_asks_mlflow_nothing(capsys, monkeypatch):
+    """On main it called MlflowClient.get_run: with MLflow gone after the search, a finished
+    search (its JSON already written) exited 1 on that call."""
+    from types import SimpleNamespace
+
+    import mlflow
+
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "http://127.0.0.1:1")
+    result = SimpleNamespace(model_uri=None, mlflow_run_id="abc", mlflow_experiment_id="7")
+    cli._print_mlflow_hint(result, "exp")
+    assert "http://127.0.0.1:1/#/experiments/7/runs" in capsys.readouterr().out

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 # Each password holds "@", ":" or "/": a mask that splits at the first "@" (main until 0.2)
 # shows what follows it, so every distinctive tail is looked for too.
-STORAGE_SECRET = "qs@s3:cr/3t-QSTAIL"  # in the query string
+STORAGE_SECRET = "qs:s3/cr3t-QSTAIL"  # in the query string (no "@": SQLAlchemy splits at it)
 TRACKING_SECRET = "ht@tp:s3cr3t-HTTPTAIL"  # an HTTP client splits user-info at the last "@"
 CLI_SECRET = "ui:s3/cr3t-UITAIL"  # SQLAlchemy takes no "@" in a password: ":" and "/"
 SECRETS = (STORAGE_SECRET, TRACKING_SECRET, CLI_SECRET, "QSTAIL", "HTTPTAIL", "UITAIL")
