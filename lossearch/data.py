@@ -258,6 +258,8 @@ def prepare_data(
         cv = None  # resolved below, once the class sizes are known
 
     train, val = _unpack(data)
+    if not _is_tf_dataset(train):
+        train, val, class_names = _encoded_labels(train, val, class_names, output_shape)
     if _is_tf_dataset(train):
         if cv is not None:
             raise ValueError("cv: cross-validation needs arrays, not tf.data.Dataset inputs.")
@@ -389,6 +391,63 @@ def stratified_holdout(key: np.ndarray, fraction: float, seed: int | None):
         val.extend(members[:n_val])
         train.extend(members[n_val:])
     return rng.permutation(train), rng.permutation(val)
+
+
+def _encoded_labels(train, val, class_names, output_shape):
+    """Text (or other non-numeric) labels, ``["fraud", "ok", ...]``, as class indices, once:
+    in the order of ``class_names`` when given, else sorted, except that on a one-unit
+    (binary) output the rarer label is the positive class, 1. The labels become the class
+    names (``class_names``, the exported config, the reports). Numeric labels pass as they are."""
+    y = _label_array(train[1])
+    if y is None:
+        return train, val, class_names
+    y_val = None if val is None else _label_array(val[1])
+    if val is not None and y_val is None:
+        raise ValueError("data: the training labels are text, the validation labels are not.")
+    seen = np.unique(y if y_val is None else np.concatenate([y.ravel(), y_val.ravel()]))
+    if class_names is not None:
+        names = [str(n) for n in class_names]
+        unknown = [v for v in seen if v not in names]
+        if unknown:
+            raise ValueError(
+                f"data: label {shown(str(unknown[0]))} is not one of class_names {shown(names)}."
+            )
+    elif output_shape[-1] == 1 and len(seen) == 2:  # binary: the rarer label is positive
+        counts = [(int(np.sum(y == v)), str(v)) for v in seen]
+        names = [name for _, name in sorted(counts, reverse=True)]
+    else:
+        names = [str(v) for v in seen]
+    expected = 2 if output_shape[-1] == 1 else output_shape[-1]
+    if len(names) != expected:
+        raise ValueError(
+            f"data: the labels name {len(names)} classes ({shown(names)}), but the model has "
+            f"{output_shape[-1]} output(s); pass class_names= with one name per output, in "
+            "order, to say which label each output is."
+        )
+    index = {name: i for i, name in enumerate(names)}
+
+    def encode(labels):
+        return np.vectorize(index.__getitem__, otypes=[np.int64])(labels.astype(str))
+
+    train = (train[0], encode(y))
+    val = None if val is None else (val[0], encode(y_val))
+    return train, val, names
+
+
+def _label_array(labels) -> np.ndarray | None:
+    """``labels`` as an array of text when they are text, else None (numeric labels)."""
+    if hasattr(labels, "to_numpy"):  # pandas
+        labels = labels.to_numpy()
+    if not isinstance(labels, list | tuple | np.ndarray):
+        return None
+    array = np.asarray(labels)
+    if (
+        array.dtype.kind in "USO"
+        and array.size
+        and all(isinstance(v, str | np.str_) for v in array.ravel())
+    ):
+        return array.astype(str)
+    return None
 
 
 def _class_names(class_names, label_format: str, width: int) -> list[str]:

@@ -171,7 +171,11 @@ CASES = [
         ["seed: expected an integer in [0, 2147483647]"],
     ),
     ("sparse features", via_optimize(data=(_sparse(X), Y)), ["sparse csr_matrix", "toarray"]),
-    ("string labels", via_optimize(data=(X, Y.astype(str))), ["numeric labels"]),
+    (
+        "text labels not among class_names",
+        via_optimize(data=(X, Y.astype(str)), class_names=[f"d{i}" for i in range(10)]),
+        ["data: label '0' is not one of class_names"],
+    ),
     ("data is one array", via_optimize(data=X), ["data: expected (x, y)"]),
     ("dict without train", via_optimize(data={"training": (X, Y)}), ["'train'"]),
     (

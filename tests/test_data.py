@@ -136,3 +136,25 @@ def test_the_probe_sees_the_output_activation_through_nested_models(head, activa
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), head()])
 
     assert probe_model(model_builder(build)).activation == activation
+
+
+def test_text_labels_become_class_indices_and_names():
+    """On main `["fraud", "ok", ...]` was refused: 'training y must hold numeric labels'."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4)).astype("float32")
+    binary = prepare_data(
+        (x, ["ok"] * 50 + ["fraud"] * 10), output_shape=(None, 1), activation=None, seed=0
+    )
+    assert binary.class_names == ["ok", "fraud"]  # on one unit the rarer label is positive
+    assert binary.class_counts == [40, 8]
+    labels = np.array(["cat"] * 30 + ["dog"] * 20 + ["emu"] * 10)
+    sorted_ = prepare_data((x, labels), output_shape=(None, 3), activation=None, seed=0)
+    assert sorted_.class_names == ["cat", "dog", "emu"] and sorted_.class_counts == [24, 16, 8]
+    ordered = prepare_data(
+        ((x, labels), (x[:30], labels[::2])),
+        output_shape=(None, 3),
+        activation=None,
+        class_names=["emu", "dog", "cat"],
+    )
+    assert ordered.class_names == ["emu", "dog", "cat"] and ordered.class_counts == [10, 20, 30]
+    assert set(ordered.splits[0].y_val.tolist()) == {0, 1, 2}
