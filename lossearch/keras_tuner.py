@@ -161,9 +161,8 @@ class LossHyperModel(kt.HyperModel):
         carry ``val_<name>`` for the tuner's objective."""
         if self.task == "multilabel":
             return []  # the confusion-matrix metrics are single-label
-        classes, threshold = len(self.class_counts), 0.0 if self.from_logits else 0.5
         metrics = (
-            o.streaming_metric(classes, self.minority_classes, threshold)
+            o.streaming_metric(len(self.class_counts), self.minority_classes, self.from_logits)
             for o in OBJECTIVES.values()
         )
         return [m for m in metrics if m is not None]

@@ -132,6 +132,10 @@ def enqueue_recipes(
 class PruningCallback(keras.callbacks.Callback):
     """Reports ``monitor`` to the trial after each epoch and prunes it when Optuna says so.
 
+    A recipe trial (queued by :func:`enqueue_recipes`) is reported but never pruned, as in
+    ``lossearch.optimize``: the searched configs are judged against the recipes, so those
+    must train to the end whatever the pruner.
+
     Args:
         trial: the Optuna trial.
         monitor: a key of the epoch logs, e.g. ``"val_balanced_accuracy"``.
@@ -149,7 +153,8 @@ class PruningCallback(keras.callbacks.Callback):
                 "compile the model with that metric (and pass validation_data to fit)."
             )
         self.trial.report(float(logs[self.monitor]), step=epoch)
-        if self.trial.should_prune():
+        recipe = self.trial.user_attrs.get(keys.RECIPE)
+        if not recipe and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
 

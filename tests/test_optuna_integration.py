@@ -189,6 +189,11 @@ def test_the_pruning_callback_reports_each_epoch_and_prunes():
     study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [0]
+    # a queued recipe is reported each epoch but never pruned (on main it was)
+    study.enqueue_trial({}, user_attrs={"recipe": "ce_baseline"})
+    study.optimize(objective, n_trials=1)
+    recipe = study.trials[-1]
+    assert recipe.state.name == "COMPLETE" and list(recipe.intermediate_values) == [0, 1, 2]
     with pytest.raises(ValueError, match="monitor: 'val_nope'"):
         PruningCallback(study.ask(), "val_nope").on_epoch_end(0, {"val_accuracy": 0.5})
 

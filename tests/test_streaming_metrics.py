@@ -95,3 +95,21 @@ def test_state_resets_and_serializes():
     assert keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(metric)
     ).classes == [2]
+
+
+@pytest.mark.all_backends
+def test_a_binary_logits_model_is_cut_at_logit_zero_with_from_logits():
+    """On main only threshold= existed, in output units: on logits, 0.5 cut at p = 0.62."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.3).astype("int64")
+    logits = (rng.normal(size=400) + 1.2 * y - 0.4).astype("float32")
+    expected = balanced_accuracy_score(y, logits > 0)
+    metric = BalancedAccuracy(2, from_logits=True)
+    metric.update_state(y, logits[:, None])
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+    assert BalancedAccuracy.from_config(metric.get_config()).cut == 0.0
+    probabilities = BalancedAccuracy(2)  # a sigmoid output: cut at 0.5 as before
+    probabilities.update_state(y, (1 / (1 + np.exp(-logits)))[:, None])
+    assert float(probabilities.result()) == pytest.approx(expected, abs=1e-6)

@@ -98,13 +98,15 @@ class Objective:
             return float(metrics.summary[self.name])
         return float(self.metric(Predictions(y_true, y_prob, **context)))
 
-    def streaming_metric(self, num_classes: int, minority_classes: Sequence[int], threshold):
+    def streaming_metric(
+        self, num_classes: int, minority_classes: Sequence[int], from_logits: bool = False
+    ):
         """Its streaming Keras metric for a single-label task, or None when it has none."""
         if self.streaming is None:
             return None
         streaming = importlib.import_module("lossearch.metrics.streaming")
         return getattr(streaming, self.streaming).for_classes(
-            num_classes, minority_classes, threshold
+            num_classes, minority_classes, from_logits
         )
 
 

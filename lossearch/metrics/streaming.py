@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -24,29 +26,43 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
 
     Args:
         num_classes: classes (2 for a binary single-output model).
-        threshold: for a single binary output, the cut between the classes
-            (0.5 for probabilities, 0.0 for logits).
+        threshold: for a single binary output, the probability that cuts between the
+            classes.
+        from_logits: the single output is a logit (no sigmoid): it is compared with the
+            threshold's logit (0.0 for 0.5).
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.5, name=None, dtype=None):
+    def __init__(
+        self,
+        num_classes: int,
+        threshold: float = 0.5,
+        name=None,
+        dtype=None,
+        from_logits: bool = False,
+    ):
         super().__init__(name=name, dtype=dtype)
         check("num_classes", num_classes, [Interval(int, 2, None)])
         self.num_classes = int(num_classes)
         self.threshold = float(threshold)
+        self.from_logits = bool(from_logits)
+        if self.from_logits:
+            check("threshold", self.threshold, [Interval(float, 0, 1, True, True)])
+        # the cut in the output's own units
+        self.cut = math.log(self.threshold / (1 - self.threshold)) if from_logits else threshold
         self.confusion = self.add_variable(
             shape=(num_classes, num_classes), initializer="zeros", name="confusion", dtype="float32"
         )
 
     @classmethod
-    def for_classes(cls, num_classes: int, minority_classes, threshold: float = 0.5):
+    def for_classes(cls, num_classes: int, minority_classes, from_logits: bool = False):
         """This metric for a task's classes (``minority_classes`` where it reads them)."""
-        return cls(num_classes, threshold=threshold)
+        return cls(num_classes, from_logits=from_logits)
 
     def _class_indices(self, y_true, y_pred):
         y_pred = ops.convert_to_tensor(y_pred)
         y_true = ops.convert_to_tensor(y_true)
         if y_pred.shape[-1] == 1 or len(y_pred.shape) == 1:  # one sigmoid / logit unit
-            predicted = ops.cast(ops.reshape(y_pred, (-1,)) > self.threshold, "int32")
+            predicted = ops.cast(ops.reshape(y_pred, (-1,)) > self.cut, "int32")
             # integer labels too: Keras compares tensors of one dtype only
             actual = ops.cast(ops.cast(ops.reshape(y_true, (-1,)), "float32") > 0.5, "int32")
             return actual, predicted
@@ -88,6 +104,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
             "threshold": self.threshold,
             "name": self.name,
             "dtype": self.dtype,
+            "from_logits": self.from_logits,
         }
 
 
@@ -100,9 +117,14 @@ class BalancedAccuracy(ConfusionMatrixMetric):
     """Mean recall over the classes present so far (scikit-learn's ``balanced_accuracy_score``)."""
 
     def __init__(
-        self, num_classes: int, threshold: float = 0.5, name="balanced_accuracy", dtype=None
+        self,
+        num_classes: int,
+        threshold: float = 0.5,
+        name="balanced_accuracy",
+        dtype=None,
+        from_logits=False,
     ):
-        super().__init__(num_classes, threshold, name=name, dtype=dtype)
+        super().__init__(num_classes, threshold, name=name, dtype=dtype, from_logits=from_logits)
 
     def result(self):
         return self._mean_over(self._recalls(), self._support() > 0)
@@ -115,8 +137,15 @@ class MacroF1(ConfusionMatrixMetric):
     Equals scikit-learn's ``f1_score(average="macro")``.
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.5, name="macro_f1", dtype=None):
-        super().__init__(num_classes, threshold, name=name, dtype=dtype)
+    def __init__(
+        self,
+        num_classes: int,
+        threshold: float = 0.5,
+        name="macro_f1",
+        dtype=None,
+        from_logits=False,
+    ):
+        super().__init__(num_classes, threshold, name=name, dtype=dtype, from_logits=from_logits)
 
     def result(self):
         tp = ops.diagonal(self.confusion)
@@ -131,9 +160,15 @@ class MinorityRecall(ConfusionMatrixMetric):
     """Mean recall of the given classes (``recall_score(labels=classes, average="macro")``)."""
 
     def __init__(
-        self, num_classes: int, classes, threshold: float = 0.5, name="minority_recall", dtype=None
+        self,
+        num_classes: int,
+        classes,
+        threshold: float = 0.5,
+        name="minority_recall",
+        dtype=None,
+        from_logits=False,
     ):
-        super().__init__(num_classes, threshold, name=name, dtype=dtype)
+        super().__init__(num_classes, threshold, name=name, dtype=dtype, from_logits=from_logits)
         classes = [int(c) for c in classes]
         if not classes or any(not 0 <= c < num_classes for c in classes):
             raise ValueError(
@@ -142,8 +177,8 @@ class MinorityRecall(ConfusionMatrixMetric):
         self.classes = classes
 
     @classmethod
-    def for_classes(cls, num_classes: int, minority_classes, threshold: float = 0.5):
-        return cls(num_classes, minority_classes, threshold=threshold)
+    def for_classes(cls, num_classes: int, minority_classes, from_logits: bool = False):
+        return cls(num_classes, minority_classes, from_logits=from_logits)
 
     def result(self):
         mask = ops.sum(ops.one_hot(ops.convert_to_tensor(self.classes), self.num_classes), axis=0)
@@ -158,9 +193,14 @@ class WorstClassRecall(ConfusionMatrixMetric):
     """The lowest recall among the classes present so far."""
 
     def __init__(
-        self, num_classes: int, threshold: float = 0.5, name="worst_class_recall", dtype=None
+        self,
+        num_classes: int,
+        threshold: float = 0.5,
+        name="worst_class_recall",
+        dtype=None,
+        from_logits=False,
     ):
-        super().__init__(num_classes, threshold, name=name, dtype=dtype)
+        super().__init__(num_classes, threshold, name=name, dtype=dtype, from_logits=from_logits)
 
     def result(self):
         present = self._support() > 0
@@ -172,8 +212,10 @@ class WorstClassRecall(ConfusionMatrixMetric):
 class GMean(ConfusionMatrixMetric):
     """Geometric mean of the recalls of the classes present so far (0 if one is 0)."""
 
-    def __init__(self, num_classes: int, threshold: float = 0.5, name="g_mean", dtype=None):
-        super().__init__(num_classes, threshold, name=name, dtype=dtype)
+    def __init__(
+        self, num_classes: int, threshold: float = 0.5, name="g_mean", dtype=None, from_logits=False
+    ):
+        super().__init__(num_classes, threshold, name=name, dtype=dtype, from_logits=from_logits)
 
     def result(self):
         present = ops.cast(self._support() > 0, "float32")
