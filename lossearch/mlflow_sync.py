@@ -67,6 +67,8 @@ def sync_mlflow(
     parent_id = open_parent(tracker, stored, storage=mask_credentials(storage))
     report = SyncReport(parent_id)
     existing = tracker.trial_runs()
+    params = stored.search_run().params  # how the search trained: its folds and epochs
+    folds = {"folds": params.get("cv") or 1, "fold_epochs": params.get("epochs") or 0}
     for trial in ours:  # a trial the user added by hand has no loss to log
         run = existing.get(trial.number)
         if run is not None and run.info.status != "RUNNING":
@@ -80,6 +82,7 @@ def sync_mlflow(
             stored.objective,
             run_id=run_id,
             tags={"study": study_name, "lossearch.synced": "true"},
+            **folds,
         )
     if tracker.offline:
         raise RuntimeError(
@@ -105,15 +108,24 @@ def open_parent(tracker: Tracker, stored: StoredStudy, *, storage: str | None = 
 
 
 def log_trial(
-    tracker: Tracker, trial: FrozenTrial, objective: str, *, run_id=None, tags=None
+    tracker: Tracker,
+    trial: FrozenTrial,
+    objective: str,
+    *,
+    run_id=None,
+    tags=None,
+    folds: int = 1,
+    fold_epochs: int = 0,
 ) -> None:
     """One finished trial as a child run of the tracker's parent (a new run, or the run
-    ``run_id`` left RUNNING), from what the study holds."""
+    ``run_id`` left RUNNING), from what the study holds; ``folds`` of ``fold_epochs``
+    epochs each when the search scored out-of-fold (its curves, one step per epoch)."""
     if run_id is None:
         tags = {"recipe": trial.user_attrs.get(keys.RECIPE) or "", **(tags or {})}
         run = tracker.start_trial(trial.number, config_of(trial), tags)
     else:
         run = TrialRun(run_id, number=trial.number)
+    run.folds, run.fold_epochs = folds, fold_epochs
     _log_trial(tracker, run, trial, objective)
 
 

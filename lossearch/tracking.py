@@ -107,8 +107,10 @@ def _tolerant(method):
 @dataclass
 class TrialRun:
     run_id: str | None  # None: MLflow was unreachable, nothing to log to
-    epochs: list = field(default_factory=list)  # per-epoch metrics, written at the trial's end
+    epochs: list = field(default_factory=list)  # (step, {key: value}), written at the end
     number: int | None = None  # the trial's number, for the run's name
+    folds: int = 1  # out-of-fold scoring trains the folds one after the other ...
+    fold_epochs: int = 0  # ... this many epochs each: steps fold * fold_epochs + epoch
 
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -371,7 +373,7 @@ class Tracker:
     def log_epoch(self, trial: TrialRun, step: int, values: dict[str, float]):
         # Buffered: one synchronous batch per trial is cheaper than MLflow's async queue,
         # whose shutdown in set_terminated costs close to a second per run.
-        trial.epochs.extend(_metrics(values, step=step))
+        trial.epochs.append((step, dict(values)))
 
     def end_trial(
         self,
@@ -397,7 +399,7 @@ class Tracker:
             tags["mlflow.runName"] = trial_run_name(trial.number, config, state, metrics)
         if reason:
             tags["fail_reason"] = mask_credentials(reason)[:5000]
-        all_metrics = trial.epochs + _metrics(metrics or {}, step=0)
+        all_metrics = epoch_metrics(trial) + _metrics(metrics or {}, step=0)
         trial.epochs = []
         for start in range(0, max(len(all_metrics), 1), MAX_METRICS_PER_BATCH):
             first = start == 0
@@ -445,6 +447,27 @@ def trial_metrics(record) -> dict[str, float]:
     flat = Metrics(**record.metrics).flat() if record.metrics else {}
     metrics = {**flat, "objective": record.value}
     return metrics | decision_metrics(record.decision)
+
+
+def epoch_metrics(run: TrialRun) -> list:
+    """A trial's per-epoch curves, one step per epoch: under out-of-fold scoring each value
+    is the mean over the folds that reached that epoch, and each fold's own curve is kept as
+    ``<key>.fold<k>`` (the folds train one after the other, so the raw steps would run
+    through them end to end, a saw-tooth)."""
+    if run.folds < 2 or run.fold_epochs < 1:
+        return [m for step, values in run.epochs for m in _metrics(values, step=step)]
+    by_epoch: dict[tuple[str, int], list[float]] = {}
+    out = []
+    for step, values in run.epochs:
+        fold, epoch = divmod(step, run.fold_epochs)
+        for key, value in values.items():
+            if value is not None and math.isfinite(float(value)):
+                by_epoch.setdefault((key, epoch), []).append(float(value))
+        out += _metrics({f"{k}.fold{fold}": v for k, v in values.items()}, step=epoch)
+    means = {}
+    for (key, epoch), values in by_epoch.items():
+        means.setdefault(epoch, {})[key] = float(np.mean(values))
+    return out + [m for epoch, values in means.items() for m in _metrics(values, step=epoch)]
 
 
 def search_metrics(summary: SearchSummary) -> dict[str, float]:

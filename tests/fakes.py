@@ -45,12 +45,10 @@ class FakeRunner(TrialRunner):
         diverge: families whose loss "becomes NaN".
     """
 
-    def __init__(self, *, epochs=4, fail=(), diverge=(), objective="balanced_accuracy"):
+    def __init__(self, *, epochs=4, fail=(), diverge=(), objective="balanced_accuracy", cv=None):
         x, y = _tiny_data()
         facts = ModelFacts((None, len(COUNTS)), None)
-        data = prepare_data(
-            (x, y), output_shape=facts.output_shape, activation=None, cv=None, seed=0
-        )
+        data = prepare_data((x, y), output_shape=facts.output_shape, activation=None, cv=cv, seed=0)
         super().__init__(
             lambda: None,
             data,
@@ -82,12 +80,14 @@ class FakeRunner(TrialRunner):
         if config.family in self.diverge:
             raise TrialDiverged("loss became NaN/inf at epoch 1")
         y_true = self.data.validation_targets
-        for epoch in range(epochs):  # a learning curve rising to the config's quality
-            value = quality(config) * (epoch + 1) / epochs
-            if reporter is not None and reporter.report(epoch, value, {"loss": 1.0 - value}):
-                raise TrialPruned(f"pruned after epoch {epoch + 1}")
+        for fold in range(len(self.data.splits)):  # out-of-fold: the folds one after another
+            for epoch in range(epochs):  # a learning curve rising to the config's quality
+                value = quality(config) * (epoch + 1) / epochs + 0.01 * fold
+                step = fold * epochs + epoch
+                if reporter is not None and reporter.report(step, value, {"loss": 1.0 - value}):
+                    raise TrialPruned(f"pruned after epoch {epoch + 1}")
         outcome = self.scored(y_true, self.predictions(config, seed, y_true))
-        outcome.epochs_trained = epochs
+        outcome.epochs_trained = epochs * len(self.data.splits)
         return outcome
 
     def refit(self, record, seed):

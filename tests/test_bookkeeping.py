@@ -387,3 +387,27 @@ def test_a_tracking_store_that_cannot_start_the_run_is_refused_before_any_trial(
     with pytest.raises(ValueError, match="tracking_uri: MLflow at .* cannot start the search's"):
         fake_search(runner, mlflow_uri, experiment, n_trials=2)
     assert runner.calls == []
+
+
+def test_out_of_fold_curves_have_one_step_per_epoch_and_a_curve_per_fold(
+    tmp_path, mlflow_uri, experiment
+):
+    """On main a 4-epoch trial scored on 3 folds logged 12 steps: a saw-tooth."""
+    import lossearch
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    common = {"n_trials": 2, "storage": storage, "study_name": "s", "selection": "best"}
+    result, _ = fake_search(FakeRunner(cv=3), mlflow_uri, experiment, **common)
+    lossearch.sync_mlflow(storage, "s", tracking_uri=f"sqlite:///{tmp_path}/m2.db")
+    for uri, name in ((mlflow_uri, experiment), (f"sqlite:///{tmp_path}/m2.db", "lossearch")):
+        client = mlflow.MlflowClient(uri)
+        experiment_id = client.get_experiment_by_name(name).experiment_id
+        child = next(r for r in _child_runs(uri, name) if r.data.tags["trial_number"] == "0")
+        curve = client.get_metric_history(child.info.run_id, "loss")
+        assert sorted(m.step for m in curve) == [0, 1, 2, 3]
+        folds = [client.get_metric_history(child.info.run_id, f"loss.fold{k}") for k in range(3)]
+        assert all(sorted(m.step for m in f) == [0, 1, 2, 3] for f in folds)
+        last = {m.step: m.value for m in curve}[3]
+        fold_last = [{m.step: m.value for m in f}[3] for f in folds]
+        assert last == pytest.approx(sum(fold_last) / 3)
+        assert experiment_id

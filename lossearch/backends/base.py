@@ -157,6 +157,8 @@ class BaseDriver(abc.ABC):
         run = self.tracker.start_trial(number, config, {"recipe": recipe or "", **tags})
         hooks.started(run)
         seed = None if self.seed is None else self.seed + number
+        run.folds = len(self.runner.data.splits)
+        run.fold_epochs = self.runner.epochs if epochs is None else epochs
         reporter = _EpochReporter(self.tracker, run, hooks)
 
         def close(state: str, reason: str) -> None:
