@@ -126,10 +126,16 @@ class Decision:
         return _sigmoid(np.log(p) - np.log1p(-p) - _logit(np.array(self.threshold)))
 
     def describe(self) -> str:
+        """``logit adjustment tau=0.7``, ``threshold 0.31``; a rule that changes nothing (tau
+        0, thresholds 0.5) says so: ``arg-max (no adjustment)``, ``threshold 0.5 (none)``."""
         if self.kind == "logit_adjustment":
+            if self.tau == 0:
+                return "arg-max (no adjustment)"
             return f"logit adjustment tau={self.tau:g}"
-        shown = ", ".join(f"{t:.3g}" for t in self.threshold)
-        return f"threshold {shown}" + (f" ({self.metric})" if self.metric else "")
+        if all(t == 0.5 for t in self.threshold):
+            return "threshold 0.5 (none)"
+        values = ", ".join(f"{t:.3g}" for t in self.threshold)
+        return f"threshold {values}" + (f" ({self.metric})" if self.metric else "")
 
     # -- serialization ---------------------------------------------------------------------
 

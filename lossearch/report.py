@@ -85,7 +85,9 @@ def render_html(summary: SearchSummary, figures: dict[str, Any]) -> str:
         runs = s.baseline_runs
         same = f" over {runs} runs (the same seeds and epochs as the pick)" if runs > 1 else ""
         headline.append((f"CE baseline {summary.objective}", f"{s.baseline_value:.4f}{same}"))
-    headline += [("Selection", s.reason), ("Trials", states)]
+    if summary.against_ce():
+        headline.append(("Pick vs CE", summary.against_ce()))
+    headline += [("Why this pick", summary.why()), ("Selection", s.reason), ("Trials", states)]
     headline += [("Warning", note) for note in s.warnings]
     sections = [
         f"<h1>{_e(summary.title)}</h1>",
@@ -157,10 +159,8 @@ def _table(header: list[str], rows: list[tuple], cls: str = "") -> str:
 
 
 def _summary_table(summary: SearchSummary) -> str:
-    best = summary.metrics.get("summary", {})
-    base = summary.baseline_metrics.get("summary", {})
-    rows = [(key, _cell(base.get(key)), _cell(best.get(key))) for key in summary.summary_keys]
-    return _table(["metric", "CE baseline", "best"], rows)
+    rows = [(key, _cell(base), _cell(best)) for key, base, best in summary.summary_values()]
+    return _table(["metric", "CE baseline", "pick"], rows)
 
 
 def _per_class_table(summary: SearchSummary) -> str:

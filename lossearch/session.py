@@ -257,8 +257,8 @@ class SearchSession:
 
     def _refit_result(self, selection: Selection, parent_id, seconds: dict) -> SearchResult:
         """The result of ``selection``, with the pick refit on all labelled data."""
-        started = time.perf_counter()
-        trained, selection = self._refit(selection) if self.settings.refit else (None, selection)
+        started, refit = time.perf_counter(), self.settings.refit
+        trained, selection = self._refit(selection) if refit else (None, selection)
         model = trained
         if trained is not None and selection.decision is not None:
             model = with_decision(trained, selection.decision, from_logits=self.runner.from_logits)
@@ -274,7 +274,7 @@ class SearchSession:
             trained_model=trained,
             class_counts=self.data.class_counts,
             validation_counts=validation_support(self.data),
-            seconds={**seconds, "refit": time.perf_counter() - started},
+            seconds={**seconds, **({"refit": time.perf_counter() - started} if refit else {})},
             inputs={
                 "the storage": self.settings.storage_file,
                 "the space file": self._space_file(),

@@ -11,11 +11,13 @@ and the MLflow parent run. So the live search, ``lossearch report`` and
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lossearch._noise import Z_CLEAR
 from lossearch.config import LossConfig
 from lossearch.metrics.objectives import summary_metrics
 from lossearch.selection import Selection
@@ -126,10 +128,10 @@ class SearchSummary:
             f"lossearch: {sum(states.values())} trials ({states['COMPLETE']} complete, "
             f"{states['PRUNED']} pruned, {states['FAIL']} failed); "
             f"objective {self.objective} ({self.direction})",
-            f"best:      {self.best_config.describe()}"
-            + (f"  [recipe {s.recipe}]" if s.recipe else ""),
+            f"pick:      {self.best_config.describe()}"
+            + (f"  [recipe {s.recipe}]" if s.recipe else f"  [trial {s.chosen.number}]"),
             f"           {self.objective} = {s.value:.4f}"
-            + (f" ± {s.std:.4f} over {s.runs} runs" if s.runs > 1 else ""),
+            + (f" ± {s.std:.4f} (mean ± sd over {s.runs} runs)" if s.runs > 1 else ""),
         ]
         if s.chosen.hp_values:
             values = (
@@ -137,22 +139,65 @@ class SearchSummary:
                 for k, v in s.chosen.hp_values.items()
             )
             lines.append("your hp:   " + ", ".join(values))
-        if s.baseline_value is not None:
-            lines.append(
-                f"baseline:  ce() {self.objective} = {s.baseline_value:.4f}"
-                + (
-                    f" over {s.baseline_runs} runs (the same seeds and epochs)"
-                    if s.baseline_runs > 1
-                    else ""
-                )
-            )
+        lines += [f"vs CE:     {line}" for line in [self.against_ce()] if line]
+        lines += [f"why:       {self.why()}"]
         lines += [f"scoring:   {s.scoring}"] if s.scoring else []
-        lines += [f"selection: {s.reason}"] if s.reason else []
         if self.seconds:
             phases = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
             lines.append(f"time:      {phases}")
         lines += [f"warning:   {note}" for note in s.warnings]
         return lines + self._failure_lines()
+
+    def against_ce(self) -> str:
+        """The pick against plain cross-entropy, in words: the gain in points, and whether it
+        is clear of the seed-to-seed noise (1.64 standard errors) or within it."""
+        s = self.selection
+        if s.baseline_value is None:
+            return ""
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        gain = sign * (s.value - s.baseline_value) * 100
+        both = f"{s.value:.4f} vs {s.baseline_value:.4f}"
+        if s.baseline is not None and s.baseline.number == s.chosen.number:
+            return f"the pick is plain CE ({s.value:.4f})"
+        spreads = self._baseline_row()
+        if s.runs < 2 or spreads is None:
+            return f"{gain:+.1f} points ({both}, one run each: too few to tell from noise)"
+        base_std, base_runs = spreads
+        se = 100 * math.sqrt(s.std**2 / s.runs + base_std**2 / base_runs)
+        if gain > Z_CLEAR * se:
+            verdict = "clearly better than plain CE"
+        elif gain < -Z_CLEAR * se:
+            verdict = "clearly worse than plain CE"
+        else:
+            verdict = "within noise of plain CE"
+        return f"{gain:+.1f} points ({both}, {s.runs} runs each): {verdict}"
+
+    def _baseline_row(self) -> tuple[float, int] | None:
+        """The CE baseline's seed-to-seed sd and runs, from the confirmation table."""
+        row = next((r for r in self.selection.table if "baseline" in r.get("role", "")), None)
+        if row is None or row.get("runs", 0) < 2:
+            return None
+        return float(row["seed_std"]), int(row["runs"])
+
+    def why(self) -> str:
+        """How the pick was made, in plain words (``selection.reason`` has the numbers)."""
+        s = self.selection
+        if s.rule == "best" or s.incumbent is None:
+            return "the best validation score of the search" + (
+                "" if self.closed else " so far (other workers still run trials)"
+            )
+        kept = f"recipe {s.incumbent.recipe!r}" if s.incumbent.recipe else "the config"
+        if s.chosen.number == s.incumbent.number:
+            if s.leader_trial is None or s.leader_trial == s.chosen.number:
+                return f"{kept}, declared before the search, confirmed best on fresh seeds"
+            return (
+                f"{kept}, declared before the search, kept: the best other config (trial "
+                f"{s.leader_trial}) was not clearly better on fresh seeds"
+            )
+        return (
+            f"trial {s.chosen.number} beat {kept} (declared before the search) clearly, on "
+            "fresh seeds"
+        )
 
     def _failure_lines(self, shown: int = 3) -> list[str]:
         """Why trials failed: each distinct reason once, with how many trials it ended."""
@@ -168,17 +213,22 @@ class SearchSummary:
     def _per_class(self) -> list[str]:
         trial = self.selection.chosen.number
         scope = (
-            f"pooled over the confirmation runs of each (best: trial {trial}):"
+            f"pooled over the confirmation runs of each (pick: trial {trial}):"
             if self.confirmed
-            else f"of the search trials (best: trial {trial}):"
+            else f"of the search trials (pick: trial {trial}):"
         )
         best = self.metrics.get("per_class", {})
         base = self.baseline_metrics.get("per_class", {})
         width = max([5, *map(len, best)])
-        header = f"{'class':<{width}} {'n_train':>8} {'n_val':>6} " + " ".join(
-            f"{k + '(' + who + ')':>11}" for k in ("recall", "f1", "ap") for who in ("CE", "best")
+        header = f"{'class':<{width}} {'train':>8} {'val':>6} " + " ".join(
+            f"{k + '(' + who + ')':>11}" for k in ("recall", "f1", "ap") for who in ("CE", "pick")
         )
-        rows = [f"validation metrics, {scope}", header, "-" * len(header)]
+        rows = [
+            f"validation metrics, {scope}",
+            "(train / val: the samples of each class a trial trains on / is scored on)",
+            header,
+            "-" * len(header),
+        ]
         counts = self.class_counts
         for i, name in enumerate(best):
             count = counts[i] if i < len(counts) else ""
@@ -191,12 +241,24 @@ class SearchSummary:
             rows.append(f"{name:<{width}} {count:>8} {support:>6} " + " ".join(cells))
         return rows
 
-    def _summary_rows(self) -> list[str]:
+    def summary_values(self) -> list[tuple[str, float | None, float | None]]:
+        """``(metric, CE, pick)`` rows: pooled over the runs, but for the objective, whose
+        values are the headline's (the mean over runs), so that no two numbers disagree."""
+        s = self.selection
         best = self.metrics.get("summary", {})
         base = self.baseline_metrics.get("summary", {})
-        rows = [f"{'metric':<20} {'CE':>8} {'best':>8}"]
+        rows = []
         for key in self.summary_keys:
-            rows.append(f"{key:<20} {_cell(base.get(key), 8)} {_cell(best.get(key), 8)}")
+            if key == self.objective:
+                rows.append((key, s.baseline_value, s.value))
+            else:
+                rows.append((key, base.get(key), best.get(key)))
+        return rows
+
+    def _summary_rows(self) -> list[str]:
+        rows = [f"{'metric':<20} {'CE':>8} {'pick':>8}"]
+        for key, base, best in self.summary_values():
+            rows.append(f"{key:<20} {_cell(base, 8)} {_cell(best, 8)}")
         return rows
 
 

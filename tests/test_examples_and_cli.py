@@ -51,7 +51,7 @@ def test_quickstart_then_load_best_loss(tmp_path):
 @pytest.mark.parametrize("name", ["binary_fraud.py", "multilabel.py", "tune_learning_rate.py"])
 def test_example_runs(name, tmp_path):
     out = _run_example(name, tmp_path)
-    assert "best:" in out
+    assert "pick:" in out and "vs CE:" in out
 
 
 def test_spaces_lists_the_bundled_spaces(capsys):

@@ -105,7 +105,7 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     logits = np.random.default_rng(0).normal(size=(32, 10)).astype("float32")
     labels = y[:32]
     assert float(rebuilt(labels, logits)) == float(result.best_config.build()(labels, logits))
-    assert "best:" in result.summary() and "recall(CE)" in result.summary()
+    assert "pick:" in result.summary() and "recall(CE)" in result.summary()
     assert "time:      search " in result.summary()
 
 
