@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The runtime stack alone (what `make demo` needs), then the developer stack on top of it
+# (tests, lint, benchmarks).
+RUNTIME := $(VENV)/.runtime
 STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
@@ -16,9 +19,13 @@ TORCH  ?= torch==2.13.0
 # The browser tests drive Debian's Chromium; `sudo` only when not root.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
@@ -30,8 +37,9 @@ browser:
 
 setup: $(STAMP) browser
 
-# The main job on bundled data: a loss search on long-tailed digits (about 1-2 minutes).
-demo: $(STAMP)
+# The main job on bundled data: a loss search on long-tailed digits, with the runtime
+# dependencies only (no test or developer tools).
+demo: $(RUNTIME)
 	$(BIN)/lossearch demo
 
 # Search quality, performance, pruning, workers and memory figures, written to BENCHMARKS.md
