@@ -102,8 +102,8 @@ class Options(Constraint):
     values: tuple
     doc: str = ""
 
-    def holds(self, value) -> bool:
-        return any(value == v and type(value) is type(v) for v in self.values)
+    def holds(self, value) -> bool:  # the type first: an array's == is not a bool
+        return any(type(value) is type(v) and value == v for v in self.values)
 
     def describe(self) -> str:
         return self.doc or f"one of {list(self.values)}"

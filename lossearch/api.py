@@ -13,7 +13,7 @@ from typing import Any
 from lossearch._validation import validate_params
 from lossearch.arguments import OPTIMIZE_CONSTRAINTS
 from lossearch.child_process import ChildProcessRunner
-from lossearch.data import prepare_data
+from lossearch.data import prepare_data, prepared_test
 from lossearch.metrics import resolve_minority_classes, resolve_objective
 from lossearch.models import check_inputs, model_builder, probe_model
 from lossearch.result import SearchResult
@@ -39,6 +39,7 @@ def optimize(
     batch_size: int = 32,
     validation: float | None = None,
     cv: int | str | None = "auto",
+    test_data: Any = None,
     minority_classes: Sequence[int | str] | None = None,
     class_names: Sequence[str] | None = None,
     sampler: Any = None,
@@ -65,9 +66,7 @@ def optimize(
     """Search loss families, their parameters and class weighting for ``build_model``.
 
     Every argument is checked before the first trial (a ``ValueError`` naming it); what
-    each does: ``docs/arguments.md``. Example::
-
-        result = lossearch.optimize(build_model, (x, y), n_trials=20)
+    each does: ``docs/arguments.md``. Example: ``optimize(build_model, (x, y))``.
     """
     # fmt: off
     settings = SearchSettings(
@@ -82,7 +81,7 @@ def optimize(
         build_model, data, space, objective=objective, epochs=epochs, batch_size=batch_size,
         validation=validation, cv=cv, minority_classes=minority_classes, seed=seed,
         class_names=class_names, fit_kwargs=fit_kwargs, decision=decision,
-        recycle_every=recycle_every,
+        recycle_every=recycle_every, test_data=test_data,
     )
     # fmt: on
     with closing(runner):  # a child process (recycle_every) ends with the search
@@ -105,6 +104,7 @@ def prepare_runner(
     decision: bool,
     seed: int | None,
     recycle_every: int | None,
+    test_data: Any = None,
 ) -> tuple[TrialRunner | ChildProcessRunner, SearchSpace]:
     """Probe the model, check and split the data, load the space: the trial runner every
     backend shares (in a child process replaced every ``recycle_every`` trainings)."""
@@ -119,6 +119,7 @@ def prepare_runner(
         seed=seed,
     )
     check_inputs(facts, prepared.splits[0].x_train)
+    prepared = prepared_test(test_data, prepared, facts.output_shape, facts.activation)
     search_space = SearchSpace.load(space, task=prepared.task)
     runner = TrialRunner(
         build_model,

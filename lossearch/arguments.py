@@ -88,8 +88,15 @@ def _fit_kwargs_ok(value) -> bool:
     return isinstance(value, dict) and not set(value) & set(FORBIDDEN_FIT_KWARGS)
 
 
+def _pair_ok(value) -> bool:
+    return isinstance(value, list | tuple) and len(value) == 2
+
+
 def _sequence_ok(value) -> bool:
-    return isinstance(value, list | tuple) and not isinstance(value, str)
+    """A list, a tuple or a one-dimensional array (of class names or indices)."""
+    if isinstance(value, list | tuple):
+        return True
+    return getattr(value, "ndim", None) == 1  # a NumPy array or pandas Index
 
 
 def _zero_is_none(text: str) -> int | None:
@@ -164,6 +171,13 @@ _ARGUMENTS = (
         "folds, 'auto' or 0 for one hold-out split",
         flag="--cv",
         parse=_folds,
+    ),
+    Argument(
+        "test_data",
+        None,
+        (None, Satisfies(_pair_ok, "(x_test, y_test)")),
+        "a held-out (x, y): the pick and plain CE are scored on it once, at the end; it "
+        "chooses nothing",
     ),
     Argument(
         "minority_classes",

@@ -52,6 +52,7 @@ class PreparedData:
     datasets: tuple[Any, Any] | None = None
     n_samples: int = 0  # samples a trial trains on (the first split's)
     validation: float | None = None  # the hold-out fraction (None: folds or a given set)
+    test: tuple[np.ndarray, np.ndarray] | None = None  # (x, targets): scored once, at the end
     cv_note: str = ""  # why cv="auto" chose out-of-fold scoring
 
     @property
@@ -391,6 +392,41 @@ def stratified_holdout(key: np.ndarray, fraction: float, seed: int | None):
         val.extend(members[:n_val])
         train.extend(members[n_val:])
     return rng.permutation(train), rng.permutation(val)
+
+
+def prepared_test(test_data, prepared: PreparedData, output_shape, activation) -> PreparedData:
+    """``prepared`` with ``test_data``, ``(x, y)`` checked as the training set is (shape,
+    labels of the same format and classes, finite features): it is scored once, at the end,
+    and chooses nothing."""
+    if test_data is None:
+        return prepared
+    if (
+        not isinstance(test_data, tuple | list)
+        or len(test_data) != 2
+        or _is_tf_dataset(test_data[0])
+    ):
+        raise ValueError("test_data: expected arrays (x_test, y_test).")
+    x, y = test_data
+    labels = _label_array(y)
+    if labels is not None:  # text labels: the training set's names say which index is which
+        unknown = sorted(set(labels.ravel()) - set(prepared.class_names))
+        if unknown:
+            raise ValueError(
+                f"test_data: label {shown(unknown[0])} is not one of the training set's classes "
+                f"{shown(prepared.class_names)}."
+            )
+        y = np.vectorize(prepared.class_names.index, otypes=[np.int64])(labels)
+    x, y = _check_pair(x, y, "test")
+    if prepared.datasets is None and x.shape[1:] != prepared.splits[0].x_train.shape[1:]:
+        raise ValueError(
+            f"test_data: x has per-sample shape {x.shape[1:]}, training x has "
+            f"{prepared.splits[0].x_train.shape[1:]}."
+        )
+    if _label_format(y, output_shape, activation) != prepared.label_format:
+        raise ValueError("test_data: its labels are not in the training labels' format.")
+    _counts(y, prepared.label_format, prepared.num_outputs, "test")  # labels in range
+    prepared.test = (x, prepared.targets(y))
+    return prepared
 
 
 def _encoded_labels(train, val, class_names, output_shape):

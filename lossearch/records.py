@@ -37,6 +37,7 @@ MLFLOW_RUN = "mlflow_run_id"  # lets whoever finds the trial stale close its run
 PARENT_RUN = "mlflow_parent_run_id"
 CHOICE = "lossearch_choice"  # Selection.to_dict(), written by the worker that closes
 SECONDS = "lossearch_seconds"  # wall time per phase of the worker that closed
+TEST = "lossearch_test"  # the pick and plain CE scored on test_data, when given
 PARENT_RUN_DESCRIPTION = "lossearch_parent_run"  # SearchRun.to_dict(): its params and tags
 WORKERS = "lossearch_workers"  # how many workers have joined
 OBJECTIVE = "lossearch_objective"  # names the per-epoch series

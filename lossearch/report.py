@@ -87,6 +87,8 @@ def render_html(summary: SearchSummary, figures: dict[str, Any]) -> str:
         headline.append((f"CE baseline {summary.objective}", f"{s.baseline_value:.4f}{same}"))
     if summary.against_ce():
         headline.append(("Pick vs CE", summary.against_ce()))
+    if summary.on_test():
+        headline.append(("Test set", summary.on_test()))
     headline += [("Why this pick", summary.why()), ("Selection", s.reason), ("Trials", states)]
     headline += [("Warning", note) for note in s.warnings]
     sections = [

@@ -45,6 +45,9 @@ class SearchResult:
         seconds: this process's wall time per phase: ``search`` (its trials),
             ``confirmation`` (the confirmation runs and the choice) and ``refit``; logged
             to the MLflow parent run as ``seconds_search`` and so on.
+        test_metrics: with ``test_data``, ``{"pick": metrics, "baseline": metrics}``: the
+            refit pick (its decision rule applied) and plain CE refit the same way (arg-max),
+            scored once on it (per class and summary); ``None`` without it.
         model_uri: ``model`` as logged to MLflow (``models:/m-...``; load it with
             ``mlflow.keras.load_model`` after ``import lossearch``), or ``None``.
         closed: False when other workers still ran trials: then the pick is the top trial
@@ -71,6 +74,7 @@ class SearchResult:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
     closed: bool = True
     inputs: dict[str, str | None] = field(default_factory=dict)  # files outputs must spare
+    test_metrics: dict | None = None  # {"pick": ..., "baseline": ...} on test_data
 
     @property
     def best_config(self) -> LossConfig:
@@ -130,6 +134,7 @@ class SearchResult:
             importances=self.search.importances(),
             seconds=dict(self.seconds),
             closed=self.closed,
+            test=self.test_metrics,
         )
 
     def report(self, path: str | os.PathLike) -> str:

@@ -24,6 +24,7 @@ from lossearch.backends import create_driver
 from lossearch.backends.base import BaseDriver
 from lossearch.data import PreparedData
 from lossearch.layers import with_decision
+from lossearch.metrics import evaluate
 from lossearch.mlflow_model import log_keras_model
 from lossearch.records import TrialRecord
 from lossearch.result import SearchResult
@@ -124,7 +125,9 @@ class SearchSession:
         with the reason (``lossearch sync-mlflow`` can write the artifacts later).
         """
         try:
-            self.driver.remember_choice(result.selection.to_dict(), result.seconds)
+            self.driver.remember_choice(
+                result.selection.to_dict(), result.seconds, result.test_metrics
+            )
             self._log_model(result)
             self.tracker.close_search(result.search_summary(), self.driver.trials_dataframe())
         except Exception as exc:
@@ -262,6 +265,7 @@ class SearchSession:
         model = trained
         if trained is not None and selection.decision is not None:
             model = with_decision(trained, selection.decision, from_logits=self.runner.from_logits)
+        test = self._test(selection, trained) if trained is not None else None
         return SearchResult(
             selection=selection,
             objective=self.runner.objective.name,
@@ -275,6 +279,7 @@ class SearchSession:
             class_counts=self.data.class_counts,
             validation_counts=validation_support(self.data),
             seconds={**seconds, **({"refit": time.perf_counter() - started} if refit else {})},
+            test_metrics=test,
             inputs={
                 "the storage": self.settings.storage_file,
                 "the space file": self._space_file(),
@@ -284,6 +289,30 @@ class SearchSession:
     def _space_file(self) -> str | None:
         source = self.space.source
         return source if source and Path(source).is_file() else None
+
+    def _test(self, selection: Selection, trained) -> dict | None:
+        """The refit pick (its decision rule applied) and plain CE refit the same way (its
+        arg-max: what one gets without lossearch), scored once on ``test_data``; it chose
+        nothing. ``{"pick": Metrics.to_dict(), "baseline": ... or None}``."""
+        if self.data.test is None:
+            return None
+        x, y = self.data.test
+        runner, baseline = self.runner, selection.baseline
+        pick = runner.predict(trained, x)
+        if selection.decision is not None:
+            pick = selection.decision.apply(pick)
+        scored = {"pick": evaluate(y, pick, **runner.context).to_dict()}
+        scored["baseline"] = None
+        if baseline is not None and baseline.number != selection.chosen.number:
+            try:
+                ce = runner.refit(baseline, self.settings.seed)
+            except Exception:  # the pick's result stands without it
+                return scored
+            probabilities = runner.predict(ce, x)
+            scored["baseline"] = evaluate(y, probabilities, **runner.context).to_dict()
+        elif baseline is not None:
+            scored["baseline"] = scored["pick"]
+        return scored
 
     def _refit(self, selection: Selection) -> tuple[keras.Model | None, Selection]:
         """The pick retrained on all labelled data; ``None`` (and a note why) when that

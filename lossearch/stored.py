@@ -133,6 +133,7 @@ class StoredStudy:
             importances=self.importances(),
             seconds=dict(self.study.user_attrs.get(keys.SECONDS, {})),
             closed=closing is not None,
+            test=self.study.user_attrs.get(keys.TEST),
         )
 
 

@@ -72,6 +72,7 @@ class SearchSummary:
         importances: Optuna's parameter importances, ``{}`` when there are none.
         seconds: wall time per phase (:data:`PHASES`), when known.
         closed: whether the search has closed (else ``selection`` is the top trial so far).
+        test: the refit pick and plain CE scored on ``test_data``, when there was one.
     """
 
     name: str
@@ -84,6 +85,7 @@ class SearchSummary:
     importances: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     closed: bool = True
+    test: dict | None = None  # {"pick": metrics, "baseline": metrics} on test_data
 
     @property
     def title(self) -> str:
@@ -140,6 +142,7 @@ class SearchSummary:
             )
             lines.append("your hp:   " + ", ".join(values))
         lines += [f"vs CE:     {line}" for line in [self.against_ce()] if line]
+        lines += [f"test:      {line}" for line in [self.on_test()] if line]
         lines += [f"why:       {self.why()}"]
         lines += [f"scoring:   {s.scoring}"] if s.scoring else []
         if self.seconds:
@@ -171,6 +174,20 @@ class SearchSummary:
         else:
             verdict = "within noise of plain CE"
         return f"{gain:+.1f} points ({both}, {s.runs} runs each): {verdict}"
+
+    def on_test(self) -> str:
+        """The objective on ``test_data``: the pick and plain CE, refit the same way."""
+        if not self.test:
+            return ""
+        pick = self.test["pick"]["summary"].get(self.objective)
+        base = (self.test.get("baseline") or {}).get("summary", {}).get(self.objective)
+        if pick is None:
+            return ""
+        held = "held out: it chose nothing"
+        if base is None:
+            return f"{self.objective} = {pick:.4f} ({held})"
+        gain = (pick - base) * 100 * (1 if self.direction == "maximize" else -1)
+        return f"{self.objective} {pick:.4f} vs plain CE {base:.4f}, {gain:+.1f} points ({held})"
 
     def _baseline_row(self) -> tuple[float, int] | None:
         """The CE baseline's seed-to-seed sd and runs, from the confirmation table."""

@@ -476,7 +476,11 @@ def search_metrics(summary: SearchSummary) -> dict[str, float]:
     metrics = {"best_value": s.value, "best_value_std": s.std, "best_trial": s.chosen.number}
     if s.baseline_value is not None:
         metrics["baseline_value"] = s.baseline_value
-    return metrics | {f"seconds_{phase}": value for phase, value in summary.seconds.items()}
+    metrics |= {f"seconds_{phase}": value for phase, value in summary.seconds.items()}
+    for who, prefix in (("pick", "test_"), ("baseline", "test_baseline_")):
+        scored = (summary.test or {}).get(who) or {}
+        metrics |= {f"{prefix}{k}": v for k, v in scored.get("summary", {}).items()}
+    return metrics
 
 
 def decision_metrics(decision: Decision | None) -> dict[str, float]:

@@ -165,6 +165,9 @@ CASES = [
     ("complex features", via_optimize(data=(X.astype(complex), Y)), ["complex dtype"]),
     # numeric edges of dtype casts: Keras computes in float32, NumPy seeds end at 2**32
     ("features beyond float32", via_optimize(data=(X * 1e300, Y)), ["beyond-float32"]),
+    ("test_data of another width", via_optimize(test_data=(X[:, :10], Y)), ["test_data: x has"]),
+    ("test_data labels out of range", via_optimize(test_data=(X, Y + 10)), ["test y has label"]),
+    ("test_data not a pair", via_optimize(test_data=X), ["test_data: expected (x_test, y_test)"]),
     (
         "seed beyond 31 bits",
         via_optimize(seed=2**40),

@@ -411,3 +411,39 @@ def test_out_of_fold_curves_have_one_step_per_epoch_and_a_curve_per_fold(
         fold_last = [{m.step: m.value for m in f}[3] for f in folds]
         assert last == pytest.approx(sum(fold_last) / 3)
         assert experiment_id
+
+
+class RefitsTinyModels(FakeRunner):
+    """A fake whose refit returns a real (untrained) model, to be scored on test data."""
+
+    def refit(self, record, seed):
+        import keras
+
+        keras.utils.set_random_seed(0 if seed is None else seed)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+
+def test_test_data_is_scored_once_for_the_pick_and_plain_ce_and_chooses_nothing(
+    tmp_path, mlflow_uri, experiment
+):
+    """On main every number shown was a validation score."""
+    from tests.fakes import _tiny_data
+
+    x, y = _tiny_data(seed=1)
+    runner = RefitsTinyModels()
+    runner.data.test = (x, y)  # what prepare_data makes of optimize(..., test_data=(x, y))
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result, _ = fake_search(
+        runner, mlflow_uri, experiment, n_trials=6, refit=True, storage=storage, study_name="t"
+    )
+    control, _ = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=6)
+    assert result.selection.to_dict() == control.selection.to_dict()  # it chose nothing
+    pick, ce = result.test_metrics["pick"], result.test_metrics["baseline"]
+    assert set(pick["per_class"]) == {"0", "1", "2"} and ce["summary"]
+    assert "test:      balanced_accuracy" in result.summary() and "held out" in result.summary()
+    parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
+    assert parent.data.metrics["test_balanced_accuracy"] == pytest.approx(
+        pick["summary"]["balanced_accuracy"]
+    )
+    assert "test_baseline_balanced_accuracy" in parent.data.metrics
+    assert StoredStudy.load(storage, "t").summary().text() == result.summary()

@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import optuna
 import pytest
+from sklearn.metrics import balanced_accuracy_score
 
 import lossearch
 from lossearch import LossConfig
@@ -37,6 +38,7 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
         storage=storage,
         study_name="sparse",
         confirm_seeds=1,
+        test_data=(x[::3], [str(label) for label in y[::3]]),  # text labels: mapped by name
     )
     trials = result.study.trials
     # recipes are the first trials, in order
@@ -107,6 +109,11 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     assert float(rebuilt(labels, logits)) == float(result.best_config.build()(labels, logits))
     assert "pick:" in result.summary() and "recall(CE)" in result.summary()
     assert "time:      search " in result.summary()
+    # test data: the refit pick through its decision layer, scored once
+    tested = result.test_metrics["pick"]["summary"]["balanced_accuracy"]
+    decided = result.model.predict(x[::3], verbose=0).argmax(-1)
+    assert tested == pytest.approx(balanced_accuracy_score(y[::3], decided))
+    assert parent.metrics["test_balanced_accuracy"] == pytest.approx(tested)
 
 
 @pytest.mark.slow

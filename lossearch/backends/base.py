@@ -110,8 +110,8 @@ class BaseDriver(abc.ABC):
         """Keep the parent run's id and its ``SearchRun.to_dict()`` with the search."""
 
     @abc.abstractmethod
-    def remember_choice(self, choice: dict, seconds: dict[str, float]) -> None:
-        """Keep the ``Selection.to_dict()`` and the phases' wall time with the search."""
+    def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None) -> None:
+        """Keep the ``Selection.to_dict()``, the phases' wall time and the test scores."""
 
     # -- hooks for many workers; one worker by default ---------------------------------------
 

@@ -202,8 +202,8 @@ class KerasTunerDriver(BaseDriver):
     def save_parent_run(self, run_id: str, description: dict):
         self._save_state(**{keys.PARENT_RUN: run_id, keys.PARENT_RUN_DESCRIPTION: description})
 
-    def remember_choice(self, choice: dict, seconds: dict[str, float]):
-        self._save_state(**{keys.CHOICE: choice, keys.SECONDS: seconds})
+    def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None):
+        self._save_state(**{keys.CHOICE: choice, keys.SECONDS: seconds, keys.TEST: test})
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         if n_jobs != 1:

@@ -357,9 +357,11 @@ class OptunaDriver(BaseDriver):
         self.study.set_user_attr(keys.PARENT_RUN, run_id)
         self.study.set_user_attr(keys.PARENT_RUN_DESCRIPTION, description)
 
-    def remember_choice(self, choice: dict, seconds: dict[str, float]):
+    def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None):
         self.study.set_user_attr(keys.CHOICE, choice)
         self.study.set_user_attr(keys.SECONDS, seconds)
+        if test is not None:
+            self.study.set_user_attr(keys.TEST, test)
 
     def exclusive(self):
         return self.lock.claim()
