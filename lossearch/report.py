@@ -95,17 +95,7 @@ def render_html(summary: SearchSummary, figures: dict[str, Any]) -> str:
         f"<h1>{_e(summary.title)}</h1>",
         f'<p class="muted">Written by lossearch, {_now()}.</p>',
         _table(["", ""], headline, cls="headline"),
-        "<h2>Summary metrics: best vs CE baseline</h2>",
-        (
-            '<p class="muted">Validation metrics pooled over the confirmation runs of the pick '
-            f"(trial {trial}) and of the CE baseline.</p>"
-            if summary.confirmed
-            else f'<p class="muted">Validation metrics of search trial {trial}.</p>'
-        ),
-        _summary_table(summary),
-        "<h2>Per-class metrics: best vs CE baseline</h2>",
-        _per_class_table(summary),
-        _figure(images, "plots/per_class_recall.png", "Per-class recall"),
+        *(_metric_sections(summary, images, trial) if summary.class_names else [_no_metrics()]),
         "<h2>Optimisation history</h2>",
         _figure(images, "plots/optimization_history.png", "Optimisation history"),
         "<h2>Parameter importances</h2>",
@@ -123,6 +113,29 @@ def render_html(summary: SearchSummary, figures: dict[str, Any]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(summary.title)}</title><style>{_STYLE}</style></head>\n"
         f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _metric_sections(summary: SearchSummary, images: dict, trial: int) -> list[str]:
+    return [
+        "<h2>Summary metrics: pick vs CE baseline</h2>",
+        (
+            '<p class="muted">Validation metrics pooled over the confirmation runs of the pick '
+            f"(trial {trial}) and of the CE baseline.</p>"
+            if summary.confirmed
+            else f'<p class="muted">Validation metrics of search trial {trial}.</p>'
+        ),
+        _summary_table(summary),
+        "<h2>Per-class metrics: pick vs CE baseline</h2>",
+        _per_class_table(summary),
+        _figure(images, "plots/per_class_recall.png", "Per-class recall"),
+    ]
+
+
+def _no_metrics() -> str:
+    return (
+        '<p class="muted">The trials stored one value each (an objective of your own): no '
+        "per-class metrics to show.</p>"
     )
 
 

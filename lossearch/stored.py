@@ -20,6 +20,7 @@ from lossearch.selection import Selection, top_trial
 from lossearch.summary import SearchRun, SearchSummary
 
 NOT_CLOSED = "the top trial so far (search not closed)"
+OWN_STUDY = "the study's best trial (a study of your own: lossearch chose nothing)"
 
 
 @dataclass
@@ -56,21 +57,38 @@ class StoredStudy:
 
     @property
     def objective(self) -> str:
-        return self.study.user_attrs.get(keys.OBJECTIVE, "objective")
+        """The objective's name: lossearch's, else the study's own metric name, else value."""
+        names = getattr(self.study, "metric_names", None) or ["value"]
+        return self.study.user_attrs.get(keys.OBJECTIVE, names[0])
+
+    @property
+    def own(self) -> bool:
+        """A study of the user's own (``lossearch.optuna.suggest_loss`` in their objective),
+        not one ``optimize`` ran: nothing was chosen, the best trial stands."""
+        return keys.OBJECTIVE not in self.study.user_attrs
 
     @property
     def direction(self) -> str:
         return self.study.direction.name.lower()
 
     def selection(self) -> Selection:
-        """The search's selection, as it closed; before it closes, the top trial so far."""
+        """The search's selection, as it closed; before it closes, the top trial so far (a
+        study of the user's own: its best trial)."""
         return self._closing_selection() or top_trial(
-            self._records_or_raise(), self.direction == "maximize", NOT_CLOSED
+            self._records_or_raise(),
+            self.direction == "maximize",
+            OWN_STUDY if self.own else NOT_CLOSED,
         )
 
     @property
     def closed(self) -> bool:
-        """Whether the search has closed and kept its selection in the study."""
+        """Whether the search has closed and kept its selection in the study (a study of
+        the user's own: whether no trial still runs or waits)."""
+        if self.own:
+            from optuna.trial import TrialState
+
+            busy = (TrialState.RUNNING, TrialState.WAITING)
+            return not self.study.get_trials(deepcopy=False, states=busy)
         return self._closing_selection() is not None
 
     def _closing_selection(self) -> Selection | None:
@@ -132,7 +150,7 @@ class StoredStudy:
             failures=self.failures(),
             importances=self.importances(),
             seconds=dict(self.study.user_attrs.get(keys.SECONDS, {})),
-            closed=closing is not None,
+            closed=self.closed,
             test=self.study.user_attrs.get(keys.TEST),
         )
 

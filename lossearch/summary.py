@@ -122,6 +122,8 @@ class SearchSummary:
 
     def text(self) -> str:
         """The summary as text: what ``result.summary()`` prints and ``summary.txt`` holds."""
+        if not self.metrics.get("per_class"):  # an objective of the user's own: one number
+            return "\n".join(self._headline())
         return "\n".join([*self._headline(), "", *self._per_class(), "", *self._summary_rows()])
 
     def _headline(self) -> list[str]:
@@ -199,6 +201,8 @@ class SearchSummary:
     def why(self) -> str:
         """How the pick was made, in plain words (``selection.reason`` has the numbers)."""
         s = self.selection
+        if s.reason.startswith("the study's best trial"):
+            return s.reason
         if s.rule == "best" or s.incumbent is None:
             return "the best validation score of the search" + (
                 "" if self.closed else " so far (other workers still run trials)"

@@ -213,3 +213,19 @@ def test_optimize_passes_optuna_callbacks_through(mlflow_uri, experiment):
         callbacks=[lambda study, trial: seen.append(trial.number)],
     )
     assert seen == [0, 1]
+
+
+@pytest.mark.slow
+def test_a_report_of_an_own_study_names_its_objective_and_says_it_is_finished(own_study, capsys):
+    """On main: "Objective: objective", every metric "–", an empty per-class table and
+    "search not closed" for a finished study."""
+    from lossearch import cli
+
+    out = own_study["folder"] / "own_report.html"
+    argv = ["report", "--storage", own_study["storage"], "--study", "own-objective"]
+    assert cli.main([*argv, "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "search not closed" not in page and "study&#x27;s best trial" in page
+    assert "<td>value (maximize)</td>" in page  # Optuna's name for it (or its metric name)
+    assert "no per-class metrics" in page
+    assert "<h2>Per-class metrics" not in page
