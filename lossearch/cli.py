@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from lossearch._files import refuse_inputs  # noqa: E402 - after the log level
 from lossearch._secrets import mask_credentials  # noqa: E402
 from lossearch.arguments import OPTIMIZE_ARGUMENTS, cli_options  # noqa: E402
+from lossearch.tables import is_data_file  # noqa: E402
 
 # A worker trains in child processes replaced this often: flat memory over a long
 # search for ~8 s of start-up per replacement (figures in BENCHMARKS.md, "Memory").
@@ -73,6 +74,13 @@ def _search_arguments(parser: argparse.ArgumentParser, *, worker: bool = False, 
         "-o", "--output", default="best_loss.json", help="where to write the best loss"
     )
     parser.add_argument("--report", default=None, help="also write an HTML report to this path")
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="retrain the pick on all the data and save it (its decision rule as last layer) "
+        "as this .keras file",
+    )
 
 
 def _positive(text: str) -> int:
@@ -126,6 +134,8 @@ def _check_output(option: str, path: str | None, inputs: dict) -> None:
         raise ValueError(f"{option}: the folder {str(target.parent)!r} does not exist.")
     if target.exists() and not target.is_file():
         raise ValueError(f"{option}: {path!r} is not a regular file; name a file to write.")
+    if option == "--model" and target.suffix != ".keras":
+        raise ValueError(f"{option}: expected a .keras file name, got {path!r}.")
     refuse_inputs(option, path, inputs)
 
 
@@ -141,7 +151,9 @@ def _command_inputs(args) -> dict:
         inputs["the space file"] = space
     for option in ("build_model", "data"):
         spec = getattr(args, option, None)
-        if spec:
+        if spec and option == "data" and is_data_file(spec):
+            inputs["the data file"] = spec
+        elif spec:
             inputs[f"the {option} module"] = _module_file(spec)
     return inputs
 
@@ -163,7 +175,7 @@ def _module_file(spec: str) -> str | None:
     return getattr(found, "origin", None)
 
 
-def _run_search(build_model, data, args, refit: bool, class_names=None, storage=None):
+def _run_search(build_model, data, args, class_names=None, storage=None):
     import lossearch
 
     arguments = {name: getattr(args, name) for name, a in OPTIMIZE_ARGUMENTS.items() if a.flag}
@@ -173,7 +185,7 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
         build_model,
         data,
         **arguments,
-        refit=refit or args.registered_model_name is not None,
+        refit=args.model is not None or args.registered_model_name is not None,
         class_names=class_names,
     )
     print()
@@ -188,8 +200,26 @@ def _run_search(build_model, data, args, refit: bool, class_names=None, storage=
     print(f"\nbest loss written to {args.output}  (rebuild: lossearch.load_loss({args.output!r}))")
     if args.report:
         print(f"report written to {result.report(args.report)}")
+    if args.model and result.model is not None:
+        print(
+            f"model written to {_save_model(result.model, args.model)}  (load: "
+            f"lossearch.load_model({args.model!r}))"
+        )
     _print_mlflow_hint(result, args.experiment_name)
     return result
+
+
+def _save_model(model, path: str) -> str:
+    """``model`` to ``path`` (``.keras``), whole or not at all: saved beside it under a
+    temporary name, then renamed into place."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
 
 
 def _print_mlflow_hint(result, experiment: str):
@@ -230,10 +260,16 @@ def _mlflow_command() -> str:
     return f"{sys.executable} -m mlflow"
 
 
-def _data(spec: str):
-    """``--data MODULE:NAME``: the data itself, or what a function of no arguments returns."""
+def _data(spec: str, target: str | None = None):
+    """``--data``: a data file (CSV or Parquet with ``--target``, ``.npz``), or
+    ``MODULE:NAME``: the data itself, or what a function of no arguments returns."""
     from lossearch._validation import takes_positional
+    from lossearch.tables import read_data_file
 
+    if is_data_file(spec):
+        return read_data_file(spec, target)
+    if target is not None:
+        raise ValueError("--target: names a column of a data file (--data file.csv).")
     found = _load_attr(spec, "--data")
     if not callable(found):
         return found
@@ -246,35 +282,35 @@ def _data(spec: str):
 
 
 def cmd_demo(args):
-    import keras
-
     from lossearch.datasets import long_tailed_digits
+    from lossearch.models import MLP
 
     x, y = long_tailed_digits(imbalance=args.imbalance, seed=args.seed)
-
-    def build_model():
-        return keras.Sequential(
-            [
-                keras.Input((64,)),
-                keras.layers.Dense(64, activation="relu"),
-                keras.layers.Dense(10),
-            ]
-        )
-
     counts = ", ".join(str(int((y == c).sum())) for c in range(10))
     print(
         f"lossearch demo: long-tailed digits (imbalance {args.imbalance:g}; class counts {counts}),"
         f" space {args.space!r}, {args.n_trials} trials of {args.epochs} epochs"
     )
-    _run_search(
-        build_model, (x, y), args, refit=False, class_names=[f"digit{c}" for c in range(10)]
-    )
+    _run_search(MLP(64, 10), (x, y), args, class_names=[f"digit{c}" for c in range(10)])
 
 
 def cmd_optimize(args):
-    build_model = _load_attr(args.build_model, "build_model")
-    data = _data(args.data)
-    _run_search(build_model, data, args, refit=False)
+    data = _data(args.data, args.target)
+    _run_search(_builder(args.build_model, data), data, args)
+
+
+def _builder(spec: str | None, data):
+    """The named ``build_model``, else a small MLP sized to the data (from a data file)."""
+    if spec is not None:
+        return _load_attr(spec, "build_model")
+    from lossearch.models import MLP
+
+    if not (isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "shape")):
+        raise ValueError(
+            "build_model: name one (MODULE:build_model) unless --data is a data file, for "
+            "which a small MLP is built."
+        )
+    return MLP.for_data(*data)
 
 
 def cmd_worker(args):
@@ -282,9 +318,8 @@ def cmd_worker(args):
         from lossearch.resources import limit_threads
 
         limit_threads(args.threads)  # before the user's module builds anything
-    build_model = _load_attr(args.build_model, "build_model")
-    data = _data(args.data)
-    _run_search(build_model, data, args, refit=False, storage=_storage(args))
+    data = _data(args.data, args.target)
+    _run_search(_builder(args.build_model, data), data, args, storage=_storage(args))
 
 
 def cmd_sync_mlflow(args):
@@ -383,8 +418,19 @@ def make_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     opt = sub.add_parser("optimize", help="search a loss for your model and data")
-    opt.add_argument("build_model", help="MODULE:build_model")
-    opt.add_argument("--data", required=True, help="MODULE:load_data (returns data for optimize)")
+    opt.add_argument(
+        "build_model",
+        nargs="?",
+        default=None,
+        help="MODULE:build_model; without it, a small MLP sized to a data file",
+    )
+    opt.add_argument(
+        "--data",
+        required=True,
+        help="a data file (.csv or .parquet with --target, .npz with arrays x and y) or "
+        "MODULE:load_data (returns data for optimize)",
+    )
+    opt.add_argument("--target", default=None, help="the label column of a CSV or Parquet file")
     _search_arguments(opt, seed=0)
     opt.set_defaults(func=cmd_optimize)
 
@@ -392,7 +438,10 @@ def make_parser() -> argparse.ArgumentParser:
         "worker", help="join a shared study: run trials until it holds --trials finished ones"
     )
     worker.add_argument("build_model", help="MODULE:build_model")
-    worker.add_argument("--data", required=True, help="MODULE:load_data (returns data)")
+    worker.add_argument(
+        "--data", required=True, help="a data file or MODULE:load_data (as for optimize)"
+    )
+    worker.add_argument("--target", default=None, help="the label column of a CSV or Parquet file")
     _search_arguments(worker, worker=True, recycle_every=WORKER_RECYCLE_EVERY)
     _worker_arguments(worker)
     worker.set_defaults(func=cmd_worker)
@@ -434,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         inputs = _command_inputs(args)
-        for option in ("output", "report"):
+        for option in ("output", "report", "model"):
             _check_output(f"--{option}", getattr(args, option, None), inputs)
         args.func(args)
     except KeyboardInterrupt:

@@ -50,6 +50,36 @@ def _activation_name(layer) -> str | None:
 
 
 @dataclass(frozen=True)
+class MLP:
+    """A ``build_model`` for a small MLP: ``n_features`` in, one hidden layer of ``hidden``
+    ReLU units, ``n_outputs`` logits out. The command line's model when none is named (and
+    the demo's); a picklable object, so ``recycle_every`` can send it to a child process.
+
+    Example:
+        >>> result = lossearch.optimize(MLP(30, 1), (x, y))  # doctest: +SKIP
+    """
+
+    n_features: int
+    n_outputs: int
+    hidden: int = 64
+
+    def __call__(self) -> keras.Model:
+        return keras.Sequential(
+            [
+                keras.Input((self.n_features,)),
+                keras.layers.Dense(self.hidden, activation="relu"),
+                keras.layers.Dense(self.n_outputs),
+            ]
+        )
+
+    @classmethod
+    def for_data(cls, x, y) -> MLP:
+        """Sized to ``(x, y)``: one output for two classes (binary), else one per class."""
+        classes = len(np.unique(np.asarray(y)))
+        return cls(int(np.prod(np.shape(x)[1:])), 1 if classes == 2 else classes)
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     """The model's output shape and final activation, learnt by :func:`probe_model`."""
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
 from lossearch import cli
@@ -253,3 +254,28 @@ def test_the_mlflow_hint_after_a_search_asks_mlflow_nothing(capsys, monkeypatch)
     result = SimpleNamespace(model_uri=None, mlflow_run_id="abc", mlflow_experiment_id="7")
     cli._print_mlflow_hint(result, "exp")
     assert "http://127.0.0.1:1/#/experiments/7/runs" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_csv_with_text_labels_goes_through_optimize_to_a_model_file(tmp_path, monkeypatch):
+    """On main --data took only MODULE:NAME, text labels were refused and optimize wrote no
+    model file."""
+    import lossearch
+    from lossearch.datasets import long_tailed_digits
+
+    monkeypatch.chdir(tmp_path)
+    x, y = long_tailed_digits(imbalance=5)
+    names = np.array([f"digit {d}" for d in range(10)])[y]
+    table = {f"px{i}": x[:, i] for i in range(64)} | {"label": names}
+    import pandas as pd
+
+    pd.DataFrame(table).to_csv("digits.csv", index=False)
+    argv = ["optimize", "--data", "digits.csv", "--target", "label", "-m", "model.keras"]
+    argv += ["--trials", "2", "--epochs", "2", "--cv", "0", "--confirm-seeds", "0"]
+    argv += ["--no-progress", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    assert cli.main(argv) == 0
+    model = lossearch.load_model("model.keras")
+    assert model.predict(x[:3], verbose=0).shape == (3, 10)
+    config = lossearch.LossConfig.from_json("best_loss.json")
+    assert list(config.class_names) == sorted(set(names))  # the labels kept as class names
+    assert cli.main([*argv[:5], "-o", "digits.csv"]) == 2  # the data file is an input
