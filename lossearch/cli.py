@@ -29,7 +29,8 @@ def _load_attr(spec: str, option: str):
     """``package.module:name`` or ``path/to/file.py:name``."""
     if ":" not in spec:
         raise ValueError(
-            f"{option}: expected MODULE:NAME (e.g. mymodels:build_model), got {spec!r}."
+            f"{option}: expected MODULE:NAME (e.g. mymodels:"
+            f"{'load_data' if option == '--data' else 'build_model'}), got {spec!r}."
         )
     module_name, _, attr = spec.rpartition(":")
     try:
@@ -176,8 +177,13 @@ def _module_file(spec: str) -> str | None:
 
 
 def _run_search(build_model, data, args, class_names=None, storage=None):
+    import warnings
+
     import lossearch
 
+    warnings.filterwarnings(
+        "ignore", category=UserWarning, module="lossearch"
+    )  # summary shows them
     arguments = {name: getattr(args, name) for name, a in OPTIMIZE_ARGUMENTS.items() if a.flag}
     if storage is not None:
         arguments["storage"] = storage  # opened with the worker's heartbeat settings
@@ -295,14 +301,13 @@ def cmd_demo(args):
 
 
 def cmd_optimize(args):
+    build = None if args.build_model is None else _load_attr(args.build_model, "build_model")
     data = _data(args.data, args.target)
-    _run_search(_builder(args.build_model, data), data, args)
+    _run_search(build or _mlp_for(data), data, args)
 
 
-def _builder(spec: str | None, data):
-    """The named ``build_model``, else a small MLP sized to the data (from a data file)."""
-    if spec is not None:
-        return _load_attr(spec, "build_model")
+def _mlp_for(data):
+    """Without a named ``build_model``: a small MLP sized to the data (from a data file)."""
     from lossearch.models import MLP
 
     if not (isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "shape")):
@@ -318,8 +323,9 @@ def cmd_worker(args):
         from lossearch.resources import limit_threads
 
         limit_threads(args.threads)  # before the user's module builds anything
+    build = _load_attr(args.build_model, "build_model")  # before the user's data loads
     data = _data(args.data, args.target)
-    _run_search(_builder(args.build_model, data), data, args, storage=_storage(args))
+    _run_search(build, data, args, storage=_storage(args))
 
 
 def cmd_sync_mlflow(args):
@@ -379,6 +385,16 @@ def cmd_spaces(args):
         )
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, but for required options and ``None`` defaults
+    (whose help says what happens without them)."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default in (None, argparse.SUPPRESS, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as the one line every other failure is."""
 
@@ -401,9 +417,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command",
         required=True,
-        parser_class=functools.partial(
-            _Parser, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-        ),
+        parser_class=functools.partial(_Parser, formatter_class=_Help),
     )
 
     demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")

@@ -190,6 +190,13 @@ def _counts(y: np.ndarray, label_format: str, width: int, name: str) -> np.ndarr
         flat = flat.astype(np.int64)
         if flat.min() < 0 or flat.max() >= width:
             bad = flat[(flat < 0) | (flat >= width)][0]
+            classes = int(flat.max()) + 1
+            if flat.min() >= 0 and classes <= 10 * width + 10:  # class indices: the model's short
+                raise ValueError(
+                    f"data: {name} y has labels 0 to {classes - 1} ({classes} classes), but the "
+                    f"model has {width} outputs; give its last layer {classes} units (or check "
+                    f"the labels: {bad} is outside [0, {width}))."
+                )
             raise ValueError(
                 f"data: {name} y has label {bad}, outside [0, {width}) for a model with "
                 f"{width} outputs."

@@ -132,9 +132,8 @@ class Tracker:
         except Exception as exc:
             raise ValueError(
                 f"tracking_uri: cannot reach the MLflow tracking store at "
-                f"{mask_credentials(self.tracking_uri)} ({type(exc).__name__}: "
-                f"{mask_credentials(str(exc))[:300]}). Start the server (mlflow server ...) or "
-                "pass another tracking_uri."
+                f"{mask_credentials(self.tracking_uri)} ({one_line_reason(exc)}). Start the "
+                "server (mlflow server ...) or pass another tracking_uri."
             ) from None
         self.parent_id: str | None = None
         self.offline = False

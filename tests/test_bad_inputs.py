@@ -189,7 +189,7 @@ CASES = [
     (
         "output narrower than labels",
         via_optimize(build_model=dense_model(64, 5)),
-        ["outside [0, 5)"],
+        ["outside [0, 5)", "(10 classes), but the model has 5 outputs; give its last layer 10"],
     ),
     (
         "output wider than classes",

@@ -208,6 +208,11 @@ def test_help_shows_every_default_and_describes_the_imbalance(capsys):
     flat = " ".join(capsys.readouterr().out.split())
     assert "--trials TRIALS finished trials to run (default: 20)" in flat
     assert "--imbalance IMBALANCE how long the tail is" in flat and "(default: 20.0)" in flat
+    with pytest.raises(SystemExit):
+        cli.main(["worker", "--help"])
+    worker = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in worker  # on main: required options, two defaults
+    assert "--study STUDY study name (resumable) --tracking-uri" in worker
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["worker", "-h"], []])

@@ -32,7 +32,7 @@ def validation_warnings(data, records, objective) -> list[str]:
     if names:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         advice = (
-            "pass cv=5 (out-of-fold scoring uses every sample)"
+            "pass cv=5 (--cv 5; out-of-fold scoring uses every sample)"
             if not data.cv
             else "add labelled data"
         )
@@ -49,6 +49,10 @@ def validation_warnings(data, records, objective) -> list[str]:
             notes.append(
                 f"validation too small to judge: {tied} of {len(values)} trials tie at the best "
                 f"{objective.name} ({best:.4g}); "
-                + ("pass cv=5 to score on every sample." if not data.cv else "add labelled data.")
+                + (
+                    "pass cv=5 (--cv 5) to score on every sample."
+                    if not data.cv
+                    else "add labelled data."
+                )
             )
     return notes
