@@ -35,3 +35,12 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+    _quiet_python_logs()
+
+
+def _quiet_python_logs() -> None:
+    """TensorFlow's own Python warnings (``tf.function retracing``: each trial builds a new
+    model, so the retracing is expected) would print through the progress bars."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
