@@ -14,16 +14,14 @@ import sys
 from typing import TYPE_CHECKING
 
 
-def _help_only() -> bool:
-    """``lossearch --help`` (or a subcommand's, or no command): argparse answers and exits,
-    so Keras and TensorFlow (seconds to import) are not loaded for it."""
-    argv = sys.argv
-    return os.path.basename(argv[0]) == "lossearch" and (
-        len(argv) == 1 or any(a in ("-h", "--help") for a in argv[1:])
-    )
+def _command_line() -> bool:
+    """The ``lossearch`` command: it loads Keras and TensorFlow (seconds to import) itself,
+    for the commands that need them, so that help, ``--version``, ``spaces`` and argument
+    errors answer at once."""
+    return os.path.basename(sys.argv[0]) == "lossearch"
 
 
-if not _help_only():
+if not _command_line():
     from lossearch._startup import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # before Keras imports it: without TensorFlow's start-up lines

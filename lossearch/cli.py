@@ -370,19 +370,18 @@ def cmd_repair(args):
 
 
 def cmd_spaces(args):
-    from lossearch.search_space import SearchSpace, bundled_description, bundled_spaces
+    """The bundled spaces as their files say (no Keras needed; tests load each in full)."""
+    from lossearch.space_files import bundled_path, bundled_spaces, read_space_file
 
     for name in bundled_spaces():
-        print(f"{name:<11} {bundled_description(name)}")
+        data = read_space_file(bundled_path(name)) or {}
+        print(f"{name:<11} {data.get('description', '')}")
         if name == "default":
             continue
-        space = SearchSpace.load(name)
-        print(f"{'':<11} tasks: {', '.join(space.tasks)}")
-        print(f"{'':<11} families: {', '.join(space.families)}")
-        print(
-            f"{'':<11} weights: {', '.join(space.weights)}; recipes: "
-            f"{', '.join(r.name for r in space.recipes)}"
-        )
+        recipes = ", ".join(str(r.get("name", r.get("family"))) for r in data.get("recipes", []))
+        print(f"{'':<11} tasks: {', '.join(data.get('tasks', []))}")
+        print(f"{'':<11} families: {', '.join(data.get('families', {}))}")
+        print(f"{'':<11} weights: {', '.join(data.get('weights', {}))}; recipes: {recipes}")
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -413,6 +412,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error, not only its line"
     )
+    from lossearch import __version__
+
+    parser.add_argument("--version", action="version", version=f"lossearch {__version__}")
     # Every subcommand's help shows each option's default.
     sub = parser.add_subparsers(
         dest="command",
@@ -496,9 +498,12 @@ def main(argv: list[str] | None = None) -> int:
     (``--debug`` adds the traceback)."""
     args = make_parser().parse_args(argv)
     try:
-        inputs = _command_inputs(args)
-        for option in ("output", "report", "model"):
-            _check_output(f"--{option}", getattr(args, option, None), inputs)
+        outputs = [o for o in ("output", "report", "model") if getattr(args, o, None)]
+        inputs = _command_inputs(args) if outputs else {}
+        for option in outputs:
+            _check_output(f"--{option}", getattr(args, option), inputs)
+        if args.func is not cmd_spaces:
+            _load_search_stack()
         args.func(args)
     except KeyboardInterrupt:
         return 130
@@ -508,6 +513,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lossearch: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, ValueError) else 1
     return 0
+
+
+def _load_search_stack() -> None:
+    """What ``import lossearch`` loads outside the command line (TensorFlow without its
+    start-up lines, lossearch's classes registered with Keras), once the arguments are
+    known to be good."""
+    from lossearch._startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    importlib.import_module("lossearch.saving")  # registers the losses, layers and metrics
 
 
 def _one_line(exc: Exception) -> str:

@@ -24,16 +24,19 @@ import os
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
-
-import yaml
 
 from lossearch._params import Param
 from lossearch._validation import shown
 from lossearch.config import LossConfig, family_params
 from lossearch.losses import FAMILIES, TASKS
+from lossearch.space_files import (
+    SpaceError,
+    bundled_path,
+    bundled_spaces,
+    read_space_file,
+)
 from lossearch.weights import SCHEMES
 
 FORMAT = "lossearch.space/1"
@@ -74,10 +77,6 @@ class ParamSource(Protocol):
     def scope(self, parent: str, values: Sequence[Any]) -> AbstractContextManager:
         """Parameters drawn inside exist only when ``parent`` takes one of ``values``."""
         ...
-
-
-class SpaceError(ValueError):
-    """A malformed search space: names the file, the key and the reason."""
 
 
 # -- distributions ---------------------------------------------------------------------
@@ -215,7 +214,7 @@ class SearchSpace:
     def from_file(cls, space: str | os.PathLike, task: str | None = None) -> SearchSpace:
         path = Path(space)
         if not path.suffix and not path.exists():
-            bundled = _bundled_path(str(space))
+            bundled = bundled_path(str(space))
             if bundled is None:
                 raise ValueError(
                     f"space: unknown space {shown(str(space))}; bundled spaces: "
@@ -518,63 +517,3 @@ def _parse_recipe(raw, index, fail) -> Recipe:
         label_smoothing=raw.get("label_smoothing", 0.0),
         drw_start=raw.get("drw_start"),
     )
-
-
-def _spaces_dir() -> Path:
-    packaged = resources.files("lossearch") / "search_spaces"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "search_spaces"  # source checkout
-
-
-def _bundled_path(name: str) -> Path | None:
-    path = _spaces_dir() / f"{name}.yaml"
-    return path if path.is_file() else None
-
-
-def bundled_spaces() -> list[str]:
-    """Names of the spaces shipped with lossearch."""
-    return sorted(p.stem for p in _spaces_dir().glob("*.yaml"))
-
-
-def bundled_description(name: str) -> str:
-    """The ``description`` a bundled space file gives itself (``default`` included, which
-    :meth:`SearchSpace.load` resolves to another space)."""
-    path = _bundled_path(name)
-    if path is None:
-        raise ValueError(f"space: unknown space {shown(name)}; bundled spaces: {bundled_spaces()}.")
-    data = read_space_file(path) or {}
-    return str(data.get("description", ""))
-
-
-MAX_SPACE_FILE_BYTES = 1_000_000  # a space is a page of YAML; anything bigger is a mistake
-
-
-class _AliasFreeSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses aliases: ``*name`` lets a few hundred bytes expand
-    to gigabytes (a "billion laughs" file), and a space never needs one."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed; write the values out", mark
-            )
-        return super().compose_node(parent, index)
-
-
-def read_space_file(path: Path) -> Any:
-    """A space file's YAML, safely: no tags that build objects, no aliases, bounded size."""
-    size = path.stat().st_size
-    if size > MAX_SPACE_FILE_BYTES:
-        raise SpaceError(
-            f"space file {path}: {size} bytes, more than a space needs "
-            f"({MAX_SPACE_FILE_BYTES} at most)."
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-        return yaml.load(text, Loader=_AliasFreeSafeLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpaceError(f"space file {path}: not valid YAML ({exc}).") from None
-    except RecursionError:  # a space nests four levels
-        raise SpaceError(f"space file {path}: YAML nested too deeply for a space.") from None

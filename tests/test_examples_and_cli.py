@@ -215,16 +215,47 @@ def test_help_shows_every_default_and_describes_the_imbalance(capsys):
     assert "--study STUDY study name (resumable) --tracking-uri" in worker
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["worker", "-h"], []])
-def test_help_answers_without_loading_tensorflow(argv):
+def _as_the_command(argv, cwd=ROOT):
+    """``lossearch ARGV`` in a fresh process: its exit code, and whether Keras got loaded."""
     script = (
         f"import sys; sys.argv = ['lossearch', *{argv!r}]\n"
         "from lossearch import cli\n"
-        "try:\n    cli.main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "try:\n    code = cli.main()\nexcept SystemExit as done:\n    code = done.code\n"
         "print('loaded:', 'tensorflow' in sys.modules or 'keras' in sys.modules, code)"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
-    assert done.stdout.strip().endswith(f"loaded: False {2 if not argv else 0}"), done.stderr
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd)
+    return done.stdout.strip(), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["--help"], 0),
+        (["demo", "--help"], 0),
+        (["worker", "-h"], 0),
+        ([], 2),
+        (["--version"], 0),  # on main: no --version
+        (["spaces"], 0),  # on main: 9 s, TensorFlow loaded to list five files
+        (["demo", "--trials", "0"], 2),  # on main: 16 s to print one error line
+        (["export", "--storage", "sqlite:///x.db", "--study", "s", "-o", "/no/such/x.json"], 2),
+    ],
+)
+def test_help_version_spaces_and_argument_errors_answer_without_tensorflow(argv, code):
+    out, err = _as_the_command(argv)
+    assert out.endswith(f"loaded: False {code}"), err
+
+
+def test_the_command_loads_keras_itself_for_what_needs_it(tmp_path, mlflow_uri, experiment):
+    from tests.fakes import FakeRunner, fake_search
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2, storage=storage, study_name="s")
+    out, err = _as_the_command(
+        ["export", "--storage", storage, "--study", "s", "-o", "b.json"], cwd=tmp_path
+    )
+    assert out.endswith("loaded: True 0"), err
+    assert json.loads((tmp_path / "b.json").read_text())["format"] == "lossearch.loss/1"
+    assert not any(line in err for line in TF_STARTUP_LINES)  # loaded quietly
 
 
 TF_STARTUP_LINES = ("cuda drivers", "cpu_feature_guard", "absl::InitializeLog", "oneDNN")
