@@ -45,6 +45,8 @@ LONGEST_FILES = {
     "test_browser.py": 128,
     "test_child_process.py": 100,
     "test_optuna_integration.py": 77,
+    "test_bookkeeping.py": 70,
+    "test_durability.py": 45,
 }
 
 
