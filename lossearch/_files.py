@@ -16,10 +16,15 @@ from pathlib import Path
 def write_text(path: str | os.PathLike, text: str) -> str:
     """Write ``text`` to ``path`` through a temporary file in the same folder, renamed into
     place once complete: a failed write (a full disk, Ctrl-C) leaves the old file as it was,
-    never half of a new one. Returns the path."""
+    never half of a new one. A device (``/dev/null``) is written to directly. Returns the
+    path."""
     target = Path(path)
-    if target.exists() and not target.is_file():
-        raise ValueError(f"{os.fspath(path)!r} is not a regular file; name a file to write.")
+    if target.is_dir():
+        raise ValueError(f"{os.fspath(path)!r} is a folder; name a file to write.")
+    if target.exists() and not target.is_file():  # a device (/dev/null): written through,
+        with open(target, "w", encoding="utf-8") as handle:  # never replaced by a rename
+            handle.write(text)
+        return os.fspath(path)
     descriptor, temporary = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
     )

@@ -133,8 +133,6 @@ def _check_output(option: str, path: str | None, inputs: dict) -> None:
         raise ValueError(f"{option}: {path!r} is a folder; name a file in it.")
     if not target.parent.is_dir():
         raise ValueError(f"{option}: the folder {str(target.parent)!r} does not exist.")
-    if target.exists() and not target.is_file():
-        raise ValueError(f"{option}: {path!r} is not a regular file; name a file to write.")
     if option == "--model" and target.suffix != ".keras":
         raise ValueError(f"{option}: expected a .keras file name, got {path!r}.")
     refuse_inputs(option, path, inputs)
@@ -196,9 +194,17 @@ def _run_search(build_model, data, args, class_names=None, storage=None):
     )
     print()
     print(result.summary())
+    _write_outputs(result, args)
+    _print_mlflow_hint(result, args.experiment_name)
+    return result
+
+
+def _write_outputs(result, args) -> None:
+    """The loss JSON, the report and the model, after the search. A write that fails (a full
+    disk) prints the best loss instead, so that a finished search is never lost."""
     try:
         result.export(args.output)
-    except OSError as exc:  # the disk filled up during the search, say: the pick is kept here
+    except OSError as exc:
         print(result.best_config.to_json())
         raise RuntimeError(
             f"--output: could not write {args.output!r} ({exc}); the best loss is printed above"
@@ -207,12 +213,8 @@ def _run_search(build_model, data, args, class_names=None, storage=None):
     if args.report:
         print(f"report written to {result.report(args.report)}")
     if args.model and result.model is not None:
-        print(
-            f"model written to {_save_model(result.model, args.model)}  (load: "
-            f"lossearch.load_model({args.model!r}))"
-        )
-    _print_mlflow_hint(result, args.experiment_name)
-    return result
+        saved = _save_model(result.model, args.model)
+        print(f"model written to {saved}  (load: lossearch.load_model({args.model!r}))")
 
 
 def _save_model(model, path: str) -> str:
@@ -403,6 +405,73 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"lossearch: error: {where}{message} (see '{self.prog} --help')\n")
 
 
+def _search_commands(sub) -> None:
+    demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
+    _search_arguments(demo, n_trials=12, epochs=10, space="quick", seed=0)
+    demo.add_argument(
+        "--imbalance",
+        type=float,
+        default=20.0,
+        help="how long the tail is: class c keeps imbalance**(-c/9) of its samples, so digit 0 "
+        "keeps all 178 and digit 9 keeps 1/imbalance of them",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    opt = sub.add_parser("optimize", help="search a loss for your model and data")
+    _data_arguments(
+        opt,
+        builder_help="MODULE:build_model; without it, a small MLP sized to a data file",
+        builder_optional=True,
+    )
+    _search_arguments(opt, seed=0)
+    opt.set_defaults(func=cmd_optimize)
+
+    worker = sub.add_parser(
+        "worker", help="join a shared study: run trials until it holds --trials finished ones"
+    )
+    _data_arguments(worker, builder_help="MODULE:build_model", builder_optional=False)
+    _search_arguments(worker, worker=True, recycle_every=WORKER_RECYCLE_EVERY)
+    _worker_arguments(worker)
+    worker.set_defaults(func=cmd_worker)
+
+
+def _data_arguments(parser, builder_help: str, builder_optional: bool) -> None:
+    optional = {"nargs": "?", "default": None} if builder_optional else {}
+    parser.add_argument("build_model", help=builder_help, **optional)
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="a data file (.csv or .parquet with --target, .npz with arrays x and y) or "
+        "MODULE:load_data (returns data for optimize)",
+    )
+    parser.add_argument("--target", default=None, help="the label column of a CSV or Parquet file")
+
+
+def _study_commands(sub) -> None:
+    sync = sub.add_parser("sync-mlflow", help="log the trials MLflow missed (no duplicates)")
+    sync.add_argument("--storage", required=True, help="Optuna storage URL")
+    sync.add_argument("--study", required=True, help="study name")
+    sync.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    sync.add_argument("--experiment", default="lossearch", help="for a study without parent run")
+    sync.set_defaults(func=cmd_sync_mlflow)
+    for name, helps, default in (
+        ("export", "write the best loss of a stored study", "best_loss.json"),
+        ("report", "write a stored study's HTML report (no MLflow)", "report.html"),
+    ):
+        command = sub.add_parser(name, help=helps)
+        command.add_argument("--storage", required=True, help="Optuna storage URL")
+        command.add_argument("--study", required=True, help="study name")
+        command.add_argument("-o", "--output", default=default, help="the file to write")
+        command.set_defaults(func=cmd_export if name == "export" else cmd_report)
+    repair = sub.add_parser(
+        "repair", help="drop the incomplete last record a killed worker left in a journal file"
+    )
+    repair.add_argument("--storage", required=True, help="journal:///path.log")
+    repair.set_defaults(func=cmd_repair)
+    spaces = sub.add_parser("spaces", help="list the bundled search spaces")
+    spaces.set_defaults(func=cmd_spaces)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lossearch",
@@ -422,73 +491,8 @@ def make_parser() -> argparse.ArgumentParser:
         parser_class=functools.partial(_Parser, formatter_class=_Help),
     )
 
-    demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
-    _search_arguments(demo, n_trials=20, epochs=15, space="quick", seed=0)
-    demo.add_argument(
-        "--imbalance",
-        type=float,
-        default=20.0,
-        help="how long the tail is: class c keeps imbalance**(-c/9) of its samples, so digit 0 "
-        "keeps all 178 and digit 9 keeps 1/imbalance of them",
-    )
-    demo.set_defaults(func=cmd_demo)
-
-    opt = sub.add_parser("optimize", help="search a loss for your model and data")
-    opt.add_argument(
-        "build_model",
-        nargs="?",
-        default=None,
-        help="MODULE:build_model; without it, a small MLP sized to a data file",
-    )
-    opt.add_argument(
-        "--data",
-        required=True,
-        help="a data file (.csv or .parquet with --target, .npz with arrays x and y) or "
-        "MODULE:load_data (returns data for optimize)",
-    )
-    opt.add_argument("--target", default=None, help="the label column of a CSV or Parquet file")
-    _search_arguments(opt, seed=0)
-    opt.set_defaults(func=cmd_optimize)
-
-    worker = sub.add_parser(
-        "worker", help="join a shared study: run trials until it holds --trials finished ones"
-    )
-    worker.add_argument("build_model", help="MODULE:build_model")
-    worker.add_argument(
-        "--data", required=True, help="a data file or MODULE:load_data (as for optimize)"
-    )
-    worker.add_argument("--target", default=None, help="the label column of a CSV or Parquet file")
-    _search_arguments(worker, worker=True, recycle_every=WORKER_RECYCLE_EVERY)
-    _worker_arguments(worker)
-    worker.set_defaults(func=cmd_worker)
-
-    sync = sub.add_parser("sync-mlflow", help="log the trials MLflow missed (no duplicates)")
-    sync.add_argument("--storage", required=True, help="Optuna storage URL")
-    sync.add_argument("--study", required=True, help="study name")
-    sync.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    sync.add_argument("--experiment", default="lossearch", help="for a study without parent run")
-    sync.set_defaults(func=cmd_sync_mlflow)
-
-    export = sub.add_parser("export", help="write the best loss of a stored study")
-    export.add_argument("--storage", required=True, help="Optuna storage URL")
-    export.add_argument("--study", required=True, help="study name")
-    export.add_argument("-o", "--output", default="best_loss.json", help="JSON file to write")
-    export.set_defaults(func=cmd_export)
-
-    report = sub.add_parser("report", help="write a stored study's HTML report (no MLflow)")
-    report.add_argument("--storage", required=True, help="Optuna storage URL")
-    report.add_argument("--study", required=True, help="study name")
-    report.add_argument("-o", "--output", default="report.html", help="HTML file to write")
-    report.set_defaults(func=cmd_report)
-
-    repair = sub.add_parser(
-        "repair", help="drop the incomplete last record a killed worker left in a journal file"
-    )
-    repair.add_argument("--storage", required=True, help="journal:///path.log")
-    repair.set_defaults(func=cmd_repair)
-
-    spaces = sub.add_parser("spaces", help="list the bundled search spaces")
-    spaces.set_defaults(func=cmd_spaces)
+    _search_commands(sub)
+    _study_commands(sub)
     return parser
 
 

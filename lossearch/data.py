@@ -265,9 +265,7 @@ def prepare_data(
     if auto:
         cv = None  # resolved below, once the class sizes are known
 
-    train, val = _unpack(data)
-    if not _is_tf_dataset(train):
-        train, val, class_names = _encoded_labels(train, val, class_names, output_shape)
+    train, val, class_names = _unpacked(data, class_names, output_shape)
     if _is_tf_dataset(train):
         if cv is not None:
             raise ValueError("cv: cross-validation needs arrays, not tf.data.Dataset inputs.")
@@ -434,6 +432,14 @@ def prepared_test(test_data, prepared: PreparedData, output_shape, activation) -
     _counts(y, prepared.label_format, prepared.num_outputs, "test")  # labels in range
     prepared.test = (x, prepared.targets(y))
     return prepared
+
+
+def _unpacked(data, class_names, output_shape):
+    """``(train, validation or None, class_names)``, text labels encoded (arrays only)."""
+    train, val = _unpack(data)
+    if _is_tf_dataset(train):
+        return train, val, class_names
+    return _encoded_labels(train, val, class_names, output_shape)
 
 
 def _encoded_labels(train, val, class_names, output_shape):

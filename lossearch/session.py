@@ -128,6 +128,12 @@ class SearchSession:
             self.driver.remember_choice(
                 result.selection.to_dict(), result.seconds, result.test_metrics
             )
+            if self.tracker.offline:  # said once already, with how to sync MLflow later
+                reason = (
+                    f"MLflow stopped answering during the search ({self.tracker.offline_reason})"
+                )
+                self.tracker.end_search("FAILED", reason, quiet=True)
+                return
             self._log_model(result)
             self.tracker.close_search(result.search_summary(), self.driver.trials_dataframe())
         except Exception as exc:

@@ -310,12 +310,13 @@ class Tracker:
             else:
                 self.client.log_figure(self.parent_id, content, name)
 
-    def end_search(self, status: str = "FINISHED", reason: str | None = None):
+    def end_search(self, status: str = "FINISHED", reason: str | None = None, quiet=False):
         """Close the parent run with ``status``, ``reason`` as its ``finish_error`` tag.
 
         Tried even after MLflow stopped answering (its tracking store may answer while its
         artifact store does not): every way a search ends closes its parent. A failure
-        here is warned of, never raised."""
+        here is warned of (unless ``quiet``: MLflow's going away was said already), never
+        raised."""
         if self.parent_id is None:
             return
         try:
@@ -323,6 +324,8 @@ class Tracker:
                 self.client.set_tag(self.parent_id, "finish_error", mask_credentials(reason)[:5000])
             self.client.set_terminated(self.parent_id, status=status)
         except Exception as exc:
+            if quiet:
+                return
             log.warning(
                 "lossearch: the MLflow parent run %s could not be closed %s (%s); the study "
                 "keeps every result. When MLflow is back, run:\n  %s",

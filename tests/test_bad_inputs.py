@@ -433,7 +433,6 @@ CASES = [
         via_cli(*MODULE_CLI, "--report", "{tmp_path}/m.py", files=MODULE_FILES),
         ["--report: '", "is the build_model module of this command"],
     ),
-    ("output is a device", via_cli("demo", "-o", "/dev/full"), ["is not a regular file"]),
     (
         "storage file that is no database",
         via_cli(

@@ -24,9 +24,25 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["best_loss.json"]
 
 
-def test_a_device_or_a_folder_is_not_written_through():
-    with pytest.raises(ValueError, match="not a regular file"):
-        write_text("/dev/null", "x")
+def test_a_device_is_written_through_and_a_folder_refused(tmp_path):
+    assert write_text("/dev/null", "x") == "/dev/null"  # not replaced by a regular file
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    with pytest.raises(ValueError, match="is a folder"):
+        write_text(tmp_path, "x")
+
+
+def test_a_full_disk_after_the_search_prints_the_best_loss(tmp_path, capsys):
+    """On main `demo -o /dev/full` lost a finished search."""
+    from types import SimpleNamespace
+
+    from lossearch import cli
+
+    config = LossConfig("focal", {"gamma": 2.0})
+    result = SimpleNamespace(export=config.to_json, best_config=config)
+    args = SimpleNamespace(output="/dev/full", report=None, model=None)
+    with pytest.raises(RuntimeError, match="could not write '/dev/full'"):
+        cli._write_outputs(result, args)
+    assert LossConfig.from_json(capsys.readouterr().out) == config
 
 
 def test_an_output_naming_an_input_is_refused(tmp_path):
