@@ -81,12 +81,8 @@ PROBLEMS = (
             ("balanced_accuracy",), 50),
     Problem("optdigits-LT100", "optdigits", _DEV, "multiclass", "long_tail",
             ("balanced_accuracy",), 100),
-    Problem("optdigits-LT50", "optdigits", _DEV, "multiclass", "long_tail",
-            ("balanced_accuracy",), 50),
     Problem("texture-LT100", "texture", _DEV, "multiclass", "long_tail",
             ("balanced_accuracy",), 100),
-    Problem("texture-LT50", "texture", _DEV, "multiclass", "long_tail",
-            ("balanced_accuracy",), 50),
     Problem("segment-LT100", "segment", _DEV, "multiclass", "long_tail",
             ("balanced_accuracy",), 100),
     Problem("segment-LT50", "segment", _DEV, "multiclass", "long_tail",
@@ -174,12 +170,12 @@ def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
         return x.astype(np.float64), y
     if name == "synthA":  # 10 classes, one cluster each
         return datasets.make_classification(
-            6000, 20, n_informative=12, n_redundant=4, n_classes=10, n_clusters_per_class=1,
+            4000, 20, n_informative=12, n_redundant=4, n_classes=10, n_clusters_per_class=1,
             class_sep=1.2, random_state=1001,
         )  # fmt: skip
     if name == "synthB":  # 8 classes of 3 clusters each: a non-linear boundary
         return datasets.make_classification(
-            6000, 30, n_informative=15, n_redundant=5, n_classes=8, n_clusters_per_class=3,
+            4000, 30, n_informative=15, n_redundant=5, n_classes=8, n_clusters_per_class=3,
             class_sep=1.5, random_state=1002,
         )  # fmt: skip
     if name == "synthC":  # 5% positives
