@@ -139,13 +139,14 @@ class Runs:
             }
         )
 
-    def paired(self, cases, a, b, objective) -> list[tuple[str, float]] | None:
+    def paired(self, cases, a, b, objective) -> list[tuple[str, float]]:
+        """``(base, a - b)`` over the cases where both were measured (the Optuna loops run
+        on each problem's first seed only; the tables give the number of pairs)."""
         pairs = []
         for problem, base, seed in cases:
             x, y = self.score(problem, seed, a, objective), self.score(problem, seed, b, objective)
-            if x is None or y is None:
-                return None  # not measured on every case: no comparison
-            pairs.append((base, x - y))
+            if x is not None and y is not None:
+                pairs.append((base, x - y))
         return pairs
 
     def best_in_hindsight(self, cases, task, objective) -> str | None:
@@ -183,19 +184,21 @@ def comparisons(runs: Runs, cases, task, objective) -> list[tuple[str, str, str]
     return [row for row in rows if row[2] is not None]
 
 
-def comparison_table(runs: Runs, role, task, objective, goals: list[str]) -> list[str]:
-    cases = runs.cases(role, task, objective, model="mlp")
+def comparison_table(runs: Runs, role, model, task, objective, goals: list[str]) -> list[str]:
+    cases = runs.cases(role, task, objective, model=model)
     if not cases:
         return []
+    setting = f"{task} ({model.upper()})"
     lines = [
-        f"#### {role}: {task} (MLP), test {objective}",
+        f"#### {role}: {setting}, test {objective}",
         "",
         f"{len(cases)} searches on {len({c[0] for c in cases})} problems from "
         f"{len({c[1] for c in cases})} base datasets. Points of test {objective}; interval "
-        "clustered on the base dataset; win / tie / loss over the searches (tie: within 0.5).",
+        "clustered on the base dataset; win / tie / loss over the pairs (tie: within 0.5). The "
+        "Optuna loops ran on each problem's first seed only.",
         "",
-        "| comparison | mean | 95% interval | win / tie / loss |",
-        "|---|---|---|---|",
+        "| comparison | pairs | mean | 95% interval | win / tie / loss |",
+        "|---|---|---|---|---|",
     ]
     for label, a, b in comparisons(runs, cases, task, objective):
         pairs = runs.paired(cases, a, b, objective)
@@ -203,21 +206,22 @@ def comparison_table(runs: Runs, role, task, objective, goals: list[str]) -> lis
             continue
         stat = clustered(pairs)
         lines.append(
-            f"| {label} | {_points(stat)} | {_interval(stat)} | "
+            f"| {label} | {stat['n']} | {_points(stat)} | {_interval(stat)} | "
             f"{stat['wins']} / {stat['ties']} / {stat['losses']} |"
         )
         if a == PICK and b in ("recipes_only", incumbent_of(task, objective)):
             goal = "more than the recipes alone" if b == "recipes_only" else "≥ the incumbent"
             goals.append(
-                f"- {role}, {task} {objective}: lossearch {goal}: {_points(stat)} points "
+                f"- {role}, {setting} {objective}: lossearch {goal}: {_points(stat)} points "
                 f"{_interval(stat)} → **{verdict(stat)}**."
             )
     lines.append("")
-    lines += _per_problem(runs, cases, task, objective, goals, role)
+    lines += _per_problem(runs, cases, setting, objective, goals, role)
     return lines
 
 
-def _per_problem(runs, cases, task, objective, goals, role) -> list[str]:
+def _per_problem(runs, cases, setting, objective, goals, role) -> list[str]:
+    task = setting.split()[0]
     incumbent = incumbent_of(task, objective)
     methods = [PICK, "recipes_only", "optuna_like_for_like", "optuna_by_hand", incumbent]
     problems = sorted({c[0] for c in cases})
@@ -240,13 +244,16 @@ def _per_problem(runs, cases, task, objective, goals, role) -> list[str]:
             for s in seeds
             if runs.score(problem, s, incumbent, objective) is not None
         ]
-        gap = statistics.mean(diffs) * 100 if diffs else float("nan")
+        if not diffs:
+            lines.append(f"| {problem} | " + " | ".join(cells) + " | – |")
+            continue
+        gap = statistics.mean(diffs) * 100
         worst = gap if worst is None or gap < worst else worst
         lines.append(f"| {problem} | " + " | ".join(cells) + f" | {gap:+.2f} |")
     if worst is not None:
         state = "met" if worst >= -0.5 else "missed"
         goals.append(
-            f"- {role}, {task} {objective}: no problem more than 0.5 points below the "
+            f"- {role}, {setting} {objective}: no problem more than 0.5 points below the "
             f"incumbent (mean over seeds): worst {worst:+.2f} → **{state}**."
         )
     return lines + [""]
@@ -403,18 +410,20 @@ def render(rows, args) -> str:
     body: list[str] = []
     for role in ROLES:
         sections = []
-        for task in ("multiclass", "binary", "multilabel"):
-            objectives = sorted(
-                {
-                    r["objective"]
-                    for r in rows
-                    if r["method"] == PICK
-                    and r["task"] == task
-                    and BY_NAME[r["setting"]].role == role
-                }
-            )
-            for objective in objectives:
-                sections += comparison_table(runs, role, task, objective, goals)
+        for model in ("mlp", "cnn"):
+            for task in ("multiclass", "binary", "multilabel"):
+                objectives = sorted(
+                    {
+                        r["objective"]
+                        for r in rows
+                        if r["method"] == PICK
+                        and r["task"] == task
+                        and BY_NAME[r["setting"]].role == role
+                        and BY_NAME[r["setting"]].model == model
+                    }
+                )
+                for objective in objectives:
+                    sections += comparison_table(runs, role, model, task, objective, goals)
         if sections:
             body += [f"### {role.capitalize()} problems", "", *sections]
     budget = args.budget["mlp"]
@@ -424,7 +433,14 @@ def render(rows, args) -> str:
         "## Efficacy: the pick against fixed recipes on data the search never saw"
         + (" (`--quick` smoke run)" if args.quick else ""),
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on commit {', '.join(commits)} with "
+        f"Measured {time.strftime('%Y-%m-%d')} on commit {', '.join(commits)}"
+        + (
+            " (`+`: a file under `lossearch/` or `benchmarks/` differed from the commit when "
+            "the run started)"
+            if any(c.endswith("+") for c in commits)
+            else ""
+        )
+        + " with "
         f"`make benchmark-efficacy{'-quick' if args.quick else ''}` (`benchmarks/efficacy.py"
         f"{' --quick' if args.quick else ''}`) on {platform.machine()}, {os.cpu_count()} cores, "
         f"CPU only, {args.jobs} processes of one thread, Keras {keras.__version__}, Optuna "

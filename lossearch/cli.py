@@ -407,7 +407,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _search_commands(sub) -> None:
     demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
-    _search_arguments(demo, n_trials=12, epochs=10, space="quick", seed=0)
+    _search_arguments(demo, n_trials=10, epochs=8, space="quick", seed=0)
     demo.add_argument(
         "--imbalance",
         type=float,
