@@ -14,7 +14,7 @@ Methods, per problem, seed and objective:
   the benchmark's seed and scored on test under its own tuned decision rule;
 * ``recipes_only``: ``optimize`` with the recipes alone (``n_trials`` = the recipes):
   recipes + confirmation + decision rule, no search. lossearch minus this is what the
-  search itself adds;
+  search itself adds (the default objective, first seed);
 * ``optuna_by_hand``: what a user writes by hand: TPE over the same space with the same
   trials and epochs, one stratified 80/20 hold-out, no recipes, no decision rule, no
   pruning, the top validation trial refit on the pool (the default objective, first seed);
@@ -56,8 +56,8 @@ SEARCH_METHODS = ("lossearch", "recipes_only", "optuna_by_hand", "optuna_like_fo
 # the comparison methods run on the default objective; the other objectives are read off the
 # regret analysis (searched configs against every recipe, on test)
 DEFAULT_OBJECTIVE_ONLY = ("recipes_only", "optuna_by_hand", "optuna_like_for_like")
-# the two Optuna loops run on each problem's first seed only (the run's size on 2 cores)
-FIRST_SEED_ONLY = ("optuna_by_hand", "optuna_like_for_like")
+# the comparison searches run on each problem's first seed only (the run's size on 2 cores)
+FIRST_SEED_ONLY = ("recipes_only", "optuna_by_hand", "optuna_like_for_like")
 REGRET_TOP = 10  # the top trials by validation retrained for the regret analysis
 
 
@@ -550,10 +550,11 @@ def plan(args, done: set) -> list[dict]:
 
 def measure(args, runs_path: Path = RUNS) -> list[dict]:
     budgets = list(args.budget.values())
+    planned = {(j["problem"], j["seed"], j["method"], j["objective"]) for j in plan(args, set())}
     rows = [
         r
         for r in load_runs(runs_path)
-        if r["method"] not in args.redo and r["budget"] in budgets and "role" in r
+        if r["method"] not in args.redo and r["budget"] in budgets and _key(r) in planned
     ]
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     runs_path.write_text("".join(json.dumps(r) + "\n" for r in rows))

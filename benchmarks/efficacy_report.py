@@ -195,7 +195,8 @@ def comparison_table(runs: Runs, role, model, task, objective, goals: list[str])
         f"{len(cases)} searches on {len({c[0] for c in cases})} problems from "
         f"{len({c[1] for c in cases})} base datasets. Points of test {objective}; interval "
         "clustered on the base dataset; win / tie / loss over the pairs (tie: within 0.5). The "
-        "Optuna loops ran on each problem's first seed only.",
+        "comparison searches (recipes alone, the two Optuna loops) ran on each problem's first "
+        "seed only.",
         "",
         "| comparison | pairs | mean | 95% interval | win / tie / loss |",
         "|---|---|---|---|---|",
