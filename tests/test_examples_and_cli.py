@@ -206,7 +206,7 @@ def test_help_shows_every_default_and_describes_the_imbalance(capsys):
         cli.main(["demo", "--help"])
     assert done.value.code == 0
     flat = " ".join(capsys.readouterr().out.split())
-    assert "--trials TRIALS finished trials to run (default: 12)" in flat
+    assert "--trials TRIALS finished trials to run (default: 10)" in flat
     assert "--imbalance IMBALANCE how long the tail is" in flat and "(default: 20.0)" in flat
     with pytest.raises(SystemExit):
         cli.main(["worker", "--help"])
