@@ -140,8 +140,8 @@ class Runs:
         )
 
     def paired(self, cases, a, b, objective) -> list[tuple[str, float]]:
-        """``(base, a - b)`` over the cases where both were measured (the Optuna loops run
-        on each problem's first seed only; the tables give the number of pairs)."""
+        """``(base, a - b)`` over the cases where both were measured (the comparison searches
+        run on each problem's first seed only; the tables give the number of pairs)."""
         pairs = []
         for problem, base, seed in cases:
             x, y = self.score(problem, seed, a, objective), self.score(problem, seed, b, objective)
@@ -220,12 +220,11 @@ def comparison_table(runs: Runs, role, model, task, objective, goals: list[str])
                 f"{_interval(stat)} → **{verdict(stat)}**."
             )
     lines.append("")
-    lines += _per_problem(runs, cases, setting, objective, goals, role)
+    lines += _per_problem(runs, cases, task, setting, objective, goals, role)
     return lines
 
 
-def _per_problem(runs, cases, setting, objective, goals, role) -> list[str]:
-    task = setting.split()[0]
+def _per_problem(runs, cases, task, setting, objective, goals, role) -> list[str]:
     incumbent = incumbent_of(task, objective)
     methods = [PICK, "recipes_only", "optuna_like_for_like", "optuna_by_hand", incumbent]
     problems = sorted({c[0] for c in cases})
