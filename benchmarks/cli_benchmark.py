@@ -21,17 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from efficacy import ROOT, commit  # noqa: E402  (one reading of the commit, dirty marked)
 from sections import write_section  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def commit() -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return f"`{head or 'unknown'}`"
-
 
 # (arguments, the exit status expected): an argument error must fail, and fail fast
 COMMANDS = [
@@ -97,7 +88,7 @@ def render(medians: dict[str, float], rounds: int, demo: float | None) -> str:
         )
     return f"""## Command line: time to answer
 
-`benchmarks/cli_benchmark.py` on commit {commit()}: each command in a fresh process, median of
+`benchmarks/cli_benchmark.py` on commit `{commit()}`: each command in a fresh process, median of
 {rounds} interleaved rounds, on this machine. Help, `--version`, `spaces` and argument errors
 (exit status 2) answer without importing TensorFlow. Goal: every one of them within a second:
 **{goal}** (slowest {slowest:.2f} s).
