@@ -235,6 +235,9 @@ def run_lossearch(setting, budget, seed, objective=None, cv="auto", pruner=None,
         "reason": picked.reason,
         "phases": {**result.seconds, "search_recipes": _recipe_seconds(result.study)},
         "trial_cost": trial_cost(result.study),
+        "trials_run": sum(t.state.is_finished() for t in result.study.trials),
+        # the stop's reason (None: the whole budget); code before the early stop has none
+        "stopped": getattr(result.search, "stopped_early", lambda: None)(),
         "confirmation": [
             {k: row[k] for k in ("trial", "recipe", "role", "runs", "stopped", "confirmed_mean")}
             for row in picked.table
@@ -448,7 +451,10 @@ def _run_method(setting, method, objective, budget, seed) -> dict:
 
 
 def run_job(job: dict) -> dict:
-    """One (problem, seed, method, objective): load, run, score, time. In a worker process."""
+    """One (problem, seed, method, objective): load, run, score, time. In a worker process.
+    ``job["code"]``: a folder holding another commit's ``lossearch`` package, run instead."""
+    if job.get("code"):  # first on the path: ahead of the editable install's finder
+        sys.path.insert(0, job["code"])
     import lossearch
 
     lossearch.limit_threads(1)

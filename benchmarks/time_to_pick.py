@@ -1,14 +1,16 @@
-"""Wall time to the final pick: lossearch (search, confirmation, refit) against the plain
-Optuna loop with the same ``n_trials`` and ``epochs``, Keras Tuner's Hyperband on the same
-space, and lossearch unpruned (a live check of the pruning, scored on test data).
+"""Wall time to the final pick: lossearch (search, early stop, confirmation, refit) against
+the plain Optuna loop with the same ``n_trials`` and ``epochs``, and against lossearch at an
+earlier commit (``--before``), in one run, on development and confirmation problems.
 
 Each (problem, seed, method) is one job of ``efficacy.run_job`` (one thread, a fresh
-process), scored on the problem's held-out test set. By default the jobs run one at a
-time, the methods of a problem back to back, so no method shares the machine with
-another (``--jobs 2`` halves the wall time at the cost of that).
+process), scored on the problem's held-out test set. ``--before COMMIT`` runs that
+commit's ``lossearch`` package (``git archive`` into a cache folder, first on the job's
+``sys.path``) through the same harness: the per-trial fixed cost before and after is
+then measured side by side. Optional methods: Keras Tuner's Hyperband on the same space,
+lossearch unpruned.
 
-Run: .venv/bin/python benchmarks/time_to_pick.py [--trials 60] [--epochs 20] [--seeds 0]
-(`--add --seeds 1` adds seed 1 to the saved rows; `--render` rewrites the section)
+Run: .venv/bin/python benchmarks/time_to_pick.py [--trials 60] [--epochs 20] [--seeds 0 1]
+     [--before 13a88ba] [--jobs 2]   (`--render` rewrites the section from the saved JSON)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,172 +28,211 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from efficacy import run_job  # noqa: E402
+from efficacy import commit, run_job  # noqa: E402
+from efficacy_data import BY_NAME  # noqa: E402
+from efficacy_report import clustered  # noqa: E402
 from sections import machine, publish  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-PROBLEMS = (
-    ("digits", "multiclass", 50),
-    ("segment", "multiclass", 100),
-    ("yeast3", "binary", None),
-    ("vehicle0", "binary", None),
-)
-METHODS = ("plain_optuna", "keras_tuner_hyperband", "lossearch", "lossearch_unpruned")
-LABELS = ("plain loop", "KT Hyperband", "lossearch", "unpruned")
+CACHE = Path.home() / ".cache" / "lossearch-bench"
+PROBLEMS = ("digits-LT50", "segment-LT100", "yeast3", "vehicle0")  # development
+CONFIRMATION = ("synthA-LT50", "synthB-LT100", "breast_cancer-rare")
+LABELS = {
+    "plain_optuna": "plain loop",
+    "lossearch_before": "lossearch before",
+    "lossearch": "lossearch",
+    "keras_tuner_hyperband": "KT Hyperband",
+    "lossearch_unpruned": "unpruned",
+}
 METRIC = {"multiclass": "balanced_accuracy", "binary": "pr_auc"}
 GOAL = 0.5  # lossearch's wall time over the plain loop's
 
 
-def measure(trials: int, epochs: int, seeds, jobs: int, methods=METHODS) -> list[dict]:
-    budget = {"n_trials": trials, "epochs": epochs, "batch_size": 32}
-    todo = [
-        {"dataset": d, "task": t, "imbalance": i, "seed": s, "method": m, "budget": budget}
-        for (d, t, i) in PROBLEMS
-        for s in seeds
-        for m in methods
-    ]
+def checkout(rev: str) -> tuple[str, str]:
+    """``(short commit, folder)``: the ``lossearch`` package of ``rev``, unpacked once."""
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    folder = CACHE / f"lossearch-{short}"
+    if not (folder / "search_spaces").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", short, "lossearch", "search_spaces"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return short, str(folder)
+
+
+def measure(args, before: tuple[str, str] | None) -> list[dict]:
+    budget = {"n_trials": args.trials, "epochs": args.epochs, "batch_size": 32}
+    methods = list(args.methods) + (["lossearch_before"] if before else [])
+    todo = []
+    for problem in args.problems:
+        for seed in args.seeds:
+            for method in methods:
+                job = {"problem": problem, "seed": seed, "budget": budget}
+                if method == "lossearch_before":
+                    job.update(method="lossearch", code=before[1], code_commit=before[0])
+                else:
+                    job.update(method=method, commit=commit())
+                todo.append(job)
     # a fresh process per job: no job inherits another's TensorFlow state
-    with ProcessPoolExecutor(jobs, get_context("spawn"), max_tasks_per_child=1) as pool:
-        rows = []
-        for row in pool.map(run_job, todo):
+    rows = []
+    with ProcessPoolExecutor(args.jobs, get_context("spawn"), max_tasks_per_child=1) as pool:
+        for job, row in zip(todo, pool.map(run_job, todo), strict=True):
+            if "code" in job:
+                row.update(method="lossearch_before", commit=job["code_commit"])
             print(f"{row['setting']} s{row['seed']} {row['method']}: {row['seconds']:.0f} s")
             rows.append(row)
     return rows
 
 
+# -- the section ------------------------------------------------------------------------------
+
+
+def _methods(rows) -> list[str]:
+    present = {r["method"] for r in rows}
+    return [m for m in LABELS if m in present]
+
+
 def _cases(rows):
-    by = {(r["setting"], r["seed"], r["method"]): r for r in rows}
-    for setting, seed, task in sorted({(r["setting"], r["seed"], r["task"]) for r in rows}):
-        yield setting, seed, task, [by[(setting, seed, m)] for m in METHODS]
+    """``(setting, seed, task, {method: row})`` per problem and seed, problems in order."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["setting"], r["seed"], r["task"]), {})[r["method"]] = r
+    order = {name: i for i, name in enumerate(PROBLEMS + CONFIRMATION)}
+    for key in sorted(by, key=lambda k: (order.get(k[0], 99), k[1])):
+        yield (*key, by[key])
 
 
-def _times_table(rows) -> tuple[list[str], dict]:
+def _times_table(rows, methods) -> list[str]:
+    others = [m for m in methods if m not in ("plain_optuna", "lossearch")]
     lines = [
-        "| problem | seed | " + " | ".join(LABELS) + " | lossearch / plain | lossearch / "
-        "Hyperband | test: " + ", ".join(LABELS) + " |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| problem | role | seed | "
+        + " | ".join(LABELS[m] for m in methods)
+        + " | lossearch / plain | "
+        + "".join(f"lossearch / {LABELS[m]} | " for m in others)
+        + "trials run | test: "
+        + ", ".join(LABELS[m] for m in methods)
+        + " |",
+        "|" + "---|" * (3 + len(methods) + 1 + len(others) + 2),
     ]
-    ratios = {"plain": [], "hyperband": [], "unpruned": []}
-    diffs = {"plain": [], "hyperband": [], "unpruned": []}
     for setting, seed, task, runs in _cases(rows):
-        plain, hyperband, ours, unpruned = runs
+        ours, metric = runs["lossearch"], METRIC[task]
+        times = " | ".join(f"{runs[m]['seconds']:.0f} s" for m in methods)
+        ratios = " | ".join(
+            f"{ours['seconds'] / runs[m]['seconds']:.2f}×" for m in ["plain_optuna", *others]
+        )
+        tests = ", ".join(f"{runs[m]['scores'][metric]:.3f}" for m in methods)
+        ran = f"{ours.get('trials_run', '?')}" + (" (stopped early)" if ours.get("stopped") else "")
+        lines.append(
+            f"| {setting} | {ours['role']} | {seed} | {times} | {ratios} | {ran} | {tests} |"
+        )
+    return lines
+
+
+def _paired(rows, role: str, other: str) -> tuple[dict, dict]:
+    """lossearch against ``other`` on ``role``'s problems: the time ratio and the test
+    difference, each a mean over base datasets with its clustered 95% interval."""
+    ratios, diffs = [], []
+    for _, _, task, runs in _cases(rows):
+        ours = runs["lossearch"]
+        if ours["role"] != role or other not in runs:
+            continue
+        base = BY_NAME[ours["setting"]].base
+        ratios.append((base, ours["seconds"] / runs[other]["seconds"]))
         metric = METRIC[task]
-        for key, other in (("plain", plain), ("hyperband", hyperband), ("unpruned", unpruned)):
-            ratios[key].append(ours["seconds"] / other["seconds"])
-            diffs[key].append(ours["scores"][metric] - other["scores"][metric])
-        times = " | ".join(f"{r['seconds']:.0f} s" for r in runs)
-        tests = ", ".join(f"{r['scores'][metric]:.3f}" for r in runs)
+        diffs.append((base, ours["scores"][metric] - runs[other]["scores"][metric]))
+    return (clustered(ratios), clustered(diffs)) if ratios else (None, None)
+
+
+def _interval(stat: dict, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+    low, high = stat["low"] * scale, stat["high"] * scale
+    if low != low:  # NaN: one unit
+        return "n/a"
+    return f"[{fmt.format(low)}, {fmt.format(high)}]" + ("†" if stat["one_base"] else "")
+
+
+def _goals(rows, methods) -> list[str]:
+    lines = []
+    for role in ("development", "confirmation"):
+        ratio, diff = _paired(rows, role, "plain_optuna")
+        if ratio is None:
+            continue
+        fast = "**met**" if ratio["high"] <= GOAL else "**not shown**"
+        if ratio["low"] > GOAL:
+            fast = "**missed**"
+        equal = "**met**" if diff["high"] >= 0 else "**missed**"  # includes 0 or lies above
+        equal = "**not shown**" if diff["low"] != diff["low"] else equal
         lines.append(
-            f"| {setting} | {seed} | {times} | {ratios['plain'][-1]:.2f}× | "
-            f"{ratios['hyperband'][-1]:.2f}× | {tests} |"
+            f"- {role} ({ratio['n']} problem × seed cases, {ratio['bases']} base datasets): "
+            f"time to the pick {ratio['mean']:.2f}× the plain loop's "
+            f"{_interval(ratio)} → ≤ {GOAL}× {fast}; test quality lossearch − plain loop "
+            f"{diff['mean'] * 100:+.2f} points {_interval(diff, 100, '{:+.2f}')} → equal or "
+            f"better {equal}."
         )
-    return lines, {"ratios": ratios, "diffs": diffs}
+        ratio_b, diff_b = _paired(rows, role, "lossearch_before")
+        if ratio_b is not None:
+            lines.append(
+                f"  Against lossearch before: {ratio_b['mean']:.2f}× the time "
+                f"{_interval(ratio_b)}, test {diff_b['mean'] * 100:+.2f} points "
+                f"{_interval(diff_b, 100, '{:+.2f}')}."
+            )
+    return lines
 
 
-def _phases_table(rows) -> tuple[list[str], list[float], list[dict]]:
-    """Where lossearch's time goes, and the part no pruner can cut."""
-    lines = [
-        "| problem | seed | total | search (of it: recipes) | confirmation | refit | other "
-        "| pick | unprunable / plain loop |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    floors, costs = [], []
-    for setting, seed, _, runs in _cases(rows):
-        plain, ours = runs[0], runs[2]
-        p = ours["phases"]
-        other = ours["seconds"] - p["search"] - p["confirmation"] - p["refit"]
-        floor = (p["search_recipes"] + p["confirmation"] + p["refit"]) / plain["seconds"]
-        floors.append(floor)
-        if ours.get("trial_cost"):
-            cost = dict(ours["trial_cost"])
-            cost["sampled_over_plain"] = cost["sampled_seconds"] / plain["seconds"]
-            fixed = cost["fixed"] * cost["sampled_trials"]
-            cost["fixed_over_plain"] = fixed / plain["seconds"]
-            costs.append(cost)
-        stopped = sum(row["stopped"] for row in ours["confirmation"])
-        runs_total = sum(row["runs"] for row in ours["confirmation"])
+def _trial_cost(rows, methods) -> list[str]:
+    """The per-trial fixed cost and the per-epoch cost, fitted over each search's trials."""
+    lines = ["| code | searches | fixed cost per trial | per epoch | sampled trials trained |"]
+    lines.append("|---|---|---|---|---|")
+    for method in [m for m in ("lossearch_before", "lossearch") if m in methods]:
+        costs = [r["trial_cost"] for r in rows if r["method"] == method and r.get("trial_cost")]
+        if not costs:
+            continue
+        code = rows[[r["method"] for r in rows].index(method)].get("commit", "")
+        mean = {k: statistics.mean(c[k] for c in costs) for k in costs[0]}
         lines.append(
-            f"| {setting} | {seed} | {ours['seconds']:.0f} s | {p['search']:.0f} s "
-            f"({p['search_recipes']:.0f} s) | {p['confirmation']:.0f} s ({runs_total} runs, "
-            f"{stopped} stopped early) | {p['refit']:.0f} s | {other:.0f} s | {ours['pick']} | "
-            f"{floor:.2f}× |"
+            f"| {LABELS[method]} ({code}) | {len(costs)} | {mean['fixed']:.2f} s | "
+            f"{mean['per_epoch'] * 1000:.0f} ms | {mean['sampled_trials']:.0f} |"
         )
-    return lines, floors, costs
-
-
-def _verdict(stats: dict, floors: list[float], costs: list[dict], n_cases: int) -> list[str]:
-    ratios, diffs = stats["ratios"], stats["diffs"]
-    mean = statistics.mean(ratios["plain"])
-    verdict = "**met**" if mean <= GOAL else f"**missed by {mean - GOAL:.2f}×**"
-    lines = [
-        f"Goal: lossearch ≤ {GOAL}× the plain loop's wall time: mean **{mean:.2f}×** over "
-        f"{n_cases} problem × seed cases ({min(ratios['plain']):.2f}–"
-        f"{max(ratios['plain']):.2f}×), {verdict}; against Keras Tuner's Hyperband "
-        f"{statistics.mean(ratios['hyperband']):.2f}×. Test quality, lossearch minus each "
-        f"(paired, mean): plain loop {statistics.mean(diffs['plain']):+.3f}, Hyperband "
-        f"{statistics.mean(diffs['hyperband']):+.3f}.",
-        "",
-        f"Pruning, live: lossearch takes {statistics.mean(ratios['unpruned']):.2f}× the time "
-        f"of its own unpruned run, with test quality {statistics.mean(diffs['unpruned']):+.3f} "
-        f"on average (largest gap {max(map(abs, diffs['unpruned'])):.3f}; goal: within "
-        "noise).",
-        "",
-    ]
-    if costs:
-
-        def mean_of(key):
-            return statistics.mean(c[key] for c in costs)
-
-        fixed_share = statistics.mean(c["fixed_over_plain"] for c in costs)
-        lines += [
-            "Why it stops there: the recipes (never pruned), the confirmation runs and the "
-            f"refit take {statistics.mean(floors):.2f}× the plain loop's time on average "
-            f"({min(floors):.2f}–{max(floors):.2f}×). The sampled trials, "
-            f"{mean_of('sampled_trials'):.0f} trained per search and nearly all pruned "
-            f"({mean_of('sampled_epochs'):.1f} epochs each on average, cross-validation folds "
-            f"counted), took {statistics.mean(c['sampled_over_plain'] for c in costs):.2f}×: "
-            f"a trial costs {mean_of('fixed'):.2f} s before its first epoch (build, graph "
-            "tracing, scoring, MLflow and storage writes; fitted over each search's trials) "
-            f"against {mean_of('per_epoch') * 1000:.0f} ms an epoch, so those fixed costs "
-            f"alone are {fixed_share:.2f}×. Together, "
-            f"{statistics.mean(floors) + fixed_share:.2f}× of the plain loop's time is spent "
-            "before a sampled trial trains one epoch, so no pruner can reach the goal here; "
-            "fewer trials, `confirm_seeds=0` or `cv=None` can, at the costs the efficacy "
-            "benchmark measures.",
-            "",
-        ]
     return lines
 
 
 def render(saved: dict) -> str:
     rows, meta = saved["rows"], saved["meta"]
-    times, stats = _times_table(rows)
-    phases, floors, costs = _phases_table(rows)
-    n_cases = len(times) - 2
+    methods = _methods(rows)
+    before = next((r["commit"] for r in rows if r["method"] == "lossearch_before"), None)
     return "\n".join(
         [
             "## Time to the final pick",
             "",
             f"Measured {saved['date']} with `benchmarks/time_to_pick.py` on {meta['machine']}: "
             f"{meta['trials']} trials of {meta['epochs']} epochs, each method one process of "
-            f"one thread, {meta.get('layout', 'alone on the machine')}. lossearch runs its "
-            "defaults (successive-halving pruning, robust selection with confirmation runs, "
-            '`cv="auto"`, the decision rule, the refit); unpruned, the same with `NopPruner`; '
+            f"one thread, {meta['layout']}; code {meta.get('commit', '?')}"
+            + (f", lossearch before = commit {before}" if before else "")
+            + ". lossearch runs its defaults (early stop, successive-halving pruning, robust "
+            'selection with confirmation runs, `cv="auto"`, the decision rule, the refit); '
             "the plain loop is TPE over the same space on one 80/20 hold-out split, its top "
-            "trial refit on all the data; Keras Tuner's Hyperband (`max_epochs` = the epoch "
-            "budget, factor 3, it picks its own number of trials) searches the same space "
-            "through `LossHyperModel` with the objective as a streaming metric, on that split, "
-            "its best trial refit the same way. Test: balanced accuracy (multiclass), PR-AUC "
-            "(binary), on data no method saw.",
+            "trial refit on all the data. Test: balanced accuracy (multiclass), PR-AUC "
+            "(binary), on data no method saw. Development problems are those the defaults "
+            "(the early stop's patience among them) were chosen on; confirmation problems are "
+            "reported only.",
             "",
-            *times,
+            *_times_table(rows, methods),
             "",
-            *_verdict(stats, floors, costs, n_cases),
-            "Where lossearch's time goes (`result.seconds`; other: data checks, MLflow "
-            "artifacts, the report):",
+            "Goals (intervals: 95%, clustered on the base dataset; † one base, over its "
+            "seeds; a goal is met only when the whole interval meets it):",
             "",
-            *phases,
+            *_goals(rows, methods),
+            "",
+            "What a trial costs (`fixed + per_epoch × epochs`, least squares over each "
+            "search's trained trials, cross-validation folds counted as epochs):",
+            "",
+            *_trial_cost(rows, methods),
             "",
         ]
     )
@@ -200,34 +242,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS + CONFIRMATION))
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=["plain_optuna", "lossearch"])
+    parser.add_argument("--before", help="also run lossearch at this commit (git revision)")
     parser.add_argument("--render", action="store_true", help="rewrite from the saved JSON")
-    parser.add_argument(
-        "--add", action="store_true", help="add these seeds' rows to the saved ones (same budget)"
-    )
     args = parser.parse_args(argv)
     path = RESULTS / "time_to_pick.json"
-    if args.add:
-        saved = json.loads(path.read_text())
-        assert (saved["meta"]["trials"], saved["meta"]["epochs"]) == (args.trials, args.epochs)
-        fresh = measure(args.trials, args.epochs, args.seeds, args.jobs, args.methods)
-        keys = {(r["setting"], r["seed"], r["method"]) for r in fresh}
-        saved["rows"] = [
-            r for r in saved["rows"] if (r["setting"], r["seed"], r["method"]) not in keys
-        ] + fresh
-        path.write_text(json.dumps(saved, indent=1))
-    elif not args.render:
+    if not args.render:
+        before = checkout(args.before) if args.before else None
         saved = {
             "date": time.strftime("%Y-%m-%d"),
             "meta": {
                 "machine": machine(),
                 "trials": args.trials,
                 "epochs": args.epochs,
+                "commit": commit(),
                 "layout": "alone on the machine" if args.jobs == 1 else f"{args.jobs} side by side",
             },
-            "rows": measure(args.trials, args.epochs, args.seeds, args.jobs, args.methods),
+            "rows": measure(args, before),
         }
         path.write_text(json.dumps(saved, indent=1))
     publish("time-to-pick", path, render)

@@ -6,6 +6,9 @@ challenger replaces the default only when its mean gain exceeds ``Z_CLEAR`` stan
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import numpy as np
 
 Z_CLEAR = 1.64  # one-sided 95%: "clearly above noise"
@@ -34,5 +37,36 @@ def clearly_lower_balanced(challenger: np.ndarray, default: np.ndarray, labels: 
         return False
     rng = np.random.default_rng(0)
     draws = rng.integers(0, len(labels), (BOOTSTRAP_ROUNDS, len(labels)))
-    resampled = [balanced_mean(diff[idx], labels[idx]) for idx in draws]
-    return bool(gain > Z_CLEAR * float(np.std(resampled)))
+    return bool(gain > Z_CLEAR * float(np.std(_balanced_means(diff, labels, draws))))
+
+
+def _balanced_means(values: np.ndarray, labels: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """:func:`balanced_mean` of each resample ``values[row]`` for ``row`` in ``draws``, in one
+    pass (it runs after every epoch of every trial)."""
+    n_classes = int(labels.max()) + 1
+    # each (resample, class) pair its own bin
+    bins = (labels[draws] + n_classes * np.arange(len(draws))[:, None]).ravel()
+    size = len(draws) * n_classes
+    sums = np.bincount(bins, weights=values[draws].ravel(), minlength=size).reshape(-1, n_classes)
+    counts = np.bincount(bins, minlength=size).reshape(-1, n_classes)
+    present = counts > 0
+    means = np.divide(sums, counts, out=np.zeros_like(sums), where=present)
+    return means.sum(1) / present.sum(1)
+
+
+def bootstrap_std(statistic: Callable[[np.ndarray], float], n: int, seed: int | None = 0) -> float:
+    """The bootstrap standard deviation of ``statistic(indices)`` over resamples of ``n``
+    samples; a resample it cannot score (a class left out: NaN or ``ValueError``) is
+    skipped. NaN when fewer than two resamples scored."""
+    rng = np.random.default_rng(seed)
+    values = []
+    with warnings.catch_warnings():  # a resample without positives: NaN AP, skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(BOOTSTRAP_ROUNDS):
+            try:
+                value = float(statistic(rng.integers(0, n, n)))
+            except ValueError:
+                continue
+            if np.isfinite(value):
+                values.append(value)
+    return float(np.std(values)) if len(values) > 1 else float("nan")

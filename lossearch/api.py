@@ -60,6 +60,7 @@ def optimize(
     selection: str = "robust",
     confirm_seeds: int = 2,
     decision: bool = True,
+    early_stop: Any = True,
     backend: str = "optuna",
     tuner: str = "hyperband",
 ) -> SearchResult:
@@ -74,8 +75,8 @@ def optimize(
         log_model=log_model, registered_model_name=registered_model_name,
         show_progress=show_progress, selection=selection, confirm_seeds=confirm_seeds,
         backend=backend, tuner=tuner, sampler=sampler, pruner=pruner,
-        callbacks=tuple(callbacks or ()), storage=storage, study_name=study_name,
-        tracking_uri=tracking_uri, experiment_name=experiment_name,
+        callbacks=tuple(callbacks or ()), early_stop=early_stop, storage=storage,
+        study_name=study_name, tracking_uri=tracking_uri, experiment_name=experiment_name,
     )  # a table, each argument by name; checks their combinations before the model's probed
     runner, search_space = prepare_runner(
         build_model, data, space, objective=objective, epochs=epochs, batch_size=batch_size,

@@ -303,6 +303,14 @@ _ARGUMENTS = (
         "keep arg-max / 0.5 instead of tuning a decision rule",
         flag="--no-decision",
     ),
+    Argument(
+        "early_stop",
+        True,
+        (BOOL, _instance_of("lossearch.stopping.BaseStopper", "a lossearch.stopping.BaseStopper")),
+        "search the whole budget even when no sampled trial comes within noise of the "
+        "incumbent (Optuna backend)",
+        flag="--no-early-stop",
+    ),
     Argument("backend", "optuna", (Options(BACKENDS),), "who proposes configs"),
     Argument("tuner", "hyperband", (Options(TUNERS),), "Keras Tuner's oracle"),
 )

@@ -135,6 +135,7 @@ class SearchResult:
             seconds=dict(self.seconds),
             closed=self.closed,
             test=self.test_metrics,
+            stopped_early=self.search.stopped_early(),
         )
 
     def report(self, path: str | os.PathLike) -> str:

@@ -255,12 +255,14 @@ class SearchSession:
         selection = Selection.from_dict(choice, records) or select(
             records, self.runner.objective, "best"
         )
+        more = "early_stop=False" if self.driver.stopped_early() else "a larger n_trials"
         log.warning(
             "lossearch: study %r is complete (%d finished trials, closed); this returns its "
-            "pick as `lossearch export` reads it. Pass a larger n_trials to search on, or "
-            "another study_name for a new search.",
+            "pick as `lossearch export` reads it. Pass %s to search on, or another "
+            "study_name for a new search.",
             self.driver.name,
             len(records),
+            more,
         )
         return self._refit_result(selection, self.driver.saved_parent_run(), {})
 

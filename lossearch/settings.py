@@ -34,6 +34,7 @@ class SearchSettings:
     sampler: Any = None  # Optuna sampler, None for lossearch's TPE
     pruner: Any = None  # Optuna pruner, None for successive halving
     callbacks: tuple = ()  # Optuna study callbacks, called after each trial
+    early_stop: Any = True  # True, False or a lossearch.stopping.BaseStopper (Optuna only)
     storage: Any = None  # a URL, or once opened an Optuna storage (storages.open_storage)
     study_name: str | None = None
     tracking_uri: str | None = None  # MLflow's; None: MLflow's default

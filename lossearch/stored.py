@@ -152,6 +152,7 @@ class StoredStudy:
             seconds=dict(self.study.user_attrs.get(keys.SECONDS, {})),
             closed=self.closed,
             test=self.study.user_attrs.get(keys.TEST),
+            stopped_early=self.study.user_attrs.get(keys.STOPPED_EARLY),
         )
 
 

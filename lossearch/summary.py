@@ -73,6 +73,7 @@ class SearchSummary:
         seconds: wall time per phase (:data:`PHASES`), when known.
         closed: whether the search has closed (else ``selection`` is the top trial so far).
         test: the refit pick and plain CE scored on ``test_data``, when there was one.
+        stopped_early: why the search stopped before its trial budget, if it did.
     """
 
     name: str
@@ -86,6 +87,7 @@ class SearchSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     closed: bool = True
     test: dict | None = None  # {"pick": metrics, "baseline": metrics} on test_data
+    stopped_early: str | None = None
 
     @property
     def title(self) -> str:
@@ -147,6 +149,7 @@ class SearchSummary:
         lines += [f"test:      {line}" for line in [self.on_test()] if line]
         lines += [f"why:       {self.why()}"]
         lines += [f"scoring:   {s.scoring}"] if s.scoring else []
+        lines += [f"stopped:   early, {self.stopped_early}"] if self.stopped_early else []
         if self.seconds:
             phases = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
             lines.append(f"time:      {phases}")

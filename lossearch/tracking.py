@@ -212,8 +212,9 @@ class Tracker:
     def close_search(self, summary: SearchSummary, trials_frame) -> None:
         """Write what the search ended with onto its parent run and close it FINISHED:
         the artifacts (:func:`lossearch.report.parent_artifacts`), ``best_value``,
-        ``best_value_std``, ``best_trial``, ``baseline_value``, ``seconds_<phase>`` and
-        the ``best_loss`` tag. Rendering errors propagate: the caller closes it FAILED."""
+        ``best_value_std``, ``best_trial``, ``baseline_value``, ``seconds_<phase>``, the
+        ``best_loss`` tag and, when the search stopped before its budget, ``stopped_early``.
+        Rendering errors propagate: the caller closes it FAILED."""
         from lossearch import plots, report  # matplotlib loads only when a search closes
 
         self._still_answering("before the search ended")
@@ -224,6 +225,8 @@ class Tracker:
             plots.close(*(v for v in artifacts.values() if plots.is_figure(v)))
         self.log_search_metrics(search_metrics(summary))
         self.set_parent_tag("best_loss", summary.best_config.describe())
+        if summary.stopped_early:
+            self.set_parent_tag("stopped_early", summary.stopped_early[:5000])
         self._still_answering("while the results were written")
         self.end_search("FINISHED")
 

@@ -140,3 +140,29 @@ def test_bad_objectives_are_refused_with_what_was_expected():
         Objective("x", "up", fn=lambda y, p: 0.0)
     with pytest.raises(ValueError, match="threshold_rule must be one of"):
         Objective("x", fn=lambda y, p: 0.0, threshold_rule="youden")
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
+@pytest.mark.parametrize("seed", range(6))
+def test_per_class_counts_equal_scikit_learn_with_missing_and_unpredicted_classes(task, seed):
+    """Counted directly since it is scored after every epoch: the same numbers as
+    ``precision_recall_fscore_support(..., zero_division=0)``, zeros included."""
+    from lossearch.metrics.predictions import Predictions
+
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(3, 60)), 5
+    if task == "multiclass":
+        y, p = rng.choice(k - 1, n), rng.dirichlet(np.ones(k) * 0.3, n)  # class 4 absent
+        labels, names = np.arange(k), [str(c) for c in range(k)]
+    elif task == "binary":
+        y, p = rng.integers(0, 2, (n, 1)), rng.random((n, 1)) ** 3
+        labels, names = np.arange(2), ["0", "1"]
+    else:
+        y, p = (rng.random((n, k)) < 0.2).astype(int), rng.random((n, k))
+        labels, names = None, [str(c) for c in range(k)]
+    ours = Predictions(y, p, task=task, class_names=names, minority_classes=[1])
+    expected = skm.precision_recall_fscore_support(
+        ours.y_true, ours.y_pred, labels=labels, zero_division=0
+    )
+    for got, want in zip(ours.per_class, expected, strict=True):
+        np.testing.assert_allclose(got, want)

@@ -129,6 +129,11 @@ class BaseDriver(abc.ABC):
     def importances(self) -> dict[str, float]:
         return {}
 
+    def stopped_early(self) -> str | None:
+        """Why the search stopped before its trial budget (:mod:`lossearch.stopping`), or
+        None: it used the budget, or the backend does not stop early."""
+        return None
+
     def complete_choice(self, n_trials: int) -> dict | None:
         """The stored ``Selection.to_dict()`` when the search already holds ``n_trials``
         finished trials and closed on exactly those (a rerun then has nothing to do)."""

@@ -27,6 +27,7 @@ from lossearch.records import TrialRecord, record_of, write_completed
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.settings import SearchSettings, readable_study_name
+from lossearch.stopping import SearchProgress, default_stopper
 from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
 from lossearch.stored import importances_of
 from lossearch.tracking import Tracker, TrialRun
@@ -143,6 +144,7 @@ class OptunaDriver(BaseDriver):
         # The storage object we opened: create_study wraps it, the lock needs the original.
         self.storage = settings.storage
         self.lock = StudyLock.for_storage(self.storage, study.study_name)
+        self.stopper = default_stopper(settings.early_stop)
         stale = stale_trial_callback(self.storage)
         if stale is not None:
             stale.hooks.append(self._close_stale_run)
@@ -268,6 +270,8 @@ class OptunaDriver(BaseDriver):
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         optuna.storages.fail_stale_trials(self.study)
                 usage = self.usage()
+                if self._stop_reason() is not None:
+                    return
                 if usage.claimed < n_trials:
                     self.study.optimize(
                         lambda trial: self._objective_releasing(claim, trial),
@@ -282,6 +286,33 @@ class OptunaDriver(BaseDriver):
             if usage.finished >= n_trials or not interval:
                 return
             stop.wait(min(interval, 5))
+
+    def _stop_reason(self) -> str | None:
+        """Why the search stops before its budget: decided by one worker and kept in the
+        study, so every other worker stops at its next trial too (call under the lock)."""
+        if self.stopper is None:
+            return None
+        reason = self.study.user_attrs.get(keys.STOPPED_EARLY)
+        if reason is None:
+            reason = self.stopper.reason_to_stop(self.progress())
+            if reason is not None:
+                self.study.set_user_attr(keys.STOPPED_EARLY, reason)
+        return reason
+
+    def progress(self) -> SearchProgress:
+        """What a stopper sees: the completed records and the sampled trials finished."""
+        trials = self.study.get_trials(deepcopy=False)
+        return SearchProgress(
+            records=self.completed_records(),
+            sampled_finished=sum(
+                t.state in FINISHED and keys.RECIPE not in t.user_attrs for t in trials
+            ),
+            recipes_pending=any(
+                t.state in (TrialState.WAITING, TrialState.RUNNING) and keys.RECIPE in t.user_attrs
+                for t in trials
+            ),
+            runner=self.runner,
+        )
 
     def _objective_releasing(self, claim, trial: optuna.Trial) -> float:
         claim.release()  # the trial exists: the budget count is settled
@@ -371,7 +402,11 @@ class OptunaDriver(BaseDriver):
         attrs = self.study.user_attrs
         closed = attrs.get(keys.FINISHED_WITH) == usage.finished and keys.CHOICE in attrs
         idle = not usage.running and not usage.waiting
-        return attrs[keys.CHOICE] if closed and idle and usage.finished >= n_trials else None
+        done = usage.finished >= n_trials or self.stopped_early() is not None
+        return attrs[keys.CHOICE] if closed and idle and done else None
+
+    def stopped_early(self) -> str | None:
+        return self.study.user_attrs.get(keys.STOPPED_EARLY) if self.stopper else None
 
     def claim_finish(self) -> bool:
         usage = self.usage()
@@ -382,6 +417,8 @@ class OptunaDriver(BaseDriver):
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         with self.lock.claim():  # two workers starting together queue the recipes once
+            if self.stopper is None and self.study.user_attrs.get(keys.STOPPED_EARLY):
+                self.study.set_user_attr(keys.STOPPED_EARLY, None)  # searched on past it
             self.enqueue_recipes(n_trials)
         self.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
 

@@ -26,12 +26,11 @@ and so is the *recipe* with the highest score. So (``selection="robust"``):
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossearch._noise import BOOTSTRAP_ROUNDS, Z_CLEAR
+from lossearch._noise import Z_CLEAR, bootstrap_std
 from lossearch.decision import Decision, pooled
 from lossearch.hyperparameters import FixedHyperParameters
 from lossearch.metrics import evaluate
@@ -205,30 +204,18 @@ def race(records, runner, objective, *, confirm_seeds: int, seed: int | None) ->
 # -- the choice --------------------------------------------------------------------------------
 
 
-def paired_bootstrap_std(objective, y_true, a: Candidate, b: Candidate, context, maximize, rng):
+def paired_bootstrap_std(objective, y_true, a: Candidate, b: Candidate, context, maximize, seed):
     """Bootstrap std of (a - b) on shared validation resamples, averaged over runs."""
     if not a.predictions or not b.predictions:
         return float("nan")
-    n = len(y_true)
-    diffs = []
-    with warnings.catch_warnings():  # a resample without positives: NaN AP, skipped below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        diffs = _bootstrap_diffs(objective, y_true, a, b, context, maximize, rng, n)
-    return float(np.std(diffs)) if len(diffs) > 1 else float("nan")
+    sign = 1.0 if maximize else -1.0
 
+    def gain(idx):
+        va = np.mean([objective(y_true[idx], p[idx], **context) for p in a.predictions])
+        vb = np.mean([objective(y_true[idx], p[idx], **context) for p in b.predictions])
+        return sign * (va - vb)
 
-def _bootstrap_diffs(objective, y_true, a, b, context, maximize, rng, n) -> list[float]:
-    diffs = []
-    for _ in range(BOOTSTRAP_ROUNDS):
-        idx = rng.integers(0, n, n)
-        try:
-            va = np.mean([objective(y_true[idx], p[idx], **context) for p in a.predictions])
-            vb = np.mean([objective(y_true[idx], p[idx], **context) for p in b.predictions])
-        except ValueError:
-            continue
-        if np.isfinite(va) and np.isfinite(vb):
-            diffs.append((va - vb) if maximize else (vb - va))
-    return diffs
+    return bootstrap_std(gain, len(y_true), seed)
 
 
 def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
@@ -243,8 +230,7 @@ def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
         return Verdict(
             leader, leader, candidates, reason=f"the incumbent {_name(leader)} confirmed best"
         )
-    rng = np.random.default_rng(seed)
-    boot_std = paired_bootstrap_std(objective, y_true, leader, incumbent, context, maximize, rng)
+    boot_std = paired_bootstrap_std(objective, y_true, leader, incumbent, context, maximize, seed)
     return decide(leader, incumbent, boot_std, maximize, candidates)
 
 

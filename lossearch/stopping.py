@@ -1,0 +1,124 @@
+"""When a search ends before its trial budget: nothing left that could beat the incumbent.
+
+The robust selection keeps the declared incumbent unless a challenger beats it clearly
+(:mod:`lossearch.selection.confirmation`), so sampled trials that keep scoring well below
+it buy nothing: the pick will be the incumbent however many more are drawn. A
+:class:`BaseStopper` looks at the search after each finished trial and says whether (and
+why) to stop. In the manner of Optuna's ``BaseTerminator``, whose regret-bound idea
+(Makarova et al., 2022) this follows in its simplest form: the best a further trial can
+be expected to bring is compared with the noise of the score it would have to beat.
+
+The default, :class:`NoChallengerStopper`: once ``patience`` sampled (non-recipe) trials
+have finished and not one completed within ``margin`` standard errors of the incumbent's
+validation score, the search stops. A sampled trial that does come that close is a
+contender the confirmation runs must judge, so the search then uses its whole budget.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lossearch._noise import bootstrap_std
+from lossearch.selection.roles import incumbent_record
+
+PATIENCE = 10  # sampled trials to finish before the search may stop
+MARGIN = 1.0  # standard errors of the incumbent's score: closer is a contender
+
+
+@dataclass(frozen=True)
+class SearchProgress:
+    """What a stopper sees after a trial: the completed trial records (with their
+    validation predictions where this process ran them), how many sampled trials have
+    finished however they ended, whether recipes are still to run, and the runner (its
+    objective, task and validation targets)."""
+
+    records: Sequence[Any]  # TrialRecord
+    sampled_finished: int
+    recipes_pending: bool
+    runner: Any  # TrialRunner
+
+
+class BaseStopper(abc.ABC):
+    """Decides after each finished trial whether a search goes on."""
+
+    @abc.abstractmethod
+    def reason_to_stop(self, progress: SearchProgress) -> str | None:
+        """Why the search should stop now, in one sentence, or None to go on."""
+
+
+class NoChallengerStopper(BaseStopper):
+    """Stop once ``patience`` sampled trials have finished and none completed within
+    ``margin`` standard errors of the incumbent's validation score.
+
+    The standard error is a bootstrap over the incumbent's validation predictions. A
+    search resumed in another process has no predictions of its incumbent to bootstrap,
+    so it is never stopped by this rule.
+
+    Example:
+        >>> optimize(build_model, data, early_stop=NoChallengerStopper(patience=20))
+        ... # doctest: +SKIP
+    """
+
+    def __init__(self, patience: int = PATIENCE, margin: float = MARGIN):
+        if not (isinstance(patience, int) and patience >= 1):
+            raise ValueError(f"patience: expected an integer >= 1, got {patience!r}.")
+        if not (isinstance(margin, int | float) and margin >= 0):
+            raise ValueError(f"margin: expected a number >= 0, got {margin!r}.")
+        self.patience, self.margin = patience, float(margin)
+        self._noise: dict[int, float] = {}  # the incumbent's standard error, by trial number
+
+    def reason_to_stop(self, progress: SearchProgress) -> str | None:
+        if progress.recipes_pending or progress.sampled_finished < self.patience:
+            return None
+        runner = progress.runner
+        objective = runner.objective
+        incumbent = incumbent_record(progress.records, objective, runner.data.task)
+        if incumbent is None:
+            return None
+        se = self._standard_error(incumbent, runner)
+        if not math.isfinite(se):
+            return None
+        sign = 1.0 if objective.maximize else -1.0
+        bar = incumbent.value - sign * self.margin * se
+        sampled = [r for r in progress.records if not r.recipe]
+        best = max(sampled, key=lambda r: sign * r.value, default=None)
+        if best is not None and sign * (best.value - bar) >= 0:
+            return None
+        closest = (
+            "" if best is None else f"; the closest, trial {best.number}, scored {best.value:.4f}"
+        )
+        return (
+            f"no challenger after {progress.sampled_finished} sampled trials: none completed "
+            f"within {self.margin:g} standard error ({se:.4f}) of the incumbent "
+            f"{_name(incumbent)} ({incumbent.value:.4f}){closest}"
+        )
+
+    def _standard_error(self, incumbent, runner) -> float:
+        if incumbent.number not in self._noise:
+            if incumbent.scores is None:
+                return math.nan
+            y_true = runner.data.validation_targets
+            self._noise[incumbent.number] = bootstrap_std(
+                lambda idx: runner.objective(
+                    y_true[idx], np.asarray(incumbent.scores)[idx], **runner.context
+                ),
+                len(y_true),
+            )
+        return self._noise[incumbent.number]
+
+
+def _name(record) -> str:
+    return f"recipe {record.recipe!r}" if record.recipe else f"trial {record.number}"
+
+
+def default_stopper(early_stop) -> BaseStopper | None:
+    """``optimize``'s ``early_stop``: True the default rule, False none, or a stopper."""
+    if isinstance(early_stop, BaseStopper):
+        return early_stop
+    return NoChallengerStopper() if early_stop else None

@@ -1,0 +1,110 @@
+"""Stopping early (lossearch.stopping): a search whose sampled trials never come near the
+incumbent stops after the patience, says why in the summary, the study and MLflow, and a
+rerun finds it complete; a contender or ``early_stop=False`` keeps the whole budget. Real
+Optuna studies and MLflow runs against the fake trial runner (tests/fakes.py)."""
+
+import mlflow
+import numpy as np
+import pytest
+from optuna.trial import TrialState
+
+from lossearch import records as keys
+from lossearch.stopping import PATIENCE, BaseStopper, NoChallengerStopper
+from lossearch.stored import StoredStudy
+from tests.fakes import COUNTS, FakeRunner, fake_search
+from tests.search_helpers import QUICK_RECIPES
+
+
+def _is_incumbent(config) -> bool:
+    return config.family == "logit_adjusted" and config.params.get("tau") == 1.0
+
+
+class IncumbentFar(FakeRunner):
+    """The logit-adjusted recipe (the incumbent) is near perfect, every other config poor."""
+
+    strength = {True: 6.0, False: 0.3}
+
+    def predictions(self, config, seed, y_true):
+        rng = np.random.default_rng(seed)
+        logits = rng.normal(size=(len(y_true), len(COUNTS)))
+        logits[np.arange(len(y_true)), y_true] += self.strength[_is_incumbent(config)]
+        return np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+
+
+class AllAlike(IncumbentFar):
+    """Every config as good as the incumbent: each sampled trial is a contender."""
+
+    strength = {True: 6.0, False: 6.0}
+
+
+def _finished(driver):
+    return [t for t in driver.study.get_trials(deepcopy=False) if t.state.is_finished()]
+
+
+def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_uri, experiment):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    common = {"n_trials": 20, "storage": storage, "study_name": "far", "confirm_seeds": 1}
+    result, driver = fake_search(IncumbentFar(), mlflow_uri, experiment, **common)
+    trials = _finished(driver)
+    assert len(trials) == len(QUICK_RECIPES) + PATIENCE  # the recipes, then the patience
+    reason = result.search_summary().stopped_early
+    assert reason.startswith(f"no challenger after {PATIENCE} sampled trials")
+    assert "incumbent recipe 'logit_adjusted'" in reason
+    assert f"stopped:   early, {reason}" in result.summary()
+    assert result.selection.recipe == "logit_adjusted"
+    run = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
+    assert run.data.tags["stopped_early"] == reason and run.info.status == "FINISHED"
+    assert StoredStudy.load(storage, "far").summary().stopped_early == reason
+
+    # A rerun finds the study complete; early_stop=False searches on to the budget.
+    runner = IncumbentFar()
+    again, _ = fake_search(runner, mlflow_uri, experiment, **common)
+    assert runner.calls == [] and again.selection.reason == result.selection.reason
+    assert again.selection.chosen.number == result.selection.chosen.number
+    on, driver = fake_search(IncumbentFar(), mlflow_uri, experiment, **common, early_stop=False)
+    assert len(_finished(driver)) == 20
+    assert on.search_summary().stopped_early is None and "stopped:" not in on.summary()
+
+
+def test_a_contender_keeps_the_whole_budget(mlflow_uri, experiment):
+    result, driver = fake_search(AllAlike(), mlflow_uri, experiment, n_trials=18, confirm_seeds=1)
+    assert len(_finished(driver)) == 18
+    assert result.search_summary().stopped_early is None
+
+
+def test_a_stopper_of_ones_own_is_asked_after_every_trial(mlflow_uri, experiment):
+    class AfterThree(BaseStopper):
+        def __init__(self):
+            self.seen = []
+
+        def reason_to_stop(self, progress):
+            self.seen.append(progress.sampled_finished)
+            return "three is enough" if progress.sampled_finished >= 3 else None
+
+    stopper = AfterThree()
+    result, driver = fake_search(
+        FakeRunner(), mlflow_uri, experiment, n_trials=20, early_stop=stopper, confirm_seeds=0
+    )
+    states = [t.state for t in _finished(driver)]
+    assert len(states) == len(QUICK_RECIPES) + 3 and TrialState.COMPLETE in states
+    assert stopper.seen[-1] == 3 and result.search_summary().stopped_early == "three is enough"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"patience": 0}, "patience: expected an integer >= 1"), ({"margin": -1}, "margin:")],
+)
+def test_stopper_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        NoChallengerStopper(**kwargs)
+
+
+def test_early_stop_is_checked_before_any_trial():
+    from lossearch.api import optimize
+
+    with pytest.raises(ValueError, match="early_stop"):
+        optimize(lambda: None, (np.zeros((4, 2)), np.zeros(4)), early_stop="yes")
+
+
+def test_a_stored_stop_reason_is_a_study_key():
+    assert keys.STOPPED_EARLY == "lossearch_stopped_early"
