@@ -63,7 +63,7 @@ benchmark-efficacy-quick: $(STAMP)
 
 # Train-step time per loss family, per-trial overhead, per-epoch scoring (~15 minutes), the
 # pruners compared on the test set over 4 problems x 2 seeds (~25 minutes with 2 jobs), and
-# the wall time to the final pick against the plain Optuna loop (~12 minutes).
+# the wall time to the final pick against the plain Optuna loop (~35 minutes).
 benchmark-performance: $(STAMP)
 	$(BIN)/python benchmarks/performance_benchmark.py
 	$(BIN)/python benchmarks/pruning_benchmark.py --jobs 2

@@ -67,7 +67,8 @@ def checkout(rev: str) -> tuple[str, str]:
     return short, str(folder)
 
 
-def measure(args, before: tuple[str, str] | None) -> list[dict]:
+def measure(args, before: tuple[str, str] | None, save) -> list[dict]:
+    """Run the jobs; ``save(rows)`` after each, so that a stopped run keeps what it measured."""
     budget = {"n_trials": args.trials, "epochs": args.epochs, "batch_size": 32}
     methods = list(args.methods) + (["lossearch_before"] if before else [])
     todo = []
@@ -88,6 +89,7 @@ def measure(args, before: tuple[str, str] | None) -> list[dict]:
                 row.update(method="lossearch_before", commit=job["code_commit"])
             print(f"{row['setting']} s{row['seed']} {row['method']}: {row['seconds']:.0f} s")
             rows.append(row)
+            save(rows)
     return rows
 
 
@@ -212,7 +214,8 @@ def render(saved: dict) -> str:
             "",
             f"Measured {saved['date']} with `benchmarks/time_to_pick.py` on {meta['machine']}: "
             f"{meta['trials']} trials of {meta['epochs']} epochs, each method one process of "
-            f"one thread, {meta['layout']}; code {meta.get('commit', '?')}"
+            f"one thread, {meta['layout']}; code {meta.get('commit', '?')}, "
+            f"`{meta.get('command', 'benchmarks/time_to_pick.py')}`"
             + (f", lossearch before = commit {before}" if before else "")
             + ". lossearch runs its defaults (early stop, successive-halving pruning, robust "
             'selection with confirmation runs, `cv="auto"`, the decision rule, the refit); '
@@ -259,11 +262,15 @@ def main(argv=None) -> int:
                 "trials": args.trials,
                 "epochs": args.epochs,
                 "commit": commit(),
+                "command": " ".join(["benchmarks/time_to_pick.py", *(argv or sys.argv[1:])]),
                 "layout": "alone on the machine" if args.jobs == 1 else f"{args.jobs} side by side",
             },
-            "rows": measure(args, before),
         }
-        path.write_text(json.dumps(saved, indent=1))
+
+        def save(rows):
+            path.write_text(json.dumps({**saved, "rows": rows}, indent=1))
+
+        save(measure(args, before, save))
     publish("time-to-pick", path, render)
     return 0
 
