@@ -28,7 +28,9 @@ from lossearch._noise import bootstrap_std
 from lossearch.selection.roles import incumbent_record
 
 PATIENCE = 10  # sampled trials to finish before the search may stop
-MARGIN = 1.0  # standard errors of the incumbent's score: closer is a contender
+# standard errors of the incumbent's score: closer is a contender (negative: a contender must
+# beat the incumbent by that many)
+MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,8 @@ class NoChallengerStopper(BaseStopper):
     def __init__(self, patience: int = PATIENCE, margin: float = MARGIN):
         if not (isinstance(patience, int) and patience >= 1):
             raise ValueError(f"patience: expected an integer >= 1, got {patience!r}.")
-        if not (isinstance(margin, int | float) and margin >= 0):
-            raise ValueError(f"margin: expected a number >= 0, got {margin!r}.")
+        if not (isinstance(margin, int | float) and math.isfinite(margin)):
+            raise ValueError(f"margin: expected a finite number, got {margin!r}.")
         self.patience, self.margin = patience, float(margin)
         self._noise: dict[int, float] = {}  # the incumbent's standard error, by trial number
 

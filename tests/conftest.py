@@ -33,22 +33,50 @@ def experiment(request):
     return re.sub(r"\W", "_", request.node.name)[:60] + "_" + uuid.uuid4().hex[:6]
 
 
-# Seconds of work per file, measured with `pytest -n 3 --dist loadfile --durations=0` (all
+# Seconds of work per file, from `pytest -n 3 --dist loadfile --durations=40` (2026-12-02; all
 # others take under a minute). xdist hands out whole files in collection order: the longest
 # go first, so that the three workers finish together instead of one starting a
 # four-minute file at the end.
 LONGEST_FILES = {
-    "test_optimize.py": 278,
-    "test_scaleout.py": 258,
-    "test_examples_and_cli.py": 225,
-    "test_keras_tuner.py": 219,
-    "test_browser.py": 128,
-    "test_child_process.py": 100,
-    "test_optuna_integration.py": 77,
+    "test_optimize.py": 350,
+    "test_examples_and_cli.py": 320,
+    "test_child_process.py": 310,
+    "test_scaleout.py": 280,
+    "test_worker_failures.py": 205,
+    "test_keras_tuner.py": 200,
+    "test_browser.py": 130,
+    "test_optuna_integration.py": 105,
     "test_bookkeeping.py": 70,
-    "test_durability.py": 45,
+    "test_durability.py": 60,
 }
 
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: -LONGEST_FILES.get(item.path.name, 0))  # stable: order kept
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One real MLflow tracking server for the module."""
+    from tests.mlflow_server import MlflowServer
+
+    with MlflowServer(tmp_path_factory.mktemp("mlflow-server")) as running:
+        yield running
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database per test (the server is started by .ci/run)."""
+    import uuid
+
+    import psycopg
+
+    name = f"lossearch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -166,3 +166,16 @@ def test_per_class_counts_equal_scikit_learn_with_missing_and_unpredicted_classe
     )
     for got, want in zip(ours.per_class, expected, strict=True):
         np.testing.assert_allclose(got, want)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_average_precision_equals_scikit_learn_with_ties(seed):
+    from lossearch.metrics.predictions import average_precision
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 200))
+    y = rng.random(n) < rng.uniform(0.02, 0.6)
+    y[rng.integers(n)] = True  # at least one positive
+    score = np.round(rng.random(n), int(rng.integers(1, 4)))  # coarse scores: many ties
+    assert average_precision(y, score) == pytest.approx(skm.average_precision_score(y, score))
+    assert np.isnan(average_precision(np.zeros(n), score))

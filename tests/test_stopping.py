@@ -92,7 +92,10 @@ def test_a_stopper_of_ones_own_is_asked_after_every_trial(mlflow_uri, experiment
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"patience": 0}, "patience: expected an integer >= 1"), ({"margin": -1}, "margin:")],
+    [
+        ({"patience": 0}, "patience: expected an integer >= 1"),
+        ({"margin": float("nan")}, "margin: expected a finite number"),
+    ],
 )
 def test_stopper_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
