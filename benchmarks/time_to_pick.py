@@ -243,9 +243,11 @@ def render(saved: dict) -> str:
             'selection with confirmation runs, `cv="auto"`, the decision rule, the refit); '
             "the plain loop is TPE over the same space on one 80/20 hold-out split, its top "
             "trial refit on all the data. Test: balanced accuracy (multiclass), PR-AUC "
-            "(binary), on data no method saw. Development problems are those the defaults "
-            "(the early stop's patience among them) were chosen on; confirmation problems are "
-            "reported only.",
+            "(binary), on data no method saw. Development problems are those defaults may "
+            "have been chosen on (the early stop's patience and margin were fixed before this "
+            "run); confirmation problems are reported only. With 2 side by side, each job "
+            "shared the 2 cores with its neighbour in the queue (ordered by problem, seed, then "
+            "plain loop, lossearch, lossearch before; each command its own queue).",
             "",
             *_times_table(rows, methods),
             "",

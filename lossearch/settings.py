@@ -86,6 +86,11 @@ def _check_combinations(s: SearchSettings) -> None:
             "sampler, pruner, storage and callbacks: Optuna settings; the Keras Tuner backend "
             "takes tuner= (and study_name= to resume a tuner project)."
         )
+    if s.backend == "keras_tuner" and not isinstance(s.early_stop, bool):
+        raise ValueError(
+            "early_stop: a stopper of your own applies to the Optuna backend; Keras Tuner's "
+            "oracle decides its own budget (pass early_stop=True or False)."
+        )
     name = s.study_name
     if s.backend == "keras_tuner" and name is not None and not plain_name(name):
         raise ValueError(

@@ -66,6 +66,13 @@ def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_ur
     assert on.search_summary().stopped_early is None and "stopped:" not in on.summary()
 
 
+def test_a_search_that_used_its_budget_did_not_stop_early(mlflow_uri, experiment):
+    n_trials = len(QUICK_RECIPES) + PATIENCE  # the stop would come just as the budget ends
+    result, driver = fake_search(IncumbentFar(), mlflow_uri, experiment, n_trials=n_trials)
+    assert len(_finished(driver)) == n_trials
+    assert result.search_summary().stopped_early is None
+
+
 def test_a_contender_keeps_the_whole_budget(mlflow_uri, experiment):
     result, driver = fake_search(AllAlike(), mlflow_uri, experiment, n_trials=18, confirm_seeds=1)
     assert len(_finished(driver)) == 18
@@ -105,8 +112,11 @@ def test_stopper_arguments_are_checked(kwargs, message):
 def test_early_stop_is_checked_before_any_trial():
     from lossearch.api import optimize
 
+    data = (np.zeros((4, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="early_stop"):
-        optimize(lambda: None, (np.zeros((4, 2)), np.zeros(4)), early_stop="yes")
+        optimize(lambda: None, data, early_stop="yes")
+    with pytest.raises(ValueError, match="early_stop: a stopper of your own applies to the Optuna"):
+        optimize(lambda: None, data, early_stop=NoChallengerStopper(), backend="keras_tuner")
 
 
 def test_a_stored_stop_reason_is_a_study_key():

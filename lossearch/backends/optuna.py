@@ -270,9 +270,9 @@ class OptunaDriver(BaseDriver):
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         optuna.storages.fail_stale_trials(self.study)
                 usage = self.usage()
-                if self._stop_reason() is not None:
-                    return
                 if usage.claimed < n_trials:
+                    if self._stop_reason() is not None:  # only while budget is left
+                        return
                     self.study.optimize(
                         lambda trial: self._objective_releasing(claim, trial),
                         n_trials=1,
