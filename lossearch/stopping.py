@@ -105,11 +105,9 @@ class NoChallengerStopper(BaseStopper):
         if incumbent.number not in self._noise:
             if incumbent.scores is None:
                 return math.nan
-            y_true = runner.data.validation_targets
+            y_true, scores = runner.data.validation_targets, np.asarray(incumbent.scores)
             self._noise[incumbent.number] = bootstrap_std(
-                lambda idx: runner.objective(
-                    y_true[idx], np.asarray(incumbent.scores)[idx], **runner.context
-                ),
+                lambda idx: runner.objective(y_true[idx], scores[idx], **runner.context),
                 len(y_true),
             )
         return self._noise[incumbent.number]
