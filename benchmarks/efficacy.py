@@ -447,6 +447,12 @@ def _run_method(setting, method, objective, budget, seed) -> dict:
         import optuna
 
         return run_lossearch(setting, budget, seed, objective, pruner=optuna.pruners.NopPruner())
+    if method == "lossearch_strict_stop":  # stop unless a sampled trial clearly beats the incumbent
+        from lossearch._noise import Z_CLEAR
+        from lossearch.stopping import NoChallengerStopper
+
+        stopper = NoChallengerStopper(margin=-Z_CLEAR)
+        return run_lossearch(setting, budget, seed, objective, early_stop=stopper)
     return run_lossearch(setting, budget, seed, objective)
 
 

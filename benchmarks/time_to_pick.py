@@ -44,7 +44,10 @@ LABELS = {
     "lossearch": "lossearch",
     "keras_tuner_hyperband": "KT Hyperband",
     "lossearch_unpruned": "unpruned",
+    "lossearch_strict_stop": "strict stop",
 }
+# lossearch variants judged against the plain loop like lossearch itself
+VARIANTS = {"lossearch_strict_stop": "`NoChallengerStopper(margin=-1.64)`"}
 METRIC = {"multiclass": "balanced_accuracy", "binary": "pr_auc"}
 GOAL = 0.5  # lossearch's wall time over the plain loop's
 
@@ -118,7 +121,9 @@ def _times_table(rows, methods) -> list[str]:
         + " | ".join(LABELS[m] for m in methods)
         + " | lossearch / plain | "
         + "".join(f"lossearch / {LABELS[m]} | " for m in others)
-        + "trials run | test: "
+        + "trials run: "
+        + " / ".join(LABELS[m] for m in ["lossearch", *VARIANTS] if m in methods)
+        + " | test: "
         + ", ".join(LABELS[m] for m in methods)
         + " |",
         "|" + "---|" * (3 + len(methods) + 1 + len(others) + 2),
@@ -131,25 +136,29 @@ def _times_table(rows, methods) -> list[str]:
             for m in ["plain_optuna", *others]
         )
         tests = ", ".join(f"{runs[m]['scores'][metric]:.3f}" if m in runs else "–" for m in methods)
-        ran = f"{ours.get('trials_run', '?')}" + (" (stopped early)" if ours.get("stopped") else "")
+        ran = " / ".join(_ran(runs[m]) for m in ["lossearch", *VARIANTS] if m in runs)
         lines.append(
             f"| {setting} | {ours['role']} | {seed} | {times} | {ratios} | {ran} | {tests} |"
         )
     return lines
 
 
-def _paired(rows, role: str, other: str) -> tuple[dict, dict]:
-    """lossearch against ``other`` on ``role``'s problems: the time ratio and the test
+def _ran(row: dict) -> str:
+    return f"{row.get('trials_run', '?')}" + (" (stopped early)" if row.get("stopped") else "")
+
+
+def _paired(rows, role: str, other: str, ours: str = "lossearch") -> tuple[dict, dict]:
+    """``ours`` against ``other`` on ``role``'s problems: the time ratio and the test
     difference, each a mean over base datasets with its clustered 95% interval."""
     ratios, diffs = [], []
     for _, _, task, runs in _cases(rows):
-        ours = runs["lossearch"]
-        if ours["role"] != role or other not in runs:
+        if ours not in runs or runs[ours]["role"] != role or other not in runs:
             continue
-        base = BY_NAME[ours["setting"]].base
-        ratios.append((base, ours["seconds"] / runs[other]["seconds"]))
+        ours_row = runs[ours]
+        base = BY_NAME[ours_row["setting"]].base
+        ratios.append((base, ours_row["seconds"] / runs[other]["seconds"]))
         metric = METRIC[task]
-        diffs.append((base, ours["scores"][metric] - runs[other]["scores"][metric]))
+        diffs.append((base, ours_row["scores"][metric] - runs[other]["scores"][metric]))
     return (clustered(ratios), clustered(diffs)) if ratios else (None, None)
 
 
@@ -185,6 +194,24 @@ def _goals(rows, methods) -> list[str]:
                 f"{_interval(ratio_b)}, test {diff_b['mean'] * 100:+.2f} points "
                 f"{_interval(diff_b, 100, '{:+.2f}')}."
             )
+        lines += _variant_lines(rows, role)
+    return lines
+
+
+def _variant_lines(rows, role: str) -> list[str]:
+    """Each lossearch variant against the plain loop, and how often it stopped early."""
+    lines = []
+    for variant, described in VARIANTS.items():
+        ratio, diff = _paired(rows, role, "plain_optuna", ours=variant)
+        if ratio is None:
+            continue
+        runs = [r for r in rows if r["method"] == variant and r["role"] == role]
+        lines.append(
+            f"  With {described} ({LABELS[variant]}): {ratio['mean']:.2f}× the plain loop's "
+            f"time {_interval(ratio)}, test {diff['mean'] * 100:+.2f} points "
+            f"{_interval(diff, 100, '{:+.2f}')}; stopped early in "
+            f"{sum(bool(r.get('stopped')) for r in runs)} of {len(runs)} searches."
+        )
     return lines
 
 
@@ -247,7 +274,7 @@ def render(saved: dict) -> str:
             "have been chosen on (the early stop's patience and margin were fixed before this "
             "run); confirmation problems are reported only. With 2 side by side, each job "
             "shared the 2 cores with its neighbour in the queue (ordered by problem, seed, then "
-            "plain loop, lossearch, lossearch before; each command its own queue).",
+            "method as listed below; each command its own queue).",
             "",
             *_times_table(rows, methods),
             "",
