@@ -143,6 +143,11 @@ def _times_table(rows, methods) -> list[str]:
     return lines
 
 
+def _commits(rows) -> str:
+    """The commits that measured ``rows`` (several when ``--add`` ran later code)."""
+    return " and ".join(sorted({r.get("commit", "?") for r in rows}))
+
+
 def _ran(row: dict) -> str:
     return f"{row.get('trials_run', '?')}" + (" (stopped early)" if row.get("stopped") else "")
 
@@ -226,7 +231,7 @@ def _trial_cost(rows, methods) -> list[str]:
         costs = [runs[method]["trial_cost"] for runs in cases if runs[method].get("trial_cost")]
         if not costs:
             continue
-        code = rows[[r["method"] for r in rows].index(method)].get("commit", "")
+        code = _commits([r for r in rows if r["method"] == method])
         mean = {k: statistics.mean(c[k] for c in costs) for k in costs[0]}
         lines.append(
             f"| {LABELS[method]} ({code}) | {len(costs)} | {mean['fixed']:.2f} s | "
@@ -238,18 +243,20 @@ def _trial_cost(rows, methods) -> list[str]:
 def _phases_table(rows) -> list[str]:
     """Where lossearch's time goes (``result.seconds``), and why it stopped, if it did."""
     lines = [
-        "| problem | seed | total | search (of it: recipes) | confirmation | refit | pick | "
-        "stopped early |",
-        "|---|---|---|---|---|---|---|---|",
+        "| problem | seed | method | total | search (of it: recipes) | confirmation | refit | "
+        "pick | stopped early |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for setting, seed, _, runs in _cases(rows):
-        ours = runs["lossearch"]
-        p = ours["phases"]
-        lines.append(
-            f"| {setting} | {seed} | {ours['seconds']:.0f} s | {p['search']:.0f} s "
-            f"({p['search_recipes']:.0f} s) | {p['confirmation']:.0f} s | {p['refit']:.0f} s | "
-            f"{ours['pick']} | {ours.get('stopped') or 'no'} |"
-        )
+        for method in ["lossearch", *VARIANTS]:
+            if method not in runs:
+                continue
+            ours, p = runs[method], runs[method]["phases"]
+            lines.append(
+                f"| {setting} | {seed} | {LABELS[method]} | {ours['seconds']:.0f} s | "
+                f"{p['search']:.0f} s ({p['search_recipes']:.0f} s) | {p['confirmation']:.0f} s | "
+                f"{p['refit']:.0f} s | {ours['pick']} | {ours.get('stopped') or 'no'} |"
+            )
     return lines
 
 
@@ -263,7 +270,8 @@ def render(saved: dict) -> str:
             "",
             f"Measured {saved['date']} with `benchmarks/time_to_pick.py` on {meta['machine']}: "
             f"{meta['trials']} trials of {meta['epochs']} epochs, each method one process of "
-            f"one thread, {meta['layout']}; code {meta.get('commit', '?')}, "
+            f"one thread, {meta['layout']}; code "
+            f"{_commits([r for r in rows if r['method'] != 'lossearch_before'])}, "
             f"{meta.get('command', '`benchmarks/time_to_pick.py`')}"
             + (f", lossearch before = commit {before}" if before else "")
             + ". lossearch runs its defaults (early stop, successive-halving pruning, robust "

@@ -97,8 +97,8 @@ class NoChallengerStopper(BaseStopper):
         )
         return (
             f"no challenger after {progress.sampled_finished} sampled trials: none completed "
-            f"within {self.margin:g} standard error ({se:.4f}) of the incumbent "
-            f"{_name(incumbent)} ({incumbent.value:.4f}){closest}"
+            f"{_bar(self.margin, se)} the incumbent {_name(incumbent)} "
+            f"({incumbent.value:.4f}){closest}"
         )
 
     def _standard_error(self, incumbent, runner) -> float:
@@ -111,6 +111,13 @@ class NoChallengerStopper(BaseStopper):
                 len(y_true),
             )
         return self._noise[incumbent.number]
+
+
+def _bar(margin: float, se: float) -> str:
+    """How close a contender had to come, in words: within a margin below the incumbent's
+    score, or above it by a margin (a negative one)."""
+    errors = f"{abs(margin):g} standard error{'' if abs(margin) == 1 else 's'} ({se:.4f})"
+    return f"within {errors} of" if margin >= 0 else f"{errors} above"
 
 
 def _name(record) -> str:

@@ -49,7 +49,8 @@ def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_ur
     assert len(trials) == len(QUICK_RECIPES) + PATIENCE  # the recipes, then the patience
     reason = result.search_summary().stopped_early
     assert reason.startswith(f"no challenger after {PATIENCE} sampled trials")
-    assert "incumbent recipe 'logit_adjusted'" in reason
+    assert "none completed within 1 standard error (" in reason
+    assert "of the incumbent recipe 'logit_adjusted'" in reason
     assert f"stopped:   early, {reason}" in result.summary()
     assert result.selection.recipe == "logit_adjusted"
     run = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
@@ -77,6 +78,26 @@ def test_a_contender_keeps_the_whole_budget(mlflow_uri, experiment):
     result, driver = fake_search(AllAlike(), mlflow_uri, experiment, n_trials=18, confirm_seeds=1)
     assert len(_finished(driver)) == 18
     assert result.search_summary().stopped_early is None
+
+
+class CloseBehind(IncumbentFar):
+    """Every other config a little worse than the incumbent: within its noise, not above it."""
+
+    strength = {True: 1.5, False: 1.3}
+
+
+def test_a_negative_margin_asks_a_contender_to_beat_the_incumbent(mlflow_uri, experiment):
+    """Trials close behind the incumbent are contenders under the default margin, not under a
+    negative one, which asks them to beat it by that many standard errors."""
+    common = {"n_trials": 18, "confirm_seeds": 1}
+    _, driver = fake_search(CloseBehind(), mlflow_uri, experiment, **common)
+    assert len(_finished(driver)) == 18
+    strict = NoChallengerStopper(margin=-1.64)
+    result, driver = fake_search(CloseBehind(), mlflow_uri, experiment, **common, early_stop=strict)
+    assert len(_finished(driver)) == len(QUICK_RECIPES) + PATIENCE
+    reason = result.search_summary().stopped_early
+    assert "none completed 1.64 standard errors (" in reason
+    assert ") above the incumbent recipe 'logit_adjusted'" in reason
 
 
 def test_a_stopper_of_ones_own_is_asked_after_every_trial(mlflow_uri, experiment):
