@@ -233,6 +233,8 @@ def run_lossearch(setting, budget, seed, objective=None, cv="auto", pruner=None,
         "pick_recipe": picked.recipe,
         "decision": result.best_config.decision.describe() if result.best_config.decision else "",
         "reason": picked.reason,
+        "gain": picked.gain,  # the leader's over the incumbent (None: the incumbent led)
+        "gain_se": picked.gain_se,
         "phases": {**result.seconds, "search_recipes": _recipe_seconds(result.study)},
         "trial_cost": trial_cost(result.study),
         "trials_run": sum(t.state.is_finished() for t in result.study.trials),

@@ -38,20 +38,32 @@ BIG_GAP = 1.0  # points: an oracle gap worth capturing (the issue's "oracle gap 
 VERDICT = re.compile(r"gain ([+-][0-9.]+) of .* standard error ([0-9.]+)")
 
 
-def replayed_picks(row: dict, z: float) -> tuple[float, float]:
-    """(pick − incumbent, oracle − incumbent) in test points for one search under ``z``."""
-    test = {c["trial"]: 100 * c["test"][row["objective"]] for c in row["regret"]}
+def _incumbent(row: dict) -> int:
+    return next(c["trial"] for c in row["confirmation"] if "incumbent" in c["role"])
+
+
+def replayed_pick(row: dict, z: float) -> int:
+    """The trial one search would have picked under ``z``."""
     confirmed = row["confirmation"]
-    incumbent = next(c["trial"] for c in confirmed if "incumbent" in c["role"])
     racing = [c for c in confirmed if not c["stopped"]] or confirmed
     leader = max(racing, key=lambda c: c["confirmed_mean"])["trial"]
-    verdict = VERDICT.search(row["reason"])  # absent when the incumbent led
-    switch = leader != incumbent and verdict is not None
-    if switch:
+    if leader == _incumbent(row):
+        return leader
+    if row.get("gain_se") is not None:  # recorded since 2026-12-02
+        gain, se = row["gain"], row["gain_se"]
+    else:  # earlier rows: read from the verdict's reason
+        verdict = VERDICT.search(row["reason"])
+        if verdict is None:  # no comparison was made (no incumbent to compare with)
+            return _incumbent(row)
         gain, se = float(verdict.group(1)), float(verdict.group(2))
-        switch = gain > z * se
-    pick = leader if switch else incumbent
-    return test[pick] - test[incumbent], max(test.values()) - test[incumbent]
+    return leader if gain > z * se else _incumbent(row)
+
+
+def replayed_gains(row: dict, z: float) -> tuple[float, float]:
+    """(pick − incumbent, oracle − incumbent) in test points for one search under ``z``."""
+    test = {c["trial"]: 100 * c["test"][row["objective"]] for c in row["regret"]}
+    incumbent = test[_incumbent(row)]
+    return test[replayed_pick(row, z)] - incumbent, max(test.values()) - incumbent
 
 
 def searches(rows: list[dict], role: str) -> list[dict]:
@@ -71,7 +83,7 @@ def summarise(rows: list[dict], z: float) -> dict:
     (mean over seeds) and the share of big oracle gaps the picks captured."""
     pairs, cells = [], defaultdict(list)
     for r in rows:
-        gain, gap = replayed_picks(r, z)
+        gain, gap = replayed_gains(r, z)
         pairs.append((BY_NAME[r["setting"]].base, gain))
         cells[(r["setting"], r["objective"])].append((gain, gap))
     means = {k: [statistics.mean(col) for col in zip(*v, strict=True)] for k, v in cells.items()}
@@ -94,6 +106,8 @@ def choice(table: dict[float, dict]) -> float:
 def render(rows: list[dict]) -> str:
     by_role = {role: {z: summarise(searches(rows, role), z) for z in THRESHOLDS} for role in ROLES}
     chosen = choice(by_role["development"])
+    replayed = [r for role in ROLES for r in searches(rows, role)]
+    same = sum(replayed_pick(r, Z_CLEAR) == r["pick_trial"] for r in replayed)
     lines = [
         "## Which switch threshold: the selection's last step replayed",
         "",
@@ -102,7 +116,9 @@ def render(rows: list[dict]) -> str:
         "under switch thresholds z: the best confirmed candidate replaces the incumbent when "
         "its gain exceeds z standard errors. The racing before that step does not depend on z, "
         "so each replayed pick is the one a search with z would have made; its test score is "
-        "the regret retraining of that candidate. Gain over the incumbent in points, interval "
+        "the regret retraining of that candidate (at the default z the replay picks what "
+        f"the search picked in {same} of {len(replayed)} searches). Gain over the incumbent "
+        "in points, interval "
         "clustered on the base dataset; worst: the lowest problem × objective cell (mean over "
         f"seeds); captured: the picks' share of the oracle gaps ≥ {BIG_GAP:g} point (cells "
         "whose best candidate on test beat the incumbent by that much; the oracle is a maximum "
