@@ -53,7 +53,7 @@ def replayed_pick(row: dict, z: float) -> int:
         gain, se = row["gain"], row["gain_se"]
     else:  # earlier rows: read from the verdict's reason
         verdict = VERDICT.search(row["reason"])
-        if verdict is None:  # no comparison was made (no incumbent to compare with)
+        if verdict is None:  # a reason that names no gain: the incumbent stands
             return _incumbent(row)
         gain, se = float(verdict.group(1)), float(verdict.group(2))
     return leader if gain > z * se else _incumbent(row)
