@@ -104,9 +104,10 @@ def choice(table: dict[float, dict]) -> float:
 
 
 def render(rows: list[dict]) -> str:
-    by_role = {role: {z: summarise(searches(rows, role), z) for z in THRESHOLDS} for role in ROLES}
+    found = {role: searches(rows, role) for role in ROLES}
+    by_role = {role: {z: summarise(found[role], z) for z in THRESHOLDS} for role in ROLES}
     chosen = choice(by_role["development"])
-    replayed = [r for role in ROLES for r in searches(rows, role)]
+    replayed = [r for role in ROLES for r in found[role]]
     same = sum(replayed_pick(r, Z_CLEAR) == r["pick_trial"] for r in replayed)
     lines = [
         "## Which switch threshold: the selection's last step replayed",
