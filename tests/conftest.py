@@ -5,13 +5,23 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# One numeric thread per process (inherited by the workers, examples and children the tests
+# start): the suite runs three pytest workers and their subprocesses on two cores, and a
+# second thread per op on these tiny models only spins, costing about a tenth of the CPU.
+for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
+
+from tests.mlflow_store import new_store, template_folder  # noqa: E402
+
+template_folder()  # here, in the first pytest process: its xdist workers inherit the folder
 
 
 @pytest.fixture(autouse=True)
 def _seeded():
+    import keras  # here, not above: the xdist controller runs no test and needs no TensorFlow
+
     keras.utils.set_random_seed(0)
     yield
     # No gc.collect (free_memory): with TensorFlow loaded it costs ~0.4 s a test.
@@ -21,7 +31,7 @@ def _seeded():
 @pytest.fixture(scope="session")
 def mlflow_uri(tmp_path_factory):
     """One real MLflow tracking store (SQLite) for the session; tests use their own experiments."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    return new_store(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.mlflow_store import new_store
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -21,6 +23,7 @@ class MlflowServer:
         self.uri = f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120):
+        new_store(self.folder / "mlflow.db", "mlflow-artifacts:/0")  # kept on a restart
         self.log = open(self.folder / "server.log", "a")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [

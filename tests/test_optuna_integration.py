@@ -16,6 +16,7 @@ import pytest
 import lossearch
 from lossearch import cli
 from lossearch.optuna import PruningCallback, best_config, enqueue_recipes, suggest_loss
+from tests.mlflow_store import new_store
 from tests.search_helpers import runs_of, tiny_search
 
 ROOT = Path(__file__).parent.parent
@@ -28,6 +29,7 @@ def own_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("own")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default
     env.update(PYTHONPATH=str(ROOT), LOSSEARCH_EXAMPLE_BUDGET="small")
+    new_store(folder / "mlflow.db")  # MLflow's default store, found there migrated
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "optuna_own_objective.py")],
         cwd=folder,
