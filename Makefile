@@ -74,10 +74,12 @@ benchmark-performance: $(STAMP)
 # Everything on TensorFlow; beside it, the loss, metric and small-search tests on JAX and
 # PyTorch. Three TensorFlow workers on two cores: the scale-out and browser tests wait on
 # servers and processes, and a third worker keeps the cores busy meanwhile. JAX and PyTorch
-# run at the lowest priority (nice 19), so they take the cores only when those workers leave
-# them idle, and finish alone after them; their logs follow the TensorFlow run's.
+# run at low priority (nice 15 and 19), so they take the cores only when those workers leave
+# them idle, and finish alone after them; their logs follow the TensorFlow run's. JAX (twice
+# PyTorch's work, one process) at nice 15 takes most of that idle time before PyTorch does,
+# so that the two end together rather than JAX alone on one core.
 test: $(STAMP) browser
-	@KERAS_BACKEND=jax nice -n 19 $(BIN)/python -m pytest -q -ra -m all_backends \
+	@KERAS_BACKEND=jax nice -n 15 $(BIN)/python -m pytest -q -ra -m all_backends \
 	  > .pytest-jax.log 2>&1 & jax_pid=$$!; \
 	KERAS_BACKEND=torch nice -n 19 $(BIN)/python -m pytest -q -ra -m all_backends \
 	  > .pytest-torch.log 2>&1 & torch_pid=$$!; \

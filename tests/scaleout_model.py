@@ -20,10 +20,19 @@ def load_data():
 
 
 def worker_command(
-    storage, study, tracking_uri, experiment, trials, *extra, space="quick", recycle=False
+    storage,
+    study,
+    tracking_uri,
+    experiment,
+    trials,
+    *extra,
+    space="quick",
+    recycle=False,
+    threads=1,
 ):
-    """``lossearch worker`` on this module's model and data, one thread, top-trial selection;
-    trainings in the worker's own process unless ``recycle`` (the worker's default)."""
+    """``lossearch worker`` on this module's model and data, ``threads`` threads (None: as
+    the process has them), top-trial selection; trainings in the worker's own process unless
+    ``recycle`` (the worker's default)."""
     import os
     import sys
 
@@ -35,13 +44,15 @@ def worker_command(
         "--batch-size": 64,
         "--selection": "best",
         "--cv": 0,  # one hold-out: "auto" would score these tails out of fold, 3x the training
-        "--threads": 1,
+        "--threads": threads,
         "--tracking-uri": tracking_uri,
         "--experiment": experiment,
         "-o": os.devnull,
     }
     if not recycle:
         options["--recycle-every"] = 0
+    if threads is None:
+        del options["--threads"]
     return [
         sys.executable,
         "-m",

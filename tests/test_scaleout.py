@@ -15,13 +15,21 @@ import pytest
 import lossearch
 from lossearch import cli
 from tests.search_helpers import FAST, dense_model, digits, runs_of
-from tests.workers import ROOT, check_one_study_under_one_parent, finish, start_worker
+from tests.workers import (
+    ROOT,
+    check_one_study_under_one_parent,
+    finish,
+    start_worker,
+    work_here_beside,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def test_four_workers_share_one_postgresql_study(pg_url, server, experiment, tmp_path):
-    workers = [start_worker(pg_url, "pg", server, experiment, 8, "--epochs", "1") for _ in range(4)]
+    run = (pg_url, "pg", server, experiment, 8, "--epochs", "1")
+    workers = [start_worker(*run) for _ in range(3)]
+    work_here_beside(workers, *run)  # the fourth
     finish(workers)
     study = check_one_study_under_one_parent(pg_url, "pg", server, experiment, 8)
     # `lossearch export` returns the best (chosen) trial's loss.
@@ -57,9 +65,9 @@ def _redis(tmp_path):
 )
 def test_two_workers_share_one_study(storage_of, server, experiment, tmp_path):
     storage, study = storage_of(tmp_path), f"two-{uuid.uuid4().hex[:8]}"
-    workers = [
-        start_worker(storage, study, server, experiment, 4, "--epochs", "1") for _ in range(2)
-    ]
+    run = (storage, study, server, experiment, 4, "--epochs", "1")
+    workers = [start_worker(*run)]
+    work_here_beside(workers, *run)  # the second
     finish(workers)
     check_one_study_under_one_parent(storage, study, server, experiment, 4)
 

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 import lossearch
-from tests.workers import check_one_study_under_one_parent, finish, start_worker
+from tests.workers import check_one_study_under_one_parent, finish, start_worker, work_here
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def test_a_worker_stopped_by_its_timeout_is_resumed_by_the_next(server, experime
     finish([start_worker(storage, study, server, experiment, 4, "--epochs", "1", "--timeout", "1")])
     loaded = optuna.load_study(study_name=study, storage=lossearch.open_storage(storage))
     assert 1 <= sum(t.state.is_finished() for t in loaded.get_trials()) < 4
-    finish([start_worker(storage, study, server, experiment, 4, "--epochs", "1")])
+    work_here(storage, study, server, experiment, 4, "--epochs", "1")  # the next worker
     check_one_study_under_one_parent(storage, study, server, experiment, 4)
 
 
@@ -60,7 +60,7 @@ def test_a_killed_worker_leaves_a_failed_retried_trial_and_nothing_lost(
     assert before.state.name == "COMPLETE"
     assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "RUNNING"
 
-    finish([start_worker(storage, "crash", server, experiment, 3, *args)])
+    work_here(storage, "crash", server, experiment, 3, *args)  # the next worker
 
     study = optuna.load_study(study_name="crash", storage=storage)
     states = {t.number: t for t in study.trials}
