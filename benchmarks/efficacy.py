@@ -449,11 +449,10 @@ def _run_method(setting, method, objective, budget, seed) -> dict:
         import optuna
 
         return run_lossearch(setting, budget, seed, objective, pruner=optuna.pruners.NopPruner())
-    if method == "lossearch_strict_stop":  # stop unless a sampled trial clearly beats the incumbent
-        from lossearch._noise import Z_CLEAR
+    if method == "lossearch_margin_1":  # the early stop's default until 2026-12-03
         from lossearch.stopping import NoChallengerStopper
 
-        stopper = NoChallengerStopper(margin=-Z_CLEAR)
+        stopper = NoChallengerStopper(margin=1.0)
         return run_lossearch(setting, budget, seed, objective, early_stop=stopper)
     return run_lossearch(setting, budget, seed, objective)
 

@@ -307,8 +307,8 @@ _ARGUMENTS = (
         "early_stop",
         True,
         (BOOL, _instance_of("lossearch.stopping.BaseStopper", "a lossearch.stopping.BaseStopper")),
-        "search the whole budget even when no sampled trial comes within noise of the "
-        "incumbent (Optuna backend)",
+        "search the whole budget even when no sampled trial beats the incumbent by more "
+        "than its noise (Optuna backend)",
         flag="--no-early-stop",
     ),
     Argument("backend", "optuna", (Options(BACKENDS),), "who proposes configs"),

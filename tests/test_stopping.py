@@ -31,10 +31,10 @@ class IncumbentFar(FakeRunner):
         return np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
 
 
-class AllAlike(IncumbentFar):
-    """Every config as good as the incumbent: each sampled trial is a contender."""
+class IncumbentBehind(IncumbentFar):
+    """Every other config far better than the incumbent: each sampled trial is a contender."""
 
-    strength = {True: 6.0, False: 6.0}
+    strength = {True: 0.5, False: 6.0}
 
 
 def _finished(driver):
@@ -49,8 +49,8 @@ def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_ur
     assert len(trials) == len(QUICK_RECIPES) + PATIENCE  # the recipes, then the patience
     reason = result.search_summary().stopped_early
     assert reason.startswith(f"no challenger after {PATIENCE} sampled trials")
-    assert "none completed within 1 standard error (" in reason
-    assert "of the incumbent recipe 'logit_adjusted'" in reason
+    assert "none completed 1.64 standard errors (" in reason  # what the confirmation asks
+    assert ") above the incumbent recipe 'logit_adjusted'" in reason
     assert f"stopped:   early, {reason}" in result.summary()
     assert result.selection.recipe == "logit_adjusted"
     run = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
@@ -75,7 +75,9 @@ def test_a_search_that_used_its_budget_did_not_stop_early(mlflow_uri, experiment
 
 
 def test_a_contender_keeps_the_whole_budget(mlflow_uri, experiment):
-    result, driver = fake_search(AllAlike(), mlflow_uri, experiment, n_trials=18, confirm_seeds=1)
+    result, driver = fake_search(
+        IncumbentBehind(), mlflow_uri, experiment, n_trials=18, confirm_seeds=1
+    )
     assert len(_finished(driver)) == 18
     assert result.search_summary().stopped_early is None
 
@@ -86,18 +88,21 @@ class CloseBehind(IncumbentFar):
     strength = {True: 1.5, False: 1.3}
 
 
-def test_a_negative_margin_asks_a_contender_to_beat_the_incumbent(mlflow_uri, experiment):
-    """Trials close behind the incumbent are contenders under the default margin, not under a
-    negative one, which asks them to beat it by that many standard errors."""
+def test_a_positive_margin_counts_trials_close_behind_the_incumbent(mlflow_uri, experiment):
+    """Trials close behind the incumbent do not beat it: the default stops; a positive margin
+    (the default until 2026-12-03) makes them contenders, and the search uses its budget."""
     common = {"n_trials": 18, "confirm_seeds": 1}
     _, driver = fake_search(CloseBehind(), mlflow_uri, experiment, **common)
-    assert len(_finished(driver)) == 18
-    strict = NoChallengerStopper(margin=-1.64)
-    result, driver = fake_search(CloseBehind(), mlflow_uri, experiment, **common, early_stop=strict)
     assert len(_finished(driver)) == len(QUICK_RECIPES) + PATIENCE
+    lax = NoChallengerStopper(margin=1)
+    result, driver = fake_search(CloseBehind(), mlflow_uri, experiment, **common, early_stop=lax)
+    assert len(_finished(driver)) == 18
+    assert result.search_summary().stopped_early is None
+    # and where it does stop, it says so in its own terms
+    result, _ = fake_search(IncumbentFar(), mlflow_uri, experiment, **common, early_stop=lax)
     reason = result.search_summary().stopped_early
-    assert "none completed 1.64 standard errors (" in reason
-    assert ") above the incumbent recipe 'logit_adjusted'" in reason
+    assert "none completed within 1 standard error (" in reason
+    assert "of the incumbent recipe 'logit_adjusted'" in reason
 
 
 def test_a_stopper_of_ones_own_is_asked_after_every_trial(mlflow_uri, experiment):
