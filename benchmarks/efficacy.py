@@ -53,6 +53,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "efficacy_runs.jsonl"
 SPACE = {"multiclass": "long_tail", "binary": "binary", "multilabel": "multilabel"}
 SEARCH_METHODS = ("lossearch", "recipes_only", "optuna_by_hand", "optuna_like_for_like")
+# what each search keeps of its confirmation table (values: each run's score, the search run
+# first when it counts, so that a later replay can leave out the run that selected a trial)
+CONFIRMATION_KEYS = ("trial", "recipe", "role", "runs", "stopped", "confirmed_mean", "values")
 # the comparison methods run on the default objective; the other objectives are read off the
 # regret analysis (searched configs against every recipe, on test)
 DEFAULT_OBJECTIVE_ONLY = ("recipes_only", "optuna_by_hand", "optuna_like_for_like")
@@ -240,10 +243,7 @@ def run_lossearch(setting, budget, seed, objective=None, cv="auto", pruner=None,
         "trials_run": sum(t.state.is_finished() for t in result.study.trials),
         # the stop's reason (None: the whole budget); code before the early stop has none
         "stopped": getattr(result.search, "stopped_early", lambda: None)(),
-        "confirmation": [
-            {k: row[k] for k in ("trial", "recipe", "role", "runs", "stopped", "confirmed_mean")}
-            for row in picked.table
-        ],
+        "confirmation": [{k: row.get(k) for k in CONFIRMATION_KEYS} for row in picked.table],
         "result": result,  # for the regret analysis; dropped before the row is saved
     }
 

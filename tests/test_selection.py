@@ -182,6 +182,9 @@ def test_a_challenger_behind_the_incumbent_stops_early_and_a_clear_one_runs_on_a
     assert picked.chosen is by_number[3] and "challenger" in picked.reason
     assert "stopped early" in picked.reason and "trial 2 (2 runs)" in picked.reason
     assert {row["trial"]: row["stopped"] for row in picked.table()}[2] is True
+    for row in picked.table():  # each run's score is kept, for a replay to reweigh
+        assert len(row["values"]) == row["runs"]
+        assert np.mean(row["values"]) == pytest.approx(row["confirmed_mean"])
     # with one confirmation seed there is no round after which to stop
     records = study({"ce_baseline": 0, "logit_adjusted": 0}, searched=[0, 0])
     runner = FakeRunner("multiclass", y, _scripted_values(records, values, y))

@@ -106,6 +106,8 @@ class Verdict:
                 "confirmed_mean": c.mean,
                 "seed_std": math.sqrt(c.seed_var),
                 "runs": len(c.values),
+                # each run's score, the search run first when it trained the full budget
+                "values": [float(v) for v in c.values],
                 "stopped": c.stopped,
                 "chosen": c is self.chosen,
             }
