@@ -488,6 +488,7 @@ def run_job(job: dict) -> dict:
         budget=job["budget"],
         counts=setting.counts,
         commit=job.get("commit"),
+        date=time.strftime("%Y-%m-%d"),
         **described,
     )
     return out

@@ -15,7 +15,7 @@ import math
 import os
 import platform
 import statistics
-import time
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -404,6 +404,29 @@ def picks_line(runs: Runs) -> str:
     )
 
 
+def _dates(rows) -> str:
+    """When the rows were measured: their own dates (recorded since 2026-12-03); for earlier
+    rows, on or after the date of the commit that measured them."""
+    dates = {r["date"] for r in rows if r.get("date")}
+    undated = {str(r.get("commit", "")).rstrip("+") for r in rows if not r.get("date")}
+    committed = {_commit_date(c) for c in undated if c}
+    text = " and ".join(sorted(dates))
+    if committed:
+        since = f"on or after {' and '.join(sorted(committed))} (the commits' dates)"
+        text = f"{text}, and {since}" if text else since
+    return text
+
+
+def _commit_date(commit: str) -> str:
+    done = subprocess.run(
+        ["git", "show", "-s", "--format=%cs", commit],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or f"commit {commit}'s date (unknown)"
+
+
 def render(rows, args) -> str:
     import keras
     import optuna
@@ -436,7 +459,7 @@ def render(rows, args) -> str:
         "## Efficacy: the pick against fixed recipes on data the search never saw"
         + (" (`--quick` smoke run)" if args.quick else ""),
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on commit {', '.join(commits)}"
+        f"Measured {_dates(rows)} on commit {', '.join(commits)}"
         + (
             " (`+`: a file under `lossearch/` or `benchmarks/` differed from the commit when "
             "the run started)"
