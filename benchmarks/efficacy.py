@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import efficacy_data  # noqa: E402  (benchmarks/efficacy_data.py)
 import numpy as np  # noqa: E402
+from sections import git  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -499,10 +499,6 @@ def run_job(job: dict) -> dict:
 
 def commit() -> str:
     """The commit the code was at, ``+`` when the working tree differed from it."""
-
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
     head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
     # the results are this benchmark's output, not code that measured them
     dirty = git(

@@ -15,12 +15,11 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
 from efficacy_data import BY_NAME
-from sections import write_section
+from sections import git, write_section
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIE = 0.005  # |difference| below half a point counts as a tie
@@ -418,13 +417,7 @@ def _dates(rows) -> str:
 
 
 def _commit_date(commit: str) -> str:
-    done = subprocess.run(
-        ["git", "show", "-s", "--format=%cs", commit],
-        cwd=Path(__file__).parent,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip() or f"commit {commit}'s date (unknown)"
+    return git("show", "-s", "--format=%cs", commit).strip() or f"commit {commit}'s date (unknown)"
 
 
 def render(rows, args) -> str:

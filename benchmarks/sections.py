@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,12 @@ ORDER = (
     "memory",
     "cli",
 )  # the sections' order in the file
+
+
+def git(*args: str) -> str:
+    """``git ARGS`` in this repository: its standard output ('' when git fails)."""
+    done = subprocess.run(["git", *args], cwd=BENCHMARKS.parent, capture_output=True, text=True)
+    return done.stdout
 
 
 def machine(detail: str = "") -> str:
