@@ -242,6 +242,7 @@ class SearchSession:
             runner=self.runner,
             confirm_seeds=s.confirm_seeds,
             seed=s.seed,
+            contender_bar=self.driver.contender_bar(),
         )
         seconds = {"search": search_seconds, "confirmation": time.perf_counter() - started}
         for note in selection.warnings:

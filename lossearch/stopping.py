@@ -15,6 +15,11 @@ before it replaces the incumbent, and a single search run, the best of several, 
 overstates it. A sampled trial that does come that far is a contender the confirmation runs
 must judge, so the search then uses its whole budget. (A positive ``margin`` is laxer: a
 trial within that many standard errors *below* the incumbent is already a contender.)
+
+After such a stop the same bar decides what the confirmation races
+(:meth:`BaseStopper.contender_bar`): a trial or recipe whose search score falls short of it
+is no contender, so retraining it on more seeds would buy nothing; the incumbent is still
+confirmed, its decision rule tuned on all its runs.
 """
 
 from __future__ import annotations
@@ -58,6 +63,12 @@ class BaseStopper(abc.ABC):
     def reason_to_stop(self, progress: SearchProgress) -> str | None:
         """Why the search should stop now, in one sentence, or None to go on."""
 
+    def contender_bar(self, progress: SearchProgress) -> float | None:
+        """Asked once this stopper has stopped the search: the search score a trial or recipe
+        must reach to be raced against the incumbent in the confirmation, or None (the
+        default) to race the usual candidates."""
+        return None
+
 
 class NoChallengerStopper(BaseStopper):
     """Stop once ``patience`` sampled trials have finished and none completed within
@@ -84,16 +95,11 @@ class NoChallengerStopper(BaseStopper):
     def reason_to_stop(self, progress: SearchProgress) -> str | None:
         if progress.recipes_pending or progress.sampled_finished < self.patience:
             return None
-        runner = progress.runner
-        objective = runner.objective
-        incumbent = incumbent_record(progress.records, objective, runner.data.task)
-        if incumbent is None:
+        judged = self._judge(progress)
+        if judged is None:
             return None
-        se = self._standard_error(incumbent, runner)
-        if not math.isfinite(se):
-            return None
-        sign = 1.0 if objective.maximize else -1.0
-        bar = incumbent.value - sign * self.margin * se
+        incumbent, se, bar = judged
+        sign = 1.0 if progress.runner.objective.maximize else -1.0
         sampled = [r for r in progress.records if not r.recipe]
         best = max(sampled, key=lambda r: sign * r.value, default=None)
         if best is not None and sign * (best.value - bar) >= 0:
@@ -106,6 +112,23 @@ class NoChallengerStopper(BaseStopper):
             f"{_bar(self.margin, se)} the incumbent {_name(incumbent)} "
             f"({incumbent.value:.4f}){closest}"
         )
+
+    def contender_bar(self, progress: SearchProgress) -> float | None:
+        judged = self._judge(progress)
+        return None if judged is None else judged[2]
+
+    def _judge(self, progress: SearchProgress) -> tuple[Any, float, float] | None:
+        """``(incumbent, its standard error, the bar a contender reaches)``, or None when
+        there is no incumbent or no predictions of it to bootstrap."""
+        runner = progress.runner
+        incumbent = incumbent_record(progress.records, runner.objective, runner.data.task)
+        if incumbent is None:
+            return None
+        se = self._standard_error(incumbent, runner)
+        if not math.isfinite(se):
+            return None
+        sign = 1.0 if runner.objective.maximize else -1.0
+        return incumbent, se, incumbent.value - sign * self.margin * se
 
     def _standard_error(self, incumbent, runner) -> float:
         if incumbent.number not in self._noise:
@@ -120,10 +143,10 @@ class NoChallengerStopper(BaseStopper):
 
 
 def _bar(margin: float, se: float) -> str:
-    """How close a contender had to come, in words: within a margin below the incumbent's
-    score, or above it by a margin (a negative one)."""
+    """How close a contender had to come, in words: within a margin short of the incumbent's
+    score, or better than it by a margin (a negative one)."""
     errors = f"{abs(margin):g} standard error{'' if abs(margin) == 1 else 's'} ({se:.4f})"
-    return f"within {errors} of" if margin >= 0 else f"{errors} above"
+    return f"within {errors} of" if margin >= 0 else f"{errors} better than"
 
 
 def _name(record) -> str:

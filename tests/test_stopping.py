@@ -50,7 +50,7 @@ def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_ur
     reason = result.search_summary().stopped_early
     assert reason.startswith(f"no challenger after {PATIENCE} sampled trials")
     assert "none completed 1.64 standard errors (" in reason  # what the confirmation asks
-    assert ") above the incumbent recipe 'logit_adjusted'" in reason
+    assert ") better than the incumbent recipe 'logit_adjusted'" in reason
     assert f"stopped:   early, {reason}" in result.summary()
     assert result.selection.recipe == "logit_adjusted"
     run = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
@@ -65,6 +65,56 @@ def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_ur
     on, driver = fake_search(IncumbentFar(), mlflow_uri, experiment, **common, early_stop=False)
     assert len(_finished(driver)) == 20
     assert on.search_summary().stopped_early is None and "stopped:" not in on.summary()
+
+
+def _confirmation_runs(runner) -> list[str]:
+    """The families the confirmation trained: its seeds start at the search seed + 10,000."""
+    return [family for family, seed, _ in runner.calls if seed >= 10_000]
+
+
+def _rows(result) -> dict:
+    return {row["recipe"] or row["trial"]: row for row in result.selection.table}
+
+
+def test_after_the_stop_only_the_incumbent_is_confirmed(mlflow_uri, experiment):
+    """No candidate came near the bar: each is reported from its search run, set aside, and
+    only the incumbent trains its confirmation runs (whose decision rule they tune)."""
+    runner = IncumbentFar()
+    result, driver = fake_search(runner, mlflow_uri, experiment, n_trials=30, confirm_seeds=2)
+    assert len(_finished(driver)) == len(QUICK_RECIPES) + PATIENCE
+    assert _confirmation_runs(runner) == ["logit_adjusted"] * 2
+    rows = _rows(result)
+    assert rows["logit_adjusted"]["runs"] == 3 and not rows["logit_adjusted"]["set_aside"]
+    others = [row for name, row in rows.items() if name != "logit_adjusted"]
+    assert others and all(row["set_aside"] and row["runs"] == 1 for row in others)
+    assert result.selection.baseline_runs == 1 and result.selection.runs == 3
+    bar = driver.study.user_attrs[keys.CONTENDER_BAR]
+    assert "not raced, the search having stopped early: " in result.selection.reason
+    assert f"(search scores short of {bar:.4f})" in result.selection.reason
+    assert bar >= result.selection.incumbent.value  # 1.64 standard errors above it
+
+
+class RecipeAhead(IncumbentFar):
+    """The focal recipe (gamma 2) better than the incumbent, every sampled trial poor: the search
+    stops (nothing left to sample), and the recipe is raced."""
+
+    def predictions(self, config, seed, y_true):
+        recipe = config.family == "focal" and config.params.get("gamma") == 2.0
+        boost = 6.0 if recipe else 1.5 if _is_incumbent(config) else 0.3
+        rng = np.random.default_rng(seed)
+        logits = rng.normal(size=(len(y_true), len(COUNTS)))
+        logits[np.arange(len(y_true)), y_true] += boost
+        return np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+
+
+def test_after_the_stop_a_candidate_above_the_bar_is_still_raced(mlflow_uri, experiment):
+    runner = RecipeAhead()
+    result, _ = fake_search(runner, mlflow_uri, experiment, n_trials=30, confirm_seeds=2)
+    assert result.search_summary().stopped_early is not None
+    rows = _rows(result)
+    assert not rows["focal"]["set_aside"] and rows["focal"]["runs"] == 3
+    assert result.selection.recipe == "focal"  # and it wins
+    assert sorted(set(_confirmation_runs(runner))) == ["focal", "logit_adjusted"]
 
 
 def test_a_search_that_used_its_budget_did_not_stop_early(mlflow_uri, experiment):
@@ -147,3 +197,4 @@ def test_early_stop_is_checked_before_any_trial():
 
 def test_a_stored_stop_reason_is_a_study_key():
     assert keys.STOPPED_EARLY == "lossearch_stopped_early"
+    assert keys.CONTENDER_BAR == "lossearch_contender_bar"

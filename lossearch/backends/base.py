@@ -134,6 +134,11 @@ class BaseDriver(abc.ABC):
         None: it used the budget, or the backend does not stop early."""
         return None
 
+    def contender_bar(self) -> float | None:
+        """After an early stop, the search score a candidate must reach to be raced in the
+        confirmation (:meth:`lossearch.stopping.BaseStopper.contender_bar`), else None."""
+        return None
+
     def complete_choice(self, n_trials: int) -> dict | None:
         """The stored ``Selection.to_dict()`` when the search already holds ``n_trials``
         finished trials and closed on exactly those (a rerun then has nothing to do)."""

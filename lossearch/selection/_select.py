@@ -132,6 +132,7 @@ def select(
     runner=None,
     confirm_seeds: int = 2,
     seed: int | None = None,
+    contender_bar: float | None = None,
 ) -> Selection:
     """Choose among a search's completed trial records (see :mod:`.confirmation`).
 
@@ -139,6 +140,8 @@ def select(
     and keeps the incumbent unless it is clearly beaten; ``"best"`` (and ``"robust"``
     with nothing to confirm: no runner, ``confirm_seeds=0`` or one record) takes the top
     trial. With a runner, the selection carries the validation warnings and the scoring.
+    ``contender_bar`` (after an early stop): the search score a candidate other than the
+    incumbent must reach to be raced.
     """
     if rule not in RULES:
         raise ValueError(f"selection: expected one of {list(RULES)}, got {rule!r}.")
@@ -148,7 +151,14 @@ def select(
         why = TOP_TRIAL if rule == "best" else f"{TOP_TRIAL} (nothing to confirm)"
         picked = top_trial(records, objective.maximize, why)
     else:
-        verdict = race(records, runner, objective, confirm_seeds=confirm_seeds, seed=seed)
+        verdict = race(
+            records,
+            runner,
+            objective,
+            confirm_seeds=confirm_seeds,
+            seed=seed,
+            contender_bar=contender_bar,
+        )
         picked = _confirmed(verdict, records, runner)
     if runner is None:
         return picked

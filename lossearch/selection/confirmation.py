@@ -13,7 +13,9 @@ and so is the *recipe* with the highest score. So (``selection="robust"``):
    (the search run counts when it trained the full budget: under Hyperband it may not
    have). A challenger whose mean is no better than the incumbent's after a round
    stops there: winning takes a gain of ``Z_CLEAR`` standard errors, which one more run
-   cannot bring from a gain <= 0, so its runs would buy nothing (racing).
+   cannot bring from a gain <= 0, so its runs would buy nothing (racing). After an early
+   stop (:mod:`lossearch.stopping`) the candidates whose search score falls short of the
+   stopper's bar are set aside from the start: the incumbent is still confirmed.
 4. **Choice**: the best confirmed candidate replaces the incumbent only if its gain is
    at least ``Z_CLEAR`` standard errors. The standard error combines a *paired*
    bootstrap over validation samples (shared noise cancels) with both sides'
@@ -52,6 +54,7 @@ class Candidate:
     decision: Decision | None = None
     role: str = ""  # "incumbent", "baseline", both ("incumbent baseline") or ""
     stopped: bool = False  # left the race behind the incumbent: fewer runs, not chosen
+    set_aside: bool = False  # short of an early stop's contender bar: not raced, not chosen
     unstable: bool = False  # a confirmation run failed: not a config to trust
 
     @property
@@ -109,6 +112,7 @@ class Verdict:
                 # each run's score, the search run first when it trained the full budget
                 "values": [float(v) for v in c.values],
                 "stopped": c.stopped,
+                "set_aside": c.set_aside,
                 "chosen": c is self.chosen,
             }
             for c in self.candidates
@@ -146,7 +150,9 @@ def confirm(
     unstable = []
     for _ in range(target):
         for candidate in racing:
-            if candidate.stopped or candidate.unstable or len(candidate.values) >= target:
+            if candidate.stopped or candidate.set_aside or candidate.unstable:
+                continue
+            if len(candidate.values) >= target:
                 continue
             k = done[id(candidate)]
             try:
@@ -167,6 +173,19 @@ def confirm(
     return unstable
 
 
+def _set_aside(candidates, bar: float | None, maximize: bool) -> list[str]:
+    """Set aside the candidates (all but the incumbent) whose search score falls short of an
+    early stop's ``bar``; their names. The baseline too: it is then reported from its
+    search run."""
+    incumbent = next((c for c in candidates if "incumbent" in c.role), None)
+    if bar is None or incumbent is None:
+        return []
+    sign = 1.0 if maximize else -1.0
+    for c in candidates:
+        c.set_aside = c is not incumbent and sign * (c.search_value - bar) < 0
+    return [_name(c) for c in candidates if c.set_aside]
+
+
 def _stop_the_trailing(candidates, maximize: bool, target: int) -> None:
     """Stop the challengers (neither incumbent nor baseline) no better than the incumbent.
 
@@ -181,13 +200,23 @@ def _stop_the_trailing(candidates, maximize: bool, target: int) -> None:
             c.stopped = c.stopped or sign * (c.mean - incumbent.mean) <= 0
 
 
-def race(records, runner, objective, *, confirm_seeds: int, seed: int | None) -> Verdict:
-    """Confirm the candidates with extra seeds and choose (see the module docstring)."""
+def race(
+    records,
+    runner,
+    objective,
+    *,
+    confirm_seeds: int,
+    seed: int | None,
+    contender_bar: float | None = None,
+) -> Verdict:
+    """Confirm the candidates with extra seeds and choose (see the module docstring);
+    after an early stop, only those whose search score reaches ``contender_bar``."""
     budget = runner.epochs * len(runner.data.splits)
     candidates = [
         _candidate(record, role, record.epochs_trained in (0, budget))  # 0: not recorded
         for record, role in pick_candidates(records, objective, runner.data.task)
     ]
+    aside = _set_aside(candidates, contender_bar, objective.maximize)
     unstable = confirm(candidates, runner, confirm_seeds, seed, objective.maximize)
     stable = [c for c in candidates if c.values and not c.unstable]
     candidates = stable or [c for c in candidates if c.values]
@@ -195,6 +224,11 @@ def race(records, runner, objective, *, confirm_seeds: int, seed: int | None) ->
     verdict = choose(candidates, objective, y_true, runner.context, objective.maximize, seed)
     if verdict.chosen.probabilities:
         verdict.chosen.decision = runner.fit_decision(*pooled(y_true, verdict.chosen.probabilities))
+    if aside:
+        verdict.reason += (
+            f"; not raced, the search having stopped early: {', '.join(aside)} "
+            f"(search scores short of {contender_bar:.4f})"
+        )
     stopped = [f"trial {c.trial_number} ({len(c.values)} runs)" for c in candidates if c.stopped]
     if stopped:
         verdict.reason += "; stopped early, no better than the incumbent: " + ", ".join(stopped)
@@ -223,7 +257,7 @@ def paired_bootstrap_std(objective, y_true, a: Candidate, b: Candidate, context,
 def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
     """The incumbent unless the best confirmed candidate beats it clearly."""
     sign = 1.0 if maximize else -1.0
-    racing = [c for c in candidates if not c.stopped] or candidates
+    racing = [c for c in candidates if not (c.stopped or c.set_aside)] or candidates
     leader = max(racing, key=lambda c: sign * c.mean)
     incumbent = next((c for c in candidates if "incumbent" in c.role), None)
     if incumbent is None:
