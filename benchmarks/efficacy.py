@@ -55,7 +55,9 @@ SPACE = {"multiclass": "long_tail", "binary": "binary", "multilabel": "multilabe
 SEARCH_METHODS = ("lossearch", "recipes_only", "optuna_by_hand", "optuna_like_for_like")
 # what each search keeps of its confirmation table (values: each run's score, the search run
 # first when it counts, so that a later replay can leave out the run that selected a trial)
-CONFIRMATION_KEYS = ("trial", "recipe", "role", "runs", "stopped", "confirmed_mean", "values")
+CONFIRMATION_KEYS = (
+    "trial", "recipe", "role", "runs", "stopped", "set_aside", "confirmed_mean", "values",
+)  # fmt: skip
 # the comparison methods run on the default objective; the other objectives are read off the
 # regret analysis (searched configs against every recipe, on test)
 DEFAULT_OBJECTIVE_ONLY = ("recipes_only", "optuna_by_hand", "optuna_like_for_like")

@@ -45,7 +45,8 @@ def _incumbent(row: dict) -> int:
 def replayed_pick(row: dict, z: float) -> int:
     """The trial one search would have picked under ``z``."""
     confirmed = row["confirmation"]
-    racing = [c for c in confirmed if not c["stopped"]] or confirmed
+    # set aside after an early stop (recorded since 2026-12-03): never the leader
+    racing = [c for c in confirmed if not (c["stopped"] or c.get("set_aside"))] or confirmed
     leader = max(racing, key=lambda c: c["confirmed_mean"])["trial"]
     if leader == _incumbent(row):
         return leader
