@@ -36,7 +36,7 @@ from sections import machine, publish  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path.home() / ".cache" / "lossearch-bench"
-PROBLEMS = ("digits-LT50", "segment-LT100", "yeast3", "vehicle0")  # development
+PROBLEMS = ("digits-LT50", "segment-LT100", "yeast3", "vehicle0", "digits-img-LT50")  # development
 CONFIRMATION = ("synthA-LT50", "synthB-LT100", "breast_cancer-rare")
 LABELS = {
     "plain_optuna": "plain loop",
