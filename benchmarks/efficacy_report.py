@@ -23,6 +23,8 @@ from sections import git, write_section
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIE = 0.005  # |difference| below half a point counts as a tie
+GAP = 0.01  # an oracle gap over the incumbent worth capturing: one point (#26)
+CAPTURE = 0.5  # the share of it the pick should capture
 PICK = "lossearch"
 ROLES = ("development", "confirmation")
 
@@ -272,14 +274,15 @@ def regret_cases(runs: Runs) -> dict[tuple, list[dict]]:
         if problem is None or r["method"] != PICK or not r.get("regret"):
             continue
         groups[(problem.role, problem.model, problem.task, r["objective"])].append(
-            {**_regret_of(r, r["objective"]), "base": problem.base}
+            {**_regret_of(r, r["objective"], problem.task), "base": problem.base}
         )
     return groups
 
 
-def _regret_of(row: dict, objective: str) -> dict:
-    """One search: the oracle gap, how a searched config fares against the recipes, and how
-    validation ranked the configs against test."""
+def _regret_of(row: dict, objective: str, task: str) -> dict:
+    """One search: the oracle gap, how a searched config fares against the recipes, how
+    validation ranked the configs against test, and the best config and the pick against
+    the incumbent recipe (retrained like the others)."""
     from scipy.stats import spearmanr
 
     configs = row["regret"]
@@ -294,8 +297,12 @@ def _regret_of(row: dict, objective: str) -> dict:
         if len(configs) > 2
         else math.nan
     )
+    declared = incumbent_of(task, objective).removeprefix("recipe:")
+    incumbent = next((test[c["trial"]] for c in configs if c["recipe"] == declared), None)
     return {
         "gap": oracle - test[pick],
+        "over_incumbent": None if incumbent is None else oracle - incumbent,
+        "captured": None if incumbent is None else test[pick] - incumbent,
         "sampled_over_recipes": (max(sampled) - max(recipes)) if sampled and recipes else None,
         "pick_best": test[pick] >= oracle - TIE,
         "pick_sampled": not next(c for c in configs if c["chosen"])["recipe"],
@@ -342,7 +349,43 @@ def regret_table(runs: Runs) -> list[str]:
             f"{sum(c['pick_sampled'] for c in cases)} / {len(cases)} | "
             f"{statistics.mean(rhos) if rhos else float('nan'):+.2f} |"
         )
-    return lines + [""]
+    return lines + ["", *capture_lines(groups), ""]
+
+
+def capture_lines(groups) -> list[str]:
+    """Per role: over the searches whose best config beat the incumbent recipe by at least
+    ``GAP`` on test, how much of that gap the pick captured (pick - incumbent), and the goal
+    that it captures at least ``CAPTURE`` of it: captured - CAPTURE x gap > 0, clustered."""
+    lines = [
+        f"**Capture** (#26): over the searches whose best config beat the incumbent recipe by "
+        f"at least {GAP * 100:g} point on test (oracle − incumbent, both retrained as above), "
+        f"the pick's gain over the incumbent; the goal: at least {CAPTURE:g} of the gap "
+        f"(captured − {CAPTURE:g} × gap above 0, clustered on the base dataset).",
+        "",
+    ]
+    for role in ROLES:
+        worth = [
+            c
+            for (r, *_), cases in groups.items()
+            if r == role
+            for c in cases
+            if c["over_incumbent"] is not None and c["over_incumbent"] >= GAP
+        ]
+        if not worth:
+            continue
+        gap = statistics.mean(c["over_incumbent"] for c in worth)
+        captured = statistics.mean(c["captured"] for c in worth)
+        stat = clustered(
+            [(c["base"], c["captured"] - CAPTURE * c["over_incumbent"]) for c in worth]
+        )
+        bases = len({c["base"] for c in worth})
+        lines.append(
+            f"- {role}: {len(worth)} searches ({bases} base datasets, every objective) with a "
+            f"gap ≥ {GAP * 100:g} point, mean {gap * 100:.2f} points; the pick captured "
+            f"{captured * 100:+.2f} points ({captured / gap:.0%}); captured − {CAPTURE:g} × gap "
+            f"{_points(stat)} {_interval(stat)} → **{verdict(stat)}**."
+        )
+    return lines
 
 
 # -- time and the page ---------------------------------------------------------------------------
