@@ -11,7 +11,9 @@ Methods, per problem, seed and objective:
   ``result.model`` (its decision rule applied) and, as ``lossearch (no decision)``, through
   the same model without it. Its **regret analysis**: the search's top trials by validation
   (``REGRET_TOP``), every recipe trial and the pick, each retrained on the whole pool with
-  the benchmark's seed and scored on test under its own tuned decision rule;
+  the benchmark's seed and scored on test under its own tuned decision rule. Its
+  **ensemble** check (#26 item 3): the confirmed candidates' retrained models averaged
+  against a seed ensemble of the incumbent of the same size (``ensemble_check``);
 * ``recipes_only``: ``optimize`` with the recipes alone (``n_trials`` = the recipes):
   recipes + confirmation + decision rule, no search. lossearch minus this is what the
   search itself adds (the default objective, first seed);
@@ -250,10 +252,11 @@ def run_lossearch(setting, budget, seed, objective=None, cv="auto", pruner=None,
     }
 
 
-def regret(setting, result, budget, seed, top=REGRET_TOP) -> list[dict]:
+def regret(setting, result, budget, seed, top=REGRET_TOP) -> tuple[list[dict], dict]:
     """The search's top trials by validation, its recipe trials and its pick, each retrained
     on the whole pool (the benchmark's seed) and scored on test under its own decision rule
-    (the pick: the rule tuned on its confirmation runs)."""
+    (the pick: the rule tuned on its confirmation runs); and their test probabilities, by
+    trial number."""
     from optuna.trial import TrialState
 
     from lossearch.records import decision_of
@@ -268,13 +271,12 @@ def regret(setting, result, budget, seed, top=REGRET_TOP) -> list[dict]:
     ranked = sorted(trials, key=lambda t: t.value, reverse=maximize)
     keep = {t.number for t in ranked[:top]} | {picked.chosen.number}
     keep |= {t.number for t in trials if t.user_attrs.get("recipe")}
-    rows = []
+    rows, probabilities = [], {}
     for trial in (t for t in trials if t.number in keep):
         config = _config(setting, trial.user_attrs["config"])
         chosen = trial.number == picked.chosen.number
         decision = picked.decision if chosen else decision_of(trial)
-        model = _train(setting, config, budget, seed)
-        prob = _probabilities(keras_numpy(model(setting.x_test)), setting.task)
+        prob = probabilities[trial.number] = _test_probabilities(setting, config, budget, seed)
         decided = prob if decision is None else decision.apply(prob.reshape(len(prob), -1))
         rows.append(
             {
@@ -286,7 +288,38 @@ def regret(setting, result, budget, seed, top=REGRET_TOP) -> list[dict]:
                 "test_raw": test_scores(setting, prob, from_logits=False),
             }
         )
-    return rows
+    return rows, probabilities
+
+
+def _test_probabilities(setting, config, budget, seed) -> np.ndarray:
+    model = _train(setting, config, budget, seed)
+    return _probabilities(keras_numpy(model(setting.x_test)), setting.task)
+
+
+def ensemble_check(setting, result, budget, seed, probabilities) -> dict | None:
+    """The confirmed candidates (every row of the selection's table but those an early stop
+    set aside: models a search trains anyway) averaged, against the incumbent retrained on
+    as many seeds and averaged; both from the regret analysis's retraining on the pool, raw
+    probabilities (no decision rule), scored on test. None with a single candidate."""
+    picked = result.selection
+    members = [
+        row["trial"]
+        for row in picked.table
+        if not row.get("set_aside") and row["trial"] in probabilities
+    ]
+    if len(members) < 2 or picked.incumbent is None or picked.incumbent.number not in members:
+        return None
+    config = _config(setting, result.study.trials[picked.incumbent.number].user_attrs["config"])
+    seeds = [probabilities[picked.incumbent.number]] + [
+        _test_probabilities(setting, config, budget, seed + k) for k in range(1, len(members))
+    ]
+    candidates = np.mean([probabilities[t] for t in members], axis=0)
+    return {
+        "members": members,
+        "incumbent": picked.incumbent.number,
+        "test": test_scores(setting, candidates, from_logits=False),
+        "seed_ensemble_test": test_scores(setting, np.mean(seeds, axis=0), from_logits=False),
+    }
 
 
 def keras_numpy(tensor):
@@ -479,7 +512,8 @@ def run_job(job: dict) -> dict:
     seconds = time.perf_counter() - start
     result = out.pop("result", None)
     if job.get("regret") and result is not None:  # not part of the method's own time
-        out["regret"] = regret(setting, result, job["budget"], job["seed"])
+        out["regret"], probabilities = regret(setting, result, job["budget"], job["seed"])
+        out["ensemble"] = ensemble_check(setting, result, job["budget"], job["seed"], probabilities)
     out.update(
         setting=setting.name,
         task=setting.task,
