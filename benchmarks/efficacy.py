@@ -597,10 +597,12 @@ def plan(args, done: set) -> list[dict]:
 def measure(args, runs_path: Path = RUNS) -> list[dict]:
     budgets = list(args.budget.values())
     planned = {(j["problem"], j["seed"], j["method"], j["objective"]) for j in plan(args, set())}
+    # measured again: this run's rows of a method to redo or of another budget; the rows
+    # outside this run (other problems, methods or seeds) are kept as they are
     rows = [
         r
         for r in load_runs(runs_path)
-        if r["method"] not in args.redo and r["budget"] in budgets and _key(r) in planned
+        if _key(r) not in planned or (r["method"] not in args.redo and r["budget"] in budgets)
     ]
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     runs_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
