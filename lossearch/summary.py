@@ -169,7 +169,8 @@ class SearchSummary:
             return f"the pick is plain CE ({s.value:.4f})"
         spreads = self._baseline_row()
         if s.runs < 2 or spreads is None:
-            return f"{gain:+.1f} points ({both}, one run each: too few to tell from noise)"
+            runs = "one run each" if s.runs < 2 else f"{s.runs} runs against {s.baseline_runs}"
+            return f"{gain:+.1f} points ({both}, {runs}: too few to tell from noise)"
         base_std, base_runs = spreads
         se = 100 * math.sqrt(s.std**2 / s.runs + base_std**2 / base_runs)
         if gain > Z_CLEAR * se:
@@ -213,6 +214,11 @@ class SearchSummary:
         kept = f"recipe {s.incumbent.recipe!r}" if s.incumbent.recipe else "the config"
         if s.chosen.number == s.incumbent.number:
             if s.leader_trial is None or s.leader_trial == s.chosen.number:
+                if any(r.get("set_aside") for r in s.table) and not _raced_others(s):
+                    return (
+                        f"{kept}, declared before the search, kept: no other config came near "
+                        "enough to be raced once the search stopped early"
+                    )
                 return f"{kept}, declared before the search, confirmed best on fresh seeds"
             return (
                 f"{kept}, declared before the search, kept: the best other config (trial "
@@ -288,3 +294,11 @@ class SearchSummary:
 
 def _cell(value, width: int) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+
+def _raced_others(selection) -> bool:
+    """Whether any candidate but the pick was raced (not set aside by an early stop)."""
+    return any(
+        not row.get("set_aside") and row["trial"] != selection.chosen.number
+        for row in selection.table
+    )

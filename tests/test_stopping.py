@@ -92,6 +92,9 @@ def test_after_the_stop_only_the_incumbent_is_confirmed(mlflow_uri, experiment):
     assert "not raced, the search having stopped early: " in result.selection.reason
     assert f"(search scores short of {bar:.4f})" in result.selection.reason
     assert bar >= result.selection.incumbent.value  # 1.64 standard errors above it
+    text = result.summary()
+    assert "no other config came near enough to be raced once the search stopped early" in text
+    assert "3 runs against 1: too few to tell from noise" in text
 
 
 class RecipeAhead(IncumbentFar):
