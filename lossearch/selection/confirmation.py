@@ -58,6 +58,11 @@ class Candidate:
     unstable: bool = False  # a confirmation run failed: not a config to trust
 
     @property
+    def out_of_race(self) -> bool:
+        """Stopped behind the incumbent or set aside: no more runs, never chosen."""
+        return self.stopped or self.set_aside
+
+    @property
     def mean(self) -> float:
         return float(np.mean(self.values))
 
@@ -150,9 +155,7 @@ def confirm(
     unstable = []
     for _ in range(target):
         for candidate in racing:
-            if candidate.stopped or candidate.set_aside or candidate.unstable:
-                continue
-            if len(candidate.values) >= target:
+            if candidate.out_of_race or candidate.unstable or len(candidate.values) >= target:
                 continue
             k = done[id(candidate)]
             try:
@@ -173,11 +176,15 @@ def confirm(
     return unstable
 
 
+def _incumbent(candidates) -> Candidate | None:
+    return next((c for c in candidates if "incumbent" in c.role), None)
+
+
 def _set_aside(candidates, bar: float | None, maximize: bool) -> list[str]:
     """Set aside the candidates (all but the incumbent) whose search score falls short of an
     early stop's ``bar``; their names. The baseline too: it is then reported from its
     search run."""
-    incumbent = next((c for c in candidates if "incumbent" in c.role), None)
+    incumbent = _incumbent(candidates)
     if bar is None or incumbent is None:
         return []
     sign = 1.0 if maximize else -1.0
@@ -191,7 +198,7 @@ def _stop_the_trailing(candidates, maximize: bool, target: int) -> None:
 
     Both sides need two runs: one search run is a winner's-curse estimate. The baseline
     runs on, so that it is reported like for like with the pick."""
-    incumbent = next((c for c in candidates if "incumbent" in c.role), None)
+    incumbent = _incumbent(candidates)
     if incumbent is None or incumbent.unstable or len(incumbent.values) < 2:
         return
     sign = 1.0 if maximize else -1.0
@@ -257,9 +264,9 @@ def paired_bootstrap_std(objective, y_true, a: Candidate, b: Candidate, context,
 def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
     """The incumbent unless the best confirmed candidate beats it clearly."""
     sign = 1.0 if maximize else -1.0
-    racing = [c for c in candidates if not (c.stopped or c.set_aside)] or candidates
+    racing = [c for c in candidates if not c.out_of_race] or candidates
     leader = max(racing, key=lambda c: sign * c.mean)
-    incumbent = next((c for c in candidates if "incumbent" in c.role), None)
+    incumbent = _incumbent(candidates)
     if incumbent is None:
         return Verdict(leader, leader, candidates, reason="no incumbent to compare with")
     if leader is incumbent:
