@@ -226,6 +226,11 @@ def compile_with_loss(model: keras.Model, loss, extra_metrics: Sequence = ()) ->
 
     A model the user compiled keeps its optimizer instance and compile arguments;
     an uncompiled one gets Adam(1e-3). ``extra_metrics`` are appended to the user's.
+
+    The optimizer of a built model is built here, before ``fit``: TensorFlow otherwise
+    creates its slot variables inside the first trace of the train step, and a
+    ``tf.function`` that creates variables is traced twice (about 0.3 s a fit on a small
+    MLP, four epochs' worth). Same variables, same values.
     """
     previous = _compat.compile_arguments(model)
     if previous is None:
@@ -236,3 +241,5 @@ def compile_with_loss(model: keras.Model, loss, extra_metrics: Sequence = ()) ->
         kwargs["metrics"] = [*(kwargs.get("metrics") or []), *extra_metrics]
     kwargs["loss"] = loss
     model.compile(**kwargs)
+    if model.built and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
