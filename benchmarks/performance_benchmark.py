@@ -232,12 +232,12 @@ PARTS = {"step": "train-step time", "overhead": "wall time per trial", "scoring"
 
 def _measured(saved: dict) -> str:
     """When and where each part was measured: one sentence per run that measured some."""
-    runs: dict[str, list[str]] = {}
+    runs: dict[tuple, list[str]] = {}  # the same run's meta -> the parts it measured
     for part, meta in saved["measured"].items():
-        runs.setdefault(json.dumps(meta, sort_keys=True), []).append(PARTS[part])
+        runs.setdefault(tuple(sorted(meta.items())), []).append(PARTS[part])
     sentences = []
     for key, parts in runs.items():
-        meta = json.loads(key)
+        meta = dict(key)
         which = "" if len(runs) == 1 else f" ({', '.join(parts)})"
         sentences.append(
             f"Measured{which} {meta['date']} with `make benchmark-performance` "
