@@ -44,7 +44,7 @@ OBJECTIVE = "lossearch_objective"  # names the per-epoch series
 FINISHED_WITH = "lossearch_finished_with"  # finished trials when the search last closed
 STARTED_WITH = "lossearch_started_with"  # search_signature() of the first worker
 STOPPED_EARLY = "lossearch_stopped_early"  # why the search stopped before its budget, or None
-CONTENDER_BAR = "lossearch_contender_bar"  # after an early stop: the score a candidate must reach
+CONTENDERS = "lossearch_contenders"  # after an early stop: the trials the confirmation may race
 
 
 def search_signature(space, runner, seed: int | None) -> dict[str, Any]:

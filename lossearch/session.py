@@ -242,7 +242,7 @@ class SearchSession:
             runner=self.runner,
             confirm_seeds=s.confirm_seeds,
             seed=s.seed,
-            contender_bar=self.driver.contender_bar(),
+            contenders=self.driver.contenders(),
         )
         seconds = {"search": search_seconds, "confirmation": time.perf_counter() - started}
         for note in selection.warnings:

@@ -9,17 +9,19 @@ why) to stop. In the manner of Optuna's ``BaseTerminator``, whose regret-bound i
 be expected to bring is compared with the noise of the score it would have to beat.
 
 The default, :class:`NoChallengerStopper`: once ``patience`` sampled (non-recipe) trials
-have finished and not one completed ``Z_CLEAR`` (1.64) standard errors above the incumbent's
-validation score, the search stops: that is the gain the confirmation asks of a challenger
-before it replaces the incumbent, and a single search run, the best of several, only
-overstates it. A sampled trial that does come that far is a contender the confirmation runs
-must judge, so the search then uses its whole budget. (A positive ``margin`` is laxer: a
-trial within that many standard errors *below* the incumbent is already a contender.)
+have finished and not one completed ``Z_CLEAR`` (1.64) standard errors above the
+incumbent's validation score, the search stops. The standard error is that of the trial's
+*paired* gain (both predictions resampled together), the part of the confirmation's
+standard error one search run can measure: a trial short of it on its search run, the best
+of several, is not expected to clear the confirmation, which adds seed-to-seed variance. A
+sampled trial that does come that far is a contender the confirmation runs must judge, so
+the search then uses its whole budget. (A positive ``margin`` is laxer: a trial within that
+many standard errors *below* the incumbent is already a contender.)
 
-After such a stop the same bar decides what the confirmation races
-(:meth:`BaseStopper.contender_bar`): a trial or recipe whose search score falls short of it
-is no contender, so retraining it on more seeds would buy nothing; the incumbent is still
-confirmed, its decision rule tuned on all its runs.
+After such a stop the same test decides what the confirmation races
+(:meth:`BaseStopper.contenders`): a recipe or trial that is no contender is set aside,
+since retraining it on more seeds would buy nothing; the incumbent is still confirmed, its
+decision rule tuned on all its runs.
 """
 
 from __future__ import annotations
@@ -36,10 +38,9 @@ from lossearch._noise import Z_CLEAR, bootstrap_std
 from lossearch.selection.roles import incumbent_record
 
 PATIENCE = 10  # sampled trials to finish before the search may stop
-# standard errors of the incumbent's score: closer is a contender (negative: a contender must
-# beat the incumbent by that many). The default asks what the confirmation asks; chosen on
-# development problems (docs/selection.md, "Stopping early"), where margin 1 took 1.2-2.1x as
-# long for the same picks.
+# standard errors of a trial's paired gain over the incumbent: closer is a contender
+# (negative: a contender must beat the incumbent by that many). The default asks what the
+# confirmation asks (docs/selection.md, "Stopping early").
 MARGIN = -Z_CLEAR
 
 
@@ -63,11 +64,27 @@ class BaseStopper(abc.ABC):
     def reason_to_stop(self, progress: SearchProgress) -> str | None:
         """Why the search should stop now, in one sentence, or None to go on."""
 
-    def contender_bar(self, progress: SearchProgress) -> float | None:
-        """Asked once this stopper has stopped the search: the search score a trial or recipe
-        must reach to be raced against the incumbent in the confirmation, or None (the
-        default) to race the usual candidates."""
+    def contenders(self, progress: SearchProgress) -> list[int] | None:
+        """Asked once this stopper has stopped the search: the numbers of the trials (recipes
+        included) the confirmation may race against the incumbent, or None (the default) to
+        race the usual candidates."""
         return None
+
+
+@dataclass(frozen=True)
+class _Gain:
+    """A trial's gain over the incumbent (positive: better) and that gain's standard error
+    (NaN when the trial's predictions are not in this process)."""
+
+    record: Any
+    gain: float
+    se: float
+
+    @property
+    def errors(self) -> float:
+        """The gain in standard errors (NaN when its standard error is unknown, zero or not
+        measured)."""
+        return self.gain / self.se if 0 < self.se < math.inf else math.nan
 
 
 class NoChallengerStopper(BaseStopper):
@@ -75,9 +92,11 @@ class NoChallengerStopper(BaseStopper):
     ``margin`` standard errors of the incumbent's validation score (the default, -1.64: none
     beat it by 1.64 standard errors).
 
-    The standard error is a bootstrap over the incumbent's validation predictions. A
-    search resumed in another process has no predictions of its incumbent to bootstrap,
-    so it is never stopped by this rule.
+    Each trial's standard error is a paired bootstrap of its gain over the incumbent on the
+    validation predictions, as in the confirmation. A search resumed in another process has
+    no predictions of its incumbent and is never stopped by this rule; a trial run by
+    another worker, whose predictions are not here, is a contender when it beat the
+    incumbent at all.
 
     Example:
         >>> optimize(build_model, data, early_stop=NoChallengerStopper(patience=20))
@@ -90,63 +109,80 @@ class NoChallengerStopper(BaseStopper):
         if not (isinstance(margin, int | float) and math.isfinite(margin)):
             raise ValueError(f"margin: expected a finite number, got {margin!r}.")
         self.patience, self.margin = patience, float(margin)
-        self._noise: dict[int, float] = {}  # the incumbent's standard error, by trial number
+        self._noise: dict[tuple[int, int], float] = {}  # by (trial, incumbent) number
 
     def reason_to_stop(self, progress: SearchProgress) -> str | None:
         if progress.recipes_pending or progress.sampled_finished < self.patience:
             return None
-        judged = self._judge(progress)
-        if judged is None:
-            return None
-        incumbent, se, bar = judged
-        sign = 1.0 if progress.runner.objective.maximize else -1.0
-        sampled = [r for r in progress.records if not r.recipe]
-        best = max(sampled, key=lambda r: sign * r.value, default=None)
-        if best is not None and sign * (best.value - bar) >= 0:
-            return None
-        closest = (
-            "" if best is None else f"; the closest, trial {best.number}, scored {best.value:.4f}"
-        )
-        return (
-            f"no challenger after {progress.sampled_finished} sampled trials: none completed "
-            f"{_bar(self.margin, se)} the incumbent {_name(incumbent)} "
-            f"({incumbent.value:.4f}){closest}"
-        )
-
-    def contender_bar(self, progress: SearchProgress) -> float | None:
-        judged = self._judge(progress)
-        return None if judged is None else judged[2]
-
-    def _judge(self, progress: SearchProgress) -> tuple[Any, float, float] | None:
-        """``(incumbent, its standard error, the bar a contender reaches)``, or None when
-        there is no incumbent or no predictions of it to bootstrap."""
-        runner = progress.runner
-        incumbent = incumbent_record(progress.records, runner.objective, runner.data.task)
+        incumbent = self._incumbent(progress)
         if incumbent is None:
             return None
-        se = self._standard_error(incumbent, runner)
-        if not math.isfinite(se):
+        gains = [self._gain(r, incumbent, progress.runner) for r in progress.records]
+        sampled = [g for g in gains if not g.record.recipe]
+        if any(self._contends(g) for g in sampled):
             return None
-        sign = 1.0 if runner.objective.maximize else -1.0
-        return incumbent, se, incumbent.value - sign * self.margin * se
+        closest = max(sampled, key=lambda g: g.gain, default=None)
+        return (
+            f"no challenger after {progress.sampled_finished} sampled trials: none completed "
+            f"{_bar(self.margin)} the incumbent {_name(incumbent)} ({incumbent.value:.4f})"
+            + ("" if closest is None else f"; the closest, {_closest(closest)}")
+        )
 
-    def _standard_error(self, incumbent, runner) -> float:
-        if incumbent.number not in self._noise:
-            if incumbent.scores is None:
-                return math.nan
-            y_true, scores = runner.data.validation_targets, np.asarray(incumbent.scores)
-            self._noise[incumbent.number] = bootstrap_std(
-                lambda idx: runner.objective(y_true[idx], scores[idx], **runner.context),
+    def contenders(self, progress: SearchProgress) -> list[int] | None:
+        incumbent = self._incumbent(progress)
+        if incumbent is None:
+            return None
+        gains = (self._gain(r, incumbent, progress.runner) for r in progress.records)
+        return [g.record.number for g in gains if g.record is incumbent or self._contends(g)]
+
+    def _incumbent(self, progress: SearchProgress):
+        """The incumbent's record, or None when there is none or no predictions of it."""
+        runner = progress.runner
+        incumbent = incumbent_record(progress.records, runner.objective, runner.data.task)
+        return None if incumbent is None or incumbent.scores is None else incumbent
+
+    def _contends(self, g: _Gain) -> bool:
+        if not math.isfinite(g.se):  # nothing to judge its noise by: any gain contends
+            return g.gain > 0
+        bar = -self.margin * g.se
+        return g.gain >= bar if bar < 0 else g.gain > bar  # a twin's 0 gain never contends
+
+    def _gain(self, record, incumbent, runner) -> _Gain:
+        sign = 1.0 if runner.objective.maximize else -1.0
+        gain = sign * (record.value - incumbent.value)
+        if record is incumbent or record.scores is None:
+            return _Gain(record, gain, math.nan)
+        if self.margin < 0 and gain <= 0:  # cannot contend whatever its noise: not measured
+            return _Gain(record, gain, math.inf)
+        key = (record.number, incumbent.number)
+        if key not in self._noise:
+            y_true, objective, context = (
+                runner.data.validation_targets,
+                runner.objective,
+                runner.context,
+            )
+            ours, theirs = np.asarray(record.scores), np.asarray(incumbent.scores)
+            self._noise[key] = bootstrap_std(
+                lambda idx: (
+                    objective(y_true[idx], ours[idx], **context)
+                    - objective(y_true[idx], theirs[idx], **context)
+                ),
                 len(y_true),
             )
-        return self._noise[incumbent.number]
+        return _Gain(record, gain, self._noise[key])
 
 
-def _bar(margin: float, se: float) -> str:
+def _bar(margin: float) -> str:
     """How close a contender had to come, in words: within a margin short of the incumbent's
     score, or better than it by a margin (a negative one)."""
-    errors = f"{abs(margin):g} standard error{'' if abs(margin) == 1 else 's'} ({se:.4f})"
+    errors = f"{abs(margin):g} standard error{'' if abs(margin) == 1 else 's'} of its paired gain"
     return f"within {errors} of" if margin >= 0 else f"{errors} better than"
+
+
+def _closest(g: _Gain) -> str:
+    """The sampled trial that came nearest, with its gain in standard errors where known."""
+    errors = f", {g.errors:+.2f} standard errors" if math.isfinite(g.errors) else ""
+    return f"{_name(g.record)}, scored {g.record.value:.4f} ({g.gain:+.4f}{errors})"
 
 
 def _name(record) -> str:

@@ -134,9 +134,9 @@ class BaseDriver(abc.ABC):
         None: it used the budget, or the backend does not stop early."""
         return None
 
-    def contender_bar(self) -> float | None:
-        """After an early stop, the search score a candidate must reach to be raced in the
-        confirmation (:meth:`lossearch.stopping.BaseStopper.contender_bar`), else None."""
+    def contenders(self) -> list[int] | None:
+        """After an early stop, the trials the confirmation may race
+        (:meth:`lossearch.stopping.BaseStopper.contenders`), else None."""
         return None
 
     def complete_choice(self, n_trials: int) -> dict | None:

@@ -297,8 +297,8 @@ class OptunaDriver(BaseDriver):
             progress = self.progress()
             reason = self.stopper.reason_to_stop(progress)
             if reason is not None:
-                # the bar first: a worker that sees the reason finds the bar beside it
-                self.study.set_user_attr(keys.CONTENDER_BAR, self.stopper.contender_bar(progress))
+                # the contenders first: a worker that sees the reason finds them beside it
+                self.study.set_user_attr(keys.CONTENDERS, self.stopper.contenders(progress))
                 self.study.set_user_attr(keys.STOPPED_EARLY, reason)
         return reason
 
@@ -411,10 +411,10 @@ class OptunaDriver(BaseDriver):
     def stopped_early(self) -> str | None:
         return self.study.user_attrs.get(keys.STOPPED_EARLY) if self.stopper else None
 
-    def contender_bar(self) -> float | None:
+    def contenders(self) -> list[int] | None:
         if self.stopped_early() is None:
             return None
-        return self.study.user_attrs.get(keys.CONTENDER_BAR)
+        return self.study.user_attrs.get(keys.CONTENDERS)
 
     def claim_finish(self) -> bool:
         usage = self.usage()
@@ -427,7 +427,7 @@ class OptunaDriver(BaseDriver):
         with self.lock.claim():  # two workers starting together queue the recipes once
             if self.stopper is None and self.study.user_attrs.get(keys.STOPPED_EARLY):
                 self.study.set_user_attr(keys.STOPPED_EARLY, None)  # searched on past it
-                self.study.set_user_attr(keys.CONTENDER_BAR, None)
+                self.study.set_user_attr(keys.CONTENDERS, None)
             self.enqueue_recipes(n_trials)
         self.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
 

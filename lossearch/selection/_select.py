@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +132,7 @@ def select(
     runner=None,
     confirm_seeds: int = 2,
     seed: int | None = None,
-    contender_bar: float | None = None,
+    contenders: Collection[int] | None = None,
 ) -> Selection:
     """Choose among a search's completed trial records (see :mod:`.confirmation`).
 
@@ -140,8 +140,8 @@ def select(
     and keeps the incumbent unless it is clearly beaten; ``"best"`` (and ``"robust"``
     with nothing to confirm: no runner, ``confirm_seeds=0`` or one record) takes the top
     trial. With a runner, the selection carries the validation warnings and the scoring.
-    ``contender_bar`` (after an early stop): the search score a candidate other than the
-    incumbent must reach to be raced.
+    ``contenders`` (after an early stop): the trials that may be raced against the
+    incumbent; the other candidates are set aside.
     """
     if rule not in RULES:
         raise ValueError(f"selection: expected one of {list(RULES)}, got {rule!r}.")
@@ -157,7 +157,7 @@ def select(
             objective,
             confirm_seeds=confirm_seeds,
             seed=seed,
-            contender_bar=contender_bar,
+            contenders=contenders,
         )
         picked = _confirmed(verdict, records, runner)
     if runner is None:

@@ -14,8 +14,8 @@ and so is the *recipe* with the highest score. So (``selection="robust"``):
    have). A challenger whose mean is no better than the incumbent's after a round
    stops there: winning takes a gain of ``Z_CLEAR`` standard errors, which one more run
    cannot bring from a gain <= 0, so its runs would buy nothing (racing). After an early
-   stop (:mod:`lossearch.stopping`) the candidates whose search score falls short of the
-   stopper's bar are set aside from the start: the incumbent is still confirmed.
+   stop (:mod:`lossearch.stopping`) the candidates the stopper found no contenders are
+   set aside from the start: the incumbent is still confirmed.
 4. **Choice**: the best confirmed candidate replaces the incumbent only if its gain is
    at least ``Z_CLEAR`` standard errors. The standard error combines a *paired*
    bootstrap over validation samples (shared noise cancels) with both sides'
@@ -28,6 +28,7 @@ and so is the *recipe* with the highest score. So (``selection="robust"``):
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,7 +55,7 @@ class Candidate:
     decision: Decision | None = None
     role: str = ""  # "incumbent", "baseline", both ("incumbent baseline") or ""
     stopped: bool = False  # left the race behind the incumbent: fewer runs, not chosen
-    set_aside: bool = False  # short of an early stop's contender bar: not raced, not chosen
+    set_aside: bool = False  # no contender after an early stop: not raced, not chosen
     unstable: bool = False  # a confirmation run failed: not a config to trust
 
     @property
@@ -180,16 +181,15 @@ def _incumbent(candidates) -> Candidate | None:
     return next((c for c in candidates if "incumbent" in c.role), None)
 
 
-def _set_aside(candidates, bar: float | None, maximize: bool) -> list[str]:
-    """Set aside the candidates (all but the incumbent) whose search score falls short of an
-    early stop's ``bar``; their names. The baseline too: it is then reported from its
-    search run."""
+def _set_aside(candidates, contenders) -> list[str]:
+    """Set aside the candidates (all but the incumbent) that are not among an early stop's
+    ``contenders``; their names. The baseline too: it is then reported from its search
+    run."""
     incumbent = _incumbent(candidates)
-    if bar is None or incumbent is None:
+    if contenders is None or incumbent is None:
         return []
-    sign = 1.0 if maximize else -1.0
     for c in candidates:
-        c.set_aside = c is not incumbent and sign * (c.search_value - bar) < 0
+        c.set_aside = c is not incumbent and c.trial_number not in contenders
     return [_name(c) for c in candidates if c.set_aside]
 
 
@@ -214,16 +214,16 @@ def race(
     *,
     confirm_seeds: int,
     seed: int | None,
-    contender_bar: float | None = None,
+    contenders: Collection[int] | None = None,
 ) -> Verdict:
     """Confirm the candidates with extra seeds and choose (see the module docstring);
-    after an early stop, only those whose search score reaches ``contender_bar``."""
+    after an early stop, only the incumbent and the ``contenders``."""
     budget = runner.epochs * len(runner.data.splits)
     candidates = [
         _candidate(record, role, record.epochs_trained in (0, budget))  # 0: not recorded
         for record, role in pick_candidates(records, objective, runner.data.task)
     ]
-    aside = _set_aside(candidates, contender_bar, objective.maximize)
+    aside = _set_aside(candidates, contenders)
     unstable = confirm(candidates, runner, confirm_seeds, seed, objective.maximize)
     stable = [c for c in candidates if c.values and not c.unstable]
     candidates = stable or [c for c in candidates if c.values]
@@ -234,7 +234,7 @@ def race(
     if aside:
         verdict.reason += (
             f"; not raced, the search having stopped early: {', '.join(aside)} "
-            f"(search scores short of {contender_bar:.4f})"
+            f"(no clear gain over the incumbent on their search runs)"
         )
     stopped = [f"trial {c.trial_number} ({len(c.values)} runs)" for c in candidates if c.stopped]
     if stopped:
