@@ -484,6 +484,11 @@ def _run_method(setting, method, objective, budget, seed) -> dict:
         import optuna
 
         return run_lossearch(setting, budget, seed, objective, pruner=optuna.pruners.NopPruner())
+    if method == "lossearch_whole_budget":  # every sampled config trained every epoch
+        import optuna
+
+        pruner = optuna.pruners.NopPruner()
+        return run_lossearch(setting, budget, seed, objective, pruner=pruner, early_stop=False)
     if method == "lossearch_margin_1":  # the early stop's default until 2026-12-03
         from lossearch.stopping import NoChallengerStopper
 

@@ -18,6 +18,7 @@ ORDER = (
     "performance",
     "pruning",
     "time-to-pick",
+    "whole-budget",
     "scaleout",
     "memory",
     "cli",

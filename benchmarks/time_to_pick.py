@@ -194,13 +194,31 @@ def _goals(rows, methods) -> list[str]:
         )
         ratio_b, diff_b = _paired(rows, role, "lossearch_before")
         if ratio_b is not None:
+            same, n, worst = _against_before(rows, role)
             lines.append(
                 f"  Against lossearch before: {ratio_b['mean']:.2f}× the time "
                 f"{_interval(ratio_b)}, test {diff_b['mean'] * 100:+.2f} points "
-                f"{_interval(diff_b, 100, '{:+.2f}')}."
+                f"{_interval(diff_b, 100, '{:+.2f}')}; the same pick in {same} of {n} "
+                f"searches, the lowest search {worst * 100:+.2f} points against its pick."
             )
         lines += _variant_lines(rows, role)
     return lines
+
+
+def _against_before(rows, role: str) -> tuple[int, int, float]:
+    """How many of ``role``'s searches picked what the code before picked, out of how many,
+    and the lowest test difference of one search against it."""
+    pairs = [
+        (runs["lossearch"], runs["lossearch_before"])
+        for _, _, _, runs in _cases(rows)
+        if "lossearch_before" in runs and "lossearch" in runs and runs["lossearch"]["role"] == role
+    ]
+    diffs = [
+        ours["scores"][METRIC[ours["task"]]] - theirs["scores"][METRIC[ours["task"]]]
+        for ours, theirs in pairs
+    ]
+    same = sum(ours["pick"] == theirs["pick"] for ours, theirs in pairs)
+    return same, len(pairs), min(diffs)
 
 
 def _variant_lines(rows, role: str) -> list[str]:

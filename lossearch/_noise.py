@@ -7,7 +7,7 @@ challenger replaces the default only when its mean gain exceeds ``Z_CLEAR`` stan
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -70,3 +70,24 @@ def bootstrap_std(statistic: Callable[[np.ndarray], float], n: int, seed: int | 
             if np.isfinite(value):
                 values.append(value)
     return float(np.std(values)) if len(values) > 1 else float("nan")
+
+
+def paired_std(
+    score: Callable[[np.ndarray, np.ndarray], float],
+    y_true: np.ndarray,
+    ours: Sequence[np.ndarray],
+    theirs: Sequence[np.ndarray],
+    seed: int | None = 0,
+) -> float:
+    """The bootstrap standard deviation of a paired gain: the mean ``score(y_true, p)`` over
+    the runs ``ours`` minus that over ``theirs``, both on the same resamples of the
+    validation samples, so that what the sides share cancels. NaN when either side has no
+    runs."""
+    if not len(ours) or not len(theirs):
+        return float("nan")
+
+    def gain(idx: np.ndarray) -> float:
+        mine = np.mean([score(y_true[idx], p[idx]) for p in ours])
+        return float(mine - np.mean([score(y_true[idx], p[idx]) for p in theirs]))
+
+    return bootstrap_std(gain, len(y_true), seed)

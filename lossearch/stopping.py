@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from lossearch._noise import Z_CLEAR, bootstrap_std
+from lossearch._noise import Z_CLEAR, paired_std
 from lossearch.selection.roles import incumbent_record
 
 PATIENCE = 10  # sampled trials to finish before the search may stop
@@ -117,13 +117,14 @@ class NoChallengerStopper(BaseStopper):
         incumbent = self._incumbent(progress)
         if incumbent is None:
             return None
-        gains = [self._gain(r, incumbent, progress.runner) for r in progress.records]
-        sampled = [g for g in gains if not g.record.recipe]
+        runner = progress.runner
+        sampled = [self._gain(r, incumbent, runner) for r in progress.records if not r.recipe]
         if any(self._contends(g) for g in sampled):
             return None
         closest = max(sampled, key=lambda g: g.gain, default=None)
         return (
-            f"no challenger after {progress.sampled_finished} sampled trials: none completed "
+            f"no challenger after {progress.sampled_finished} sampled trials "
+            f"({len(sampled)} completed, the others pruned or failed): none completed "
             f"{_bar(self.margin)} the incumbent {_name(incumbent)} ({incumbent.value:.4f})"
             + ("" if closest is None else f"; the closest, {_closest(closest)}")
         )
@@ -142,7 +143,7 @@ class NoChallengerStopper(BaseStopper):
         return None if incumbent is None or incumbent.scores is None else incumbent
 
     def _contends(self, g: _Gain) -> bool:
-        if not math.isfinite(g.se):  # nothing to judge its noise by: any gain contends
+        if not math.isfinite(g.se):  # its noise unknown (or unmeasured: no gain): a gain contends
             return g.gain > 0
         bar = -self.margin * g.se
         return g.gain >= bar if bar < 0 else g.gain > bar  # a twin's 0 gain never contends
@@ -156,18 +157,12 @@ class NoChallengerStopper(BaseStopper):
             return _Gain(record, gain, math.inf)
         key = (record.number, incumbent.number)
         if key not in self._noise:
-            y_true, objective, context = (
+            objective, context = runner.objective, runner.context
+            self._noise[key] = paired_std(
+                lambda y, p: objective(y, p, **context),
                 runner.data.validation_targets,
-                runner.objective,
-                runner.context,
-            )
-            ours, theirs = np.asarray(record.scores), np.asarray(incumbent.scores)
-            self._noise[key] = bootstrap_std(
-                lambda idx: (
-                    objective(y_true[idx], ours[idx], **context)
-                    - objective(y_true[idx], theirs[idx], **context)
-                ),
-                len(y_true),
+                [np.asarray(record.scores)],
+                [np.asarray(incumbent.scores)],
             )
         return _Gain(record, gain, self._noise[key])
 

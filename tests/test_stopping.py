@@ -51,7 +51,8 @@ def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_ur
     trials = _finished(driver)
     assert len(trials) == len(QUICK_RECIPES) + PATIENCE  # the recipes, then the patience
     reason = result.search_summary().stopped_early
-    assert reason.startswith(f"no challenger after {PATIENCE} sampled trials")
+    assert reason.startswith(f"no challenger after {PATIENCE} sampled trials (")
+    assert " completed, the others pruned or failed): none completed " in reason
     # what the confirmation asks, each trial against the noise of its own paired gain
     assert "none completed 1.64 standard errors of its paired gain better than" in reason
     assert " the incumbent recipe 'logit_adjusted' (" in reason

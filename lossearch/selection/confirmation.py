@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossearch._noise import Z_CLEAR, bootstrap_std
+from lossearch._noise import Z_CLEAR, paired_std
 from lossearch.decision import Decision, pooled
 from lossearch.hyperparameters import FixedHyperParameters
 from lossearch.metrics import evaluate
@@ -247,20 +247,6 @@ def race(
 # -- the choice --------------------------------------------------------------------------------
 
 
-def paired_bootstrap_std(objective, y_true, a: Candidate, b: Candidate, context, maximize, seed):
-    """Bootstrap std of (a - b) on shared validation resamples, averaged over runs."""
-    if not a.predictions or not b.predictions:
-        return float("nan")
-    sign = 1.0 if maximize else -1.0
-
-    def gain(idx):
-        va = np.mean([objective(y_true[idx], p[idx], **context) for p in a.predictions])
-        vb = np.mean([objective(y_true[idx], p[idx], **context) for p in b.predictions])
-        return sign * (va - vb)
-
-    return bootstrap_std(gain, len(y_true), seed)
-
-
 def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
     """The incumbent unless the best confirmed candidate beats it clearly."""
     sign = 1.0 if maximize else -1.0
@@ -273,7 +259,13 @@ def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
         return Verdict(
             leader, leader, candidates, reason=f"the incumbent {_name(leader)} confirmed best"
         )
-    boot_std = paired_bootstrap_std(objective, y_true, leader, incumbent, context, maximize, seed)
+    boot_std = paired_std(
+        lambda y, p: objective(y, p, **context),
+        y_true,
+        leader.predictions,
+        incumbent.predictions,
+        seed,
+    )
     return decide(leader, incumbent, boot_std, maximize, candidates)
 
 

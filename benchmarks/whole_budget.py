@@ -1,0 +1,153 @@
+"""Is there a winner to find? Whole-budget searches, unpruned, on development problems.
+
+The early stop ends a search once its sampled trials show no contender, and successive
+halving ends most sampled trials after an epoch or four. Both are right only where no
+sampled configuration beats the recipes. This measures that directly: per (problem, seed),
+lossearch with its whole trial budget (``early_stop=False``) and no pruner, so that every
+sampled configuration trains every epoch; then efficacy's regret analysis retrains its top
+trials by validation, every recipe and its pick on the whole pool (the benchmark's seed) and
+scores them on test. Reported per search: the best sampled configuration on test against the
+best recipe and the incumbent, where it ranked on validation, and what the whole-budget
+search picked.
+
+Run: .venv/bin/python benchmarks/whole_budget.py [--trials 60] [--epochs 20] [--seeds 0 1]
+     [--jobs 2]   (`--render` rewrites the section from the saved JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from efficacy import commit, run_job
+from efficacy_data import BY_NAME
+from efficacy_report import clustered
+from sections import machine, publish
+from time_to_pick import METRIC, PROBLEMS, RESULTS, _interval
+
+METHOD = "lossearch_whole_budget"
+
+
+def measure(args, save) -> list[dict]:
+    """One job per (problem, seed), each in a fresh process; ``save(rows)`` after each."""
+    budget = {"n_trials": args.trials, "epochs": args.epochs, "batch_size": 32}
+    todo = [
+        {"problem": p, "seed": s, "budget": budget, "method": METHOD, "regret": True}
+        | {"commit": commit()}
+        for p in args.problems
+        for s in args.seeds
+    ]
+    rows = []
+    with ProcessPoolExecutor(args.jobs, get_context("spawn"), max_tasks_per_child=1) as pool:
+        for row in pool.map(run_job, todo):
+            print(f"{row['setting']} s{row['seed']}: {row['seconds']:.0f} s")
+            rows.append(row)
+            save(rows)
+    return rows
+
+
+# -- the section ------------------------------------------------------------------------------
+
+
+def summarize(row: dict) -> dict:
+    """One search's figures, test points against the incumbent and the best recipe."""
+    metric = METRIC[row["task"]]
+    incumbent = next(c["trial"] for c in row["confirmation"] if "incumbent" in c["role"])
+    retrained = {r["trial"]: r for r in row["regret"]}
+    test = {n: r["test"][metric] for n, r in retrained.items()}
+    recipes = [n for n, r in retrained.items() if r["recipe"]]
+    sampled = [n for n, r in retrained.items() if not r["recipe"]]
+    best = max(sampled, key=test.get)
+    by_validation = sorted(retrained, key=lambda n: retrained[n]["value"], reverse=True)
+    chosen = next(n for n, r in retrained.items() if r["chosen"])
+    return {
+        "sampled_vs_recipes": test[best] - max(test[n] for n in recipes),
+        "sampled_vs_incumbent": test[best] - test[incumbent],
+        "best_rank": by_validation.index(best) + 1,
+        "best_validation_gain": retrained[best]["value"] - retrained[incumbent]["value"],
+        "pick_vs_incumbent": test[chosen] - test[incumbent],
+        "pick_is_sampled": not retrained[chosen]["recipe"],
+        "sampled_retrained": len(sampled),
+    }
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:+.2f}"
+
+
+def render(saved: dict) -> str:
+    rows, meta = saved["rows"], saved["meta"]
+    lines = [
+        "## Is there a winner to find? Whole-budget searches, unpruned",
+        "",
+        f"Measured {saved['date']} with `benchmarks/whole_budget.py` on {meta['machine']}: "
+        f"{meta['trials']} trials of {meta['epochs']} epochs, `early_stop=False`, no pruner "
+        f"(every sampled configuration trains every epoch), the other defaults; code "
+        f"{meta['commit']}, {meta['layout']}. Development problems only. The top "
+        "trials by validation, every recipe and the pick are retrained on the whole pool and "
+        "scored on test (efficacy's regret analysis; test: balanced accuracy or PR-AUC). "
+        "Best sampled: the best of the retrained sampled (non-recipe) configurations on test, "
+        "a maximum of single test runs over more draws than the recipes get, so biased "
+        "upwards. Points.",
+        "",
+        "| problem | seed | sampled retrained | best sampled − best recipe | best sampled − "
+        "incumbent | its rank by validation (of those retrained) | its validation gain | "
+        "whole-budget pick − incumbent | pick sampled? |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    per = []
+    for row in rows:
+        s = summarize(row)
+        per.append((BY_NAME[row["setting"]].base, s))
+        lines.append(
+            f"| {row['setting']} | {row['seed']} | {s['sampled_retrained']} | "
+            f"{_points(s['sampled_vs_recipes'])} | {_points(s['sampled_vs_incumbent'])} | "
+            f"{s['best_rank']} | {_points(s['best_validation_gain'])} | "
+            f"{_points(s['pick_vs_incumbent'])} | {'yes' if s['pick_is_sampled'] else 'no'} |"
+        )
+    lines += ["", "Over the searches (intervals: 95%, clustered on the base dataset):", ""]
+    for key, label in (
+        ("sampled_vs_recipes", "best sampled − best recipe"),
+        ("sampled_vs_incumbent", "best sampled − incumbent"),
+        ("pick_vs_incumbent", "whole-budget pick − incumbent"),
+    ):
+        stat = clustered([(base, s[key]) for base, s in per])
+        lines.append(
+            f"- {label}: {stat['mean'] * 100:+.2f} points {_interval(stat, 100, '{:+.2f}')} "
+            f"({stat['wins']} above, {stat['losses']} below, {stat['ties']} tied)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--render", action="store_true", help="rewrite from the saved JSON")
+    args = parser.parse_args(argv)
+    path = RESULTS / "whole_budget.json"
+    if not args.render:
+        saved = {
+            "date": time.strftime("%Y-%m-%d"),
+            "meta": {
+                "machine": machine(),
+                "trials": args.trials,
+                "epochs": args.epochs,
+                "commit": commit(),
+                "layout": "alone on the machine" if args.jobs == 1 else f"{args.jobs} side by side",
+            },
+        }
+        measure(args, lambda rows: path.write_text(json.dumps({**saved, "rows": rows}, indent=1)))
+    publish("whole-budget", path, render)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
