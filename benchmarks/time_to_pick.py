@@ -297,9 +297,10 @@ def render(saved: dict) -> str:
             "the plain loop is TPE over the same space on one 80/20 hold-out split, its top "
             "trial refit on all the data. Test: balanced accuracy (multiclass), PR-AUC "
             "(binary), on data no method saw. Development problems are those defaults may "
-            "have been chosen on (the early stop's margin, -1.64, was made the default on "
-            "2026-12-03 by a rule written before the development runs that decided it: "
-            "docs/selection.md); confirmation problems are reported only. With 2 side by "
+            "have been chosen on (the early stop's margin, -1.64, and then its paired "
+            "standard error were made the default on 2026-12-03, each by a rule written "
+            "before the development runs that decided it: docs/selection.md); confirmation "
+            "problems are reported only. With 2 side by "
             "side, each job shared the 2 cores with its neighbour in the queue (ordered by "
             "problem, seed, then method as listed below; each command its own queue)."
             + (f" Rows relabelled {meta['relabelled']}." if meta.get("relabelled") else ""),
@@ -323,6 +324,22 @@ def render(saved: dict) -> str:
             "",
         ]
     )
+
+
+def header(args, script: str, argv=None) -> dict:
+    """What a run saves beside its rows: the date, the machine, the budget, the commit, the
+    command and how many jobs shared the machine."""
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "meta": {
+            "machine": machine(),
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "commit": commit(),
+            "command": f"`{' '.join([script, *(argv or sys.argv[1:])])}`",
+            "layout": "alone on the machine" if args.jobs == 1 else f"{args.jobs} side by side",
+        },
+    }
 
 
 def main(argv=None) -> int:
@@ -360,17 +377,7 @@ def main(argv=None) -> int:
         measure(args, before, keep)
     elif not args.render:
         before = checkout(args.before) if args.before else None
-        saved = {
-            "date": time.strftime("%Y-%m-%d"),
-            "meta": {
-                "machine": machine(),
-                "trials": args.trials,
-                "epochs": args.epochs,
-                "commit": commit(),
-                "command": f"`{' '.join(['benchmarks/time_to_pick.py', *(argv or sys.argv[1:])])}`",
-                "layout": "alone on the machine" if args.jobs == 1 else f"{args.jobs} side by side",
-            },
-        }
+        saved = header(args, "benchmarks/time_to_pick.py", argv)
 
         def save(rows):
             path.write_text(json.dumps({**saved, "rows": rows}, indent=1))

@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
 from efficacy import commit, run_job
 from efficacy_data import BY_NAME
 from efficacy_report import clustered
-from sections import machine, publish
-from time_to_pick import METRIC, PROBLEMS, RESULTS, _interval
+from sections import publish
+from time_to_pick import METRIC, PROBLEMS, RESULTS, _commits, _interval, header
 
 METHOD = "lossearch_whole_budget"
 
@@ -75,6 +74,47 @@ def summarize(row: dict) -> dict:
     }
 
 
+def _defaults(meta: dict) -> dict:
+    """The default search's rows of ``time_to_pick.json`` at the same budget, by (problem,
+    seed): what the early stop and the pruner picked on the same data."""
+    path = RESULTS / "time_to_pick.json"
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    if (saved["meta"]["trials"], saved["meta"]["epochs"]) != (meta["trials"], meta["epochs"]):
+        return {}
+    return {(r["setting"], r["seed"]): r for r in saved["rows"] if r["method"] == "lossearch"}
+
+
+def _against_default(rows: list[dict], defaults: dict) -> list[str]:
+    """The whole-budget pick against the default search's on test, where both ran."""
+    pairs = [
+        (r, defaults[(r["setting"], r["seed"])])
+        for r in rows
+        if (r["setting"], r["seed"]) in defaults
+    ]
+    if not pairs:
+        return []
+    diffs = [
+        (
+            BY_NAME[r["setting"]].base,
+            r["scores"][METRIC[r["task"]]] - d["scores"][METRIC[r["task"]]],
+        )
+        for r, d in pairs
+    ]
+    stat = clustered(diffs)
+    same = sum(r["pick"] == d["pick"] for r, d in pairs)
+    seconds = [(r["seconds"], d["seconds"]) for r, d in pairs]
+    return [
+        f"- whole-budget pick − the default search's pick (early stop, successive halving; "
+        f"`time_to_pick.json`, commit {_commits([d for _, d in pairs])}): "
+        f"{stat['mean'] * 100:+.2f} points {_interval(stat, 100, '{:+.2f}')}; the same pick in "
+        f"{same} of {len(pairs)} searches. Wall time {min(s for s, _ in seconds):.0f}–"
+        f"{max(s for s, _ in seconds):.0f} s against {min(s for _, s in seconds):.0f}–"
+        f"{max(s for _, s in seconds):.0f} s (separate runs, not side by side)."
+    ]
+
+
 def _points(value: float) -> str:
     return f"{value * 100:+.2f}"
 
@@ -87,9 +127,10 @@ def render(saved: dict) -> str:
         f"Measured {saved['date']} with `benchmarks/whole_budget.py` on {meta['machine']}: "
         f"{meta['trials']} trials of {meta['epochs']} epochs, `early_stop=False`, no pruner "
         f"(every sampled configuration trains every epoch), the other defaults; code "
-        f"{meta['commit']}, {meta['layout']}. Development problems only. The top "
-        "trials by validation, every recipe and the pick are retrained on the whole pool and "
-        "scored on test (efficacy's regret analysis; test: balanced accuracy or PR-AUC). "
+        f"{meta['commit']}, {meta.get('command', '`benchmarks/whole_budget.py`')}, "
+        f"{meta['layout']}. Development problems only. The top trials by validation, every "
+        "recipe and the pick are retrained on the whole pool and scored on test (efficacy's "
+        "regret analysis; test: balanced accuracy or PR-AUC). "
         "Best sampled: the best of the retrained sampled (non-recipe) configurations on test, "
         "a maximum of single test runs over more draws than the recipes get, so biased "
         "upwards. Points.",
@@ -120,6 +161,7 @@ def render(saved: dict) -> str:
             f"- {label}: {stat['mean'] * 100:+.2f} points {_interval(stat, 100, '{:+.2f}')} "
             f"({stat['wins']} above, {stat['losses']} below, {stat['ties']} tied)."
         )
+    lines += _against_default(rows, _defaults(meta))
     return "\n".join(lines) + "\n"
 
 
@@ -134,16 +176,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = RESULTS / "whole_budget.json"
     if not args.render:
-        saved = {
-            "date": time.strftime("%Y-%m-%d"),
-            "meta": {
-                "machine": machine(),
-                "trials": args.trials,
-                "epochs": args.epochs,
-                "commit": commit(),
-                "layout": "alone on the machine" if args.jobs == 1 else f"{args.jobs} side by side",
-            },
-        }
+        saved = header(args, "benchmarks/whole_budget.py", argv)
         measure(args, lambda rows: path.write_text(json.dumps({**saved, "rows": rows}, indent=1)))
     publish("whole-budget", path, render)
     return 0
