@@ -14,8 +14,8 @@ and so is the *recipe* with the highest score. So (``selection="robust"``):
    have). A challenger whose mean is no better than the incumbent's after a round
    stops there: winning takes a gain of ``Z_CLEAR`` standard errors, which one more run
    cannot bring from a gain <= 0, so its runs would buy nothing (racing). After an early
-   stop (:mod:`lossearch.stopping`) the candidates the stopper found no contenders are
-   set aside from the start: the incumbent is still confirmed.
+   stop (:mod:`lossearch.stopping`) the candidates the stopper did not name as contenders
+   are set aside from the start: the incumbent is still confirmed.
 4. **Choice**: the best confirmed candidate replaces the incumbent only if its gain is
    at least ``Z_CLEAR`` standard errors. The standard error combines a *paired*
    bootstrap over validation samples (shared noise cancels) with both sides'
