@@ -12,7 +12,9 @@ from optuna.trial import TrialState
 
 from lossearch import records as keys
 from lossearch._noise import Z_CLEAR, bootstrap_std
-from lossearch.stopping import PATIENCE, BaseStopper, NoChallengerStopper
+from lossearch.config import LossConfig
+from lossearch.records import TrialRecord
+from lossearch.stopping import PATIENCE, BaseStopper, NoChallengerStopper, SearchProgress
 from lossearch.stored import StoredStudy
 from tests.fakes import COUNTS, FakeRunner, fake_search
 from tests.search_helpers import QUICK_RECIPES
@@ -233,3 +235,55 @@ def test_early_stop_is_checked_before_any_trial():
 def test_a_stored_stop_reason_is_a_study_key():
     assert keys.STOPPED_EARLY == "lossearch_stopped_early"
     assert keys.CONTENDERS == "lossearch_contenders"
+
+
+# -- the rule on its own: records as a search keeps them, no search ----------------------------
+
+
+def _progress(runner, *records) -> SearchProgress:
+    return SearchProgress(records, sampled_finished=PATIENCE, recipes_pending=False, runner=runner)
+
+
+def _record(runner, number, right, *, recipe=None, family="focal", scores=True):
+    """A completed trial whose predictions are right on the validation samples ``right``."""
+    y = runner.data.validation_targets
+    guess = np.where(right, y, (y + 1) % len(COUNTS))
+    probabilities = np.eye(len(COUNTS))[guess] * 0.9 + 0.1 / len(COUNTS)
+    params = {"tau": 1.0} if family == "logit_adjusted" else {}
+    config = LossConfig(family, params, class_counts=list(COUNTS))
+    value = runner.objective(y, probabilities, **runner.context)
+    return TrialRecord(number, value, config, {}, recipe, y_prob=probabilities if scores else None)
+
+
+def test_each_trial_is_judged_by_its_own_paired_gain():
+    runner = FakeRunner()
+    n = len(runner.data.validation_targets)
+    shared = np.arange(n) % 4 != 0  # right on three quarters of the samples
+    incumbent = _record(runner, 0, shared, recipe="logit_adjusted", family="logit_adjusted")
+    far_ahead = _record(runner, 1, np.ones(n, bool), recipe="focal")  # right everywhere
+    one_more = _record(runner, 5, shared | (np.arange(n) == 0))  # one sample more
+    stopper = NoChallengerStopper()
+    reason = stopper.reason_to_stop(_progress(runner, incumbent, far_ahead, one_more))
+    assert reason is not None and "the closest, trial 5, scored" in reason
+    assert "(1 completed, the others pruned or failed)" in reason
+    assert stopper.contenders(_progress(runner, incumbent, far_ahead, one_more)) == [0, 1]
+    clear = _record(runner, 7, np.ones(n, bool))  # a sampled trial right everywhere
+    assert stopper.reason_to_stop(_progress(runner, incumbent, one_more, clear)) is None
+
+
+def test_without_predictions_a_gain_contends_and_no_incumbent_stops_nothing():
+    """A trial another worker ran has no predictions here: any gain makes it a contender.
+    Without the incumbent's predictions (a resumed search) the rule does not stop."""
+    runner = FakeRunner()
+    n = len(runner.data.validation_targets)
+    shared = np.arange(n) % 4 != 0
+    incumbent = _record(runner, 0, shared, recipe="logit_adjusted", family="logit_adjusted")
+    elsewhere = _record(runner, 5, shared | (np.arange(n) == 0), scores=False)
+    stopper = NoChallengerStopper()
+    assert stopper.reason_to_stop(_progress(runner, incumbent, elsewhere)) is None
+    behind = _record(runner, 6, shared & (np.arange(n) != 1), scores=False)
+    assert stopper.reason_to_stop(_progress(runner, incumbent, behind)) is not None
+    resumed = _record(
+        runner, 0, shared, recipe="logit_adjusted", family="logit_adjusted", scores=False
+    )
+    assert stopper.reason_to_stop(_progress(runner, resumed, behind)) is None
