@@ -65,11 +65,13 @@ benchmark-efficacy-quick: $(STAMP)
 
 # Train-step time per loss family, per-trial overhead, per-epoch scoring (~15 minutes), the
 # pruners compared on the test set over 4 problems x 2 seeds (~25 minutes with 2 jobs), and
-# the wall time to the final pick against the plain Optuna loop (~35 minutes).
+# the wall time to the final pick against the plain Optuna loop (~35 minutes), then the same
+# development searches with the whole budget and no pruner, scored on test (~30 minutes).
 benchmark-performance: $(STAMP)
 	$(BIN)/python benchmarks/performance_benchmark.py
 	$(BIN)/python benchmarks/pruning_benchmark.py --jobs 2
 	$(BIN)/python benchmarks/time_to_pick.py
+	$(BIN)/python benchmarks/whole_budget.py --jobs 2
 
 # Everything on TensorFlow; beside it, the loss, metric and small-search tests on JAX and
 # PyTorch. Three TensorFlow workers on two cores: the scale-out and browser tests wait on
