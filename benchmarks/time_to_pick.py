@@ -70,15 +70,16 @@ def checkout(rev: str) -> tuple[str, str]:
     return short, str(folder)
 
 
-def measure(args, before: tuple[str, str] | None, save) -> list[dict]:
-    """Run the jobs; ``save(rows)`` after each, so that a stopped run keeps what it measured."""
+def measure(args, before: tuple[str, str] | None, save, **fields) -> list[dict]:
+    """Run the jobs (``fields`` added to each); ``save(rows)`` after each, so that a stopped
+    run keeps what it measured."""
     budget = {"n_trials": args.trials, "epochs": args.epochs, "batch_size": 32}
     methods = list(args.methods) + (["lossearch_before"] if before else [])
     todo = []
     for problem in args.problems:
         for seed in args.seeds:
             for method in methods:
-                job = {"problem": problem, "seed": seed, "budget": budget}
+                job = {"problem": problem, "seed": seed, "budget": budget, **fields}
                 if method == "lossearch_before":
                     job.update(method="lossearch", code=before[1], code_commit=before[0])
                 else:
@@ -152,7 +153,7 @@ def _ran(row: dict) -> str:
     return f"{row.get('trials_run', '?')}" + (" (stopped early)" if row.get("stopped") else "")
 
 
-def _paired(rows, role: str, other: str, ours: str = "lossearch") -> tuple[dict, dict]:
+def paired(rows, role: str, other: str, ours: str = "lossearch") -> tuple[dict, dict]:
     """``ours`` against ``other`` on ``role``'s problems: the time ratio and the test
     difference, each a mean over base datasets with its clustered 95% interval."""
     ratios, diffs = [], []
@@ -177,7 +178,7 @@ def _interval(stat: dict, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
 def _goals(rows, methods) -> list[str]:
     lines = []
     for role in ("development", "confirmation"):
-        ratio, diff = _paired(rows, role, "plain_optuna")
+        ratio, diff = paired(rows, role, "plain_optuna")
         if ratio is None:
             continue
         fast = "**met**" if ratio["high"] <= GOAL else "**not shown**"
@@ -192,9 +193,9 @@ def _goals(rows, methods) -> list[str]:
             f"{diff['mean'] * 100:+.2f} points {_interval(diff, 100, '{:+.2f}')} → equal test "
             f"quality (the interval includes 0 or lies above): {equal}."
         )
-        ratio_b, diff_b = _paired(rows, role, "lossearch_before")
+        ratio_b, diff_b = paired(rows, role, "lossearch_before")
         if ratio_b is not None:
-            same, n, worst = _against_before(rows, role)
+            same, n, worst = same_picks(rows, role, "lossearch_before")
             lines.append(
                 f"  Against lossearch before: {ratio_b['mean']:.2f}× the time "
                 f"{_interval(ratio_b)}, test {diff_b['mean'] * 100:+.2f} points "
@@ -205,13 +206,13 @@ def _goals(rows, methods) -> list[str]:
     return lines
 
 
-def _against_before(rows, role: str) -> tuple[int, int, float]:
-    """How many of ``role``'s searches picked what the code before picked, out of how many,
-    and the lowest test difference of one search against it."""
+def same_picks(rows, role: str, other: str, ours: str = "lossearch") -> tuple[int, int, float]:
+    """How many of ``role``'s searches by ``ours`` picked what ``other`` picked, out of how
+    many, and the lowest test difference of one search against it."""
     pairs = [
-        (runs["lossearch"], runs["lossearch_before"])
+        (runs[ours], runs[other])
         for _, _, _, runs in _cases(rows)
-        if "lossearch_before" in runs and "lossearch" in runs and runs["lossearch"]["role"] == role
+        if other in runs and ours in runs and runs[ours]["role"] == role
     ]
     diffs = [
         ours["scores"][METRIC[ours["task"]]] - theirs["scores"][METRIC[ours["task"]]]
@@ -225,7 +226,7 @@ def _variant_lines(rows, role: str) -> list[str]:
     """Each lossearch variant against the plain loop, and how often it stopped early."""
     lines = []
     for variant, described in VARIANTS.items():
-        ratio, diff = _paired(rows, role, "plain_optuna", ours=variant)
+        ratio, diff = paired(rows, role, "plain_optuna", ours=variant)
         if ratio is None:
             continue
         runs = [r for r in rows if r["method"] == variant and r["role"] == role]

@@ -19,34 +19,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
-from efficacy import commit, run_job
 from efficacy_data import BY_NAME
 from efficacy_report import clustered
 from sections import publish
-from time_to_pick import METRIC, PROBLEMS, RESULTS, _commits, _interval, header
+from time_to_pick import (
+    METRIC,
+    PROBLEMS,
+    RESULTS,
+    _commits,
+    _interval,
+    header,
+    measure,
+    paired,
+    same_picks,
+)
 
 METHOD = "lossearch_whole_budget"
-
-
-def measure(args, save) -> list[dict]:
-    """One job per (problem, seed), each in a fresh process; ``save(rows)`` after each."""
-    budget = {"n_trials": args.trials, "epochs": args.epochs, "batch_size": 32}
-    todo = [
-        {"problem": p, "seed": s, "budget": budget, "method": METHOD, "regret": True}
-        | {"commit": commit()}
-        for p in args.problems
-        for s in args.seeds
-    ]
-    rows = []
-    with ProcessPoolExecutor(args.jobs, get_context("spawn"), max_tasks_per_child=1) as pool:
-        for row in pool.map(run_job, todo):
-            print(f"{row['setting']} s{row['seed']}: {row['seconds']:.0f} s")
-            rows.append(row)
-            save(rows)
-    return rows
 
 
 # -- the section ------------------------------------------------------------------------------
@@ -74,45 +63,38 @@ def summarize(row: dict) -> dict:
     }
 
 
-def _defaults(meta: dict) -> dict:
-    """The default search's rows of ``time_to_pick.json`` at the same budget, by (problem,
-    seed): what the early stop and the pruner picked on the same data."""
+def _defaults(meta: dict) -> list[dict]:
+    """The default search's rows of ``time_to_pick.json`` at the same budget: what the early
+    stop and the pruner picked on the same data."""
     path = RESULTS / "time_to_pick.json"
     if not path.exists():
-        return {}
+        return []
     saved = json.loads(path.read_text())
     if (saved["meta"]["trials"], saved["meta"]["epochs"]) != (meta["trials"], meta["epochs"]):
-        return {}
-    return {(r["setting"], r["seed"]): r for r in saved["rows"] if r["method"] == "lossearch"}
-
-
-def _against_default(rows: list[dict], defaults: dict) -> list[str]:
-    """The whole-budget pick against the default search's on test, where both ran."""
-    pairs = [
-        (r, defaults[(r["setting"], r["seed"])])
-        for r in rows
-        if (r["setting"], r["seed"]) in defaults
-    ]
-    if not pairs:
         return []
-    diffs = [
-        (
-            BY_NAME[r["setting"]].base,
-            r["scores"][METRIC[r["task"]]] - d["scores"][METRIC[r["task"]]],
-        )
-        for r, d in pairs
-    ]
-    stat = clustered(diffs)
-    same = sum(r["pick"] == d["pick"] for r, d in pairs)
-    seconds = [(r["seconds"], d["seconds"]) for r, d in pairs]
+    return [r for r in saved["rows"] if r["method"] == "lossearch"]
+
+
+def _against_default(rows: list[dict], defaults: list[dict]) -> list[str]:
+    """The whole-budget pick against the default search's on test, where both ran."""
+    both = rows + defaults
+    _, diff = paired(both, "development", "lossearch", ours=METHOD)
+    if diff is None:
+        return []
+    same, n, _ = same_picks(both, "development", "lossearch", ours=METHOD)
+    ours = [r["seconds"] for r in rows]
+    theirs = [r["seconds"] for r in defaults if (r["setting"], r["seed"]) in _keys(rows)]
     return [
         f"- whole-budget pick − the default search's pick (early stop, successive halving; "
-        f"`time_to_pick.json`, commit {_commits([d for _, d in pairs])}): "
-        f"{stat['mean'] * 100:+.2f} points {_interval(stat, 100, '{:+.2f}')}; the same pick in "
-        f"{same} of {len(pairs)} searches. Wall time {min(s for s, _ in seconds):.0f}–"
-        f"{max(s for s, _ in seconds):.0f} s against {min(s for _, s in seconds):.0f}–"
-        f"{max(s for _, s in seconds):.0f} s (separate runs, not side by side)."
+        f"`time_to_pick.json`, commit {_commits(defaults)}): {diff['mean'] * 100:+.2f} points "
+        f"{_interval(diff, 100, '{:+.2f}')}; the same pick in {same} of {n} searches. Wall "
+        f"time {min(ours):.0f}–{max(ours):.0f} s against {min(theirs):.0f}–{max(theirs):.0f} s "
+        "(separate runs, not side by side)."
     ]
+
+
+def _keys(rows: list[dict]) -> set[tuple]:
+    return {(r["setting"], r["seed"]) for r in rows}
 
 
 def _points(value: float) -> str:
@@ -177,7 +159,12 @@ def main(argv=None) -> int:
     path = RESULTS / "whole_budget.json"
     if not args.render:
         saved = header(args, "benchmarks/whole_budget.py", argv)
-        measure(args, lambda rows: path.write_text(json.dumps({**saved, "rows": rows}, indent=1)))
+        args.methods = [METHOD]
+
+        def save(rows):
+            path.write_text(json.dumps({**saved, "rows": rows}, indent=1))
+
+        measure(args, None, save, regret=True)
     publish("whole-budget", path, render)
     return 0
 

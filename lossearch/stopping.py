@@ -74,7 +74,8 @@ class BaseStopper(abc.ABC):
 @dataclass(frozen=True)
 class _Gain:
     """A trial's gain over the incumbent (positive: better) and that gain's standard error
-    (NaN when the trial's predictions are not in this process)."""
+    (NaN when not measured: no predictions of the trial here, or a gain that cannot
+    contend whatever its noise)."""
 
     record: Any
     gain: float
@@ -82,9 +83,8 @@ class _Gain:
 
     @property
     def errors(self) -> float:
-        """The gain in standard errors (NaN when its standard error is unknown, zero or not
-        measured)."""
-        return self.gain / self.se if 0 < self.se < math.inf else math.nan
+        """The gain in standard errors (NaN when its standard error is zero or not measured)."""
+        return self.gain / self.se if self.se > 0 else math.nan
 
 
 class NoChallengerStopper(BaseStopper):
@@ -143,7 +143,7 @@ class NoChallengerStopper(BaseStopper):
         return None if incumbent is None or incumbent.scores is None else incumbent
 
     def _contends(self, g: _Gain) -> bool:
-        if not math.isfinite(g.se):  # its noise unknown (or unmeasured: no gain): a gain contends
+        if math.isnan(g.se):  # noise not measured: any gain contends
             return g.gain > 0
         bar = -self.margin * g.se
         return g.gain >= bar if bar < 0 else g.gain > bar  # a twin's 0 gain never contends
@@ -151,10 +151,9 @@ class NoChallengerStopper(BaseStopper):
     def _gain(self, record, incumbent, runner) -> _Gain:
         sign = 1.0 if runner.objective.maximize else -1.0
         gain = sign * (record.value - incumbent.value)
-        if record is incumbent or record.scores is None:
+        cannot_contend = self.margin < 0 and gain <= 0  # whatever its noise
+        if record is incumbent or record.scores is None or cannot_contend:
             return _Gain(record, gain, math.nan)
-        if self.margin < 0 and gain <= 0:  # cannot contend whatever its noise: not measured
-            return _Gain(record, gain, math.inf)
         key = (record.number, incumbent.number)
         if key not in self._noise:
             objective, context = runner.objective, runner.context
