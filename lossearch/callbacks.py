@@ -29,7 +29,7 @@ class DeferredReweighting(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if isinstance(self.start, float):
-            self.start_epoch = int(self.start * (self.params.get("epochs") or 1))
+            self.start_epoch = reweighting_epoch(self.start, self.params.get("epochs") or 1)
         self._losses = [
             loss for loss in _flatten(self.model.loss) if isinstance(loss, LossearchLoss)
         ]
@@ -51,6 +51,27 @@ class DeferredReweighting(keras.callbacks.Callback):
         # retrace once so the step sees the switch.
         if changed and keras.backend.backend() == "jax":
             self.model.make_train_function(force=True)
+
+
+def reweighting_epoch(start: int | float, epochs: int) -> int:
+    """The first epoch (0-based) that deferred re-weighting from ``start`` trains with the
+    weights: ``start`` itself, or that fraction of ``epochs``, rounded down."""
+    return start if isinstance(start, int) else int(start * epochs)
+
+
+def first_final_epoch(config: LossConfig, epochs: int) -> int:
+    """The first epoch (0-based, of a training of ``epochs``) that trains ``config``'s final
+    loss: its deferred re-weighting's first, else 0. A score before it is that of another
+    loss (every class weight 1), so a pruner should not judge the config by it.
+
+    Example:
+        >>> first_final_epoch(LossConfig("ce", weights="inverse", drw_start=0.75), 20)
+        15
+    """
+    if config.drw_start is None:
+        return 0
+    first = reweighting_epoch(config.drw_start, epochs)
+    return first if first < epochs else 0  # never re-weighted: the loss it trains is final
 
 
 def _flatten(loss):

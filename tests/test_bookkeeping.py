@@ -85,6 +85,29 @@ def test_pruned_trials_are_recorded_as_pruned_and_recipes_never_are(pruner, mlfl
             assert run.info.run_name.endswith(f" · {trial.value:.3f}")
 
 
+def test_a_deferred_reweighting_trial_is_judged_only_once_its_reweighting_has_begun(
+    mlflow_uri, experiment
+):
+    # Before its start a DRW trial trains with every class weight 1: another loss than its
+    # own. A pruner that prunes everything gets to judge it only from that epoch on.
+    _, driver = fake_search(
+        FakeRunner(epochs=6),
+        mlflow_uri,
+        experiment,
+        n_trials=30,
+        selection="best",
+        pruner=optuna.pruners.ThresholdPruner(lower=2.0),
+    )
+    pruned = [t for t in _trials(driver) if t.state == TrialState.PRUNED]
+    deferred = [t for t in pruned if t.params.get("drw_start") is not None]
+    plain = [t for t in pruned if t.params.get("drw_start") is None]
+    assert deferred and plain, "the quick space draws drw_start 0.5 or none"
+    for trial in deferred:  # judged first after epoch 3 of 6 (0-based), pruned there
+        assert sorted(trial.intermediate_values) == [0, 1, 2, 3]
+    for trial in plain:
+        assert sorted(trial.intermediate_values) == [0]
+
+
 def test_failing_and_diverging_trials_are_failed_with_a_reason_and_the_search_goes_on(
     mlflow_uri, experiment
 ):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lossearch import LossConfig, callbacks_for
-from lossearch.callbacks import DeferredReweighting
+from lossearch.callbacks import DeferredReweighting, first_final_epoch
 from tests.helpers import mlp
 
 pytestmark = pytest.mark.all_backends  # also run on JAX and PyTorch (make test)
@@ -49,6 +49,7 @@ def test_weights_are_one_before_drw_start_and_the_scheme_after(drw_start, switch
     )
     switches = [s for s, _, _ in recorder.seen]
     assert switches == [0.0] * switch_epoch + [1.0] * (4 - switch_epoch)
+    assert first_final_epoch(config, 4) == switch_epoch  # where the pruner starts judging
     # The loss the model trains on equals the unweighted loss before the switch
     # and the inverse-weighted one after it.
     preds = model(x[:16])
@@ -84,6 +85,14 @@ def test_callbacks_for_returns_nothing_without_drw():
         LossConfig("ce", weights="inverse", drw_start=3, class_counts=[5, 1])
     )
     assert isinstance(callback, DeferredReweighting)
+
+
+def test_a_loss_without_a_switch_inside_the_epochs_is_final_from_the_first():
+    assert first_final_epoch(LossConfig("focal"), 20) == 0
+    never = LossConfig("ce", weights="inverse", drw_start=25, class_counts=[5, 1])
+    assert first_final_epoch(never, 20) == 0  # trains unweighted throughout
+    late = LossConfig("ce", weights="inverse", drw_start=0.75, class_counts=[5, 1])
+    assert first_final_epoch(late, 20) == 15
 
 
 def test_drw_callback_without_deferred_loss_is_a_clear_error():

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from lossearch import records as keys
 from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
+from lossearch.callbacks import first_final_epoch
 from lossearch.hyperparameters import HyperParameters
 from lossearch.records import TrialRecord, record_of, write_completed
 from lossearch.runner import TrialPruned, TrialRunner
@@ -73,10 +74,16 @@ class OptunaHyperParameters(HyperParameters):
 
 class _OptunaHooks(TrialHooks):
     """Reports each epoch to the trial for pruning; keeps what sync-mlflow needs. A recipe
-    is never pruned, whatever the pruner: the pick is judged against them."""
+    is never pruned, whatever the pruner: the pick is judged against them. Nor is a trial
+    in the epochs of each fold (of ``epochs``) before ``judged_from``, where it trains
+    another loss than its own (deferred re-weighting before its start): its scores there
+    are reported, not judged (docs/selection.md, "Judging a deferred schedule")."""
 
-    def __init__(self, trial: optuna.Trial, prunable: bool = True):
+    def __init__(
+        self, trial: optuna.Trial, prunable: bool = True, judged_from: int = 0, epochs: int = 1
+    ):
         self.trial, self.prunable = trial, prunable
+        self.judged_from, self.epochs = judged_from, epochs
         self.losses: list[float | None] = []
 
     def started(self, run: TrialRun) -> None:
@@ -86,7 +93,8 @@ class _OptunaHooks(TrialHooks):
     def epoch(self, step: int, value: float, logs: dict[str, float]) -> bool:
         self.trial.report(value, step)
         self.losses.append(logs.get("loss"))
-        return self.prunable and self.trial.should_prune()
+        judged = step % self.epochs >= self.judged_from  # steps run on over the folds
+        return self.prunable and judged and self.trial.should_prune()
 
     def ended(self) -> None:  # for `lossearch sync-mlflow`, should MLflow miss this trial
         self.trial.set_user_attr(keys.EPOCH_LOSS, self.losses)
@@ -335,7 +343,12 @@ class OptunaDriver(BaseDriver):
                 OptunaHyperParameters(trial),
                 recipe=recipe,
                 tags={"study": self.study.study_name},
-                hooks=_OptunaHooks(trial, prunable=recipe is None),
+                hooks=_OptunaHooks(
+                    trial,
+                    prunable=recipe is None,
+                    judged_from=first_final_epoch(config, self.runner.epochs),
+                    epochs=self.runner.epochs,
+                ),
             )
         except TrialPruned as exc:
             raise optuna.TrialPruned(str(exc)) from None
