@@ -201,7 +201,8 @@ _ARGUMENTS = (
         "pruner",
         None,
         (None, _instance_of("optuna.pruners.BasePruner", "an Optuna pruner")),
-        "Optuna's pruner (default: successive halving; recipes are never pruned)",
+        "Optuna's pruner (default: successive halving; recipes are never pruned, a deferred "
+        "re-weighting trial not before its re-weighting starts)",
     ),
     Argument(
         "callbacks",

@@ -139,7 +139,8 @@ def default_pruner() -> optuna.pruners.BasePruner:
     """Successive halving with Optuna's defaults (rungs at 1, 4, 16, ... epochs, a quarter
     promoted): the measured winner among Optuna's pruners (BENCHMARKS.md, "Pruning"),
     the unpruned pick's test quality at under a third of its epochs on every problem and
-    seed. Recipes are never pruned (see ``_OptunaHooks``)."""
+    seed. Recipes are never pruned, nor a deferred re-weighting trial before its
+    re-weighting starts (see ``_OptunaHooks``)."""
     return optuna.pruners.SuccessiveHalvingPruner()
 
 
