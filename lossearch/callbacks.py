@@ -65,7 +65,8 @@ def first_final_epoch(config: LossConfig, epochs: int) -> int:
     loss (every class weight 1), so a pruner should not judge the config by it.
 
     Example:
-        >>> first_final_epoch(LossConfig("ce", weights="inverse", drw_start=0.75), 20)
+        >>> config = LossConfig("ce", weights="inverse", drw_start=0.75, class_counts=[90, 10])
+        >>> first_final_epoch(config, 20)
         15
     """
     if config.drw_start is None:
