@@ -41,6 +41,17 @@ def test_rdb_storages_get_heartbeats_and_a_retrying_stale_callback(tmp_path):
     )
 
 
+def test_a_server_storage_keeps_one_connection_between_operations():
+    # A few workers, each with a storage or two, must fit a server's 100 connections.
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    for storage in (open_storage(url), open_storage(url, existing=True)):
+        study = optuna.create_study(storage=storage, study_name=f"pool-{uuid.uuid4().hex[:8]}")
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+        assert storage.engine.pool.size() == 1
+        assert storage.engine.pool.checkedin() <= 1
+        optuna.delete_study(study_name=study.study_name, storage=storage)
+
+
 def test_export_and_report_read_a_study_without_writing_beside_it(tmp_path, mlflow_uri):
     from lossearch import cli
     from tests.fakes import FakeRunner, fake_search
