@@ -144,7 +144,7 @@ def _times_table(rows, methods) -> list[str]:
     return lines
 
 
-def _commits(rows) -> str:
+def commits(rows) -> str:
     """The commits that measured ``rows`` (several when ``--add`` ran later code)."""
     return " and ".join(sorted({r.get("commit", "?") for r in rows}))
 
@@ -168,7 +168,7 @@ def paired(rows, role: str, other: str, ours: str = "lossearch") -> tuple[dict, 
     return (clustered(ratios), clustered(diffs)) if ratios else (None, None)
 
 
-def _interval(stat: dict, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+def interval(stat: dict, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
     low, high = stat["low"] * scale, stat["high"] * scale
     if low != low:  # NaN: one unit
         return "n/a"
@@ -189,8 +189,8 @@ def _goals(rows, methods) -> list[str]:
         lines.append(
             f"- {role} ({ratio['n']} problem × seed cases, {ratio['bases']} base datasets): "
             f"time to the pick {ratio['mean']:.2f}× the plain loop's "
-            f"{_interval(ratio)} → ≤ {GOAL}× {fast}; test quality lossearch − plain loop "
-            f"{diff['mean'] * 100:+.2f} points {_interval(diff, 100, '{:+.2f}')} → equal test "
+            f"{interval(ratio)} → ≤ {GOAL}× {fast}; test quality lossearch − plain loop "
+            f"{diff['mean'] * 100:+.2f} points {interval(diff, 100, '{:+.2f}')} → equal test "
             f"quality (the interval includes 0 or lies above): {equal}."
         )
         ratio_b, diff_b = paired(rows, role, "lossearch_before")
@@ -198,8 +198,8 @@ def _goals(rows, methods) -> list[str]:
             same, n, worst = same_picks(rows, role, "lossearch_before")
             lines.append(
                 f"  Against lossearch before: {ratio_b['mean']:.2f}× the time "
-                f"{_interval(ratio_b)}, test {diff_b['mean'] * 100:+.2f} points "
-                f"{_interval(diff_b, 100, '{:+.2f}')}; the same pick in {same} of {n} "
+                f"{interval(ratio_b)}, test {diff_b['mean'] * 100:+.2f} points "
+                f"{interval(diff_b, 100, '{:+.2f}')}; the same pick in {same} of {n} "
                 f"searches, the lowest search {worst * 100:+.2f} points against its pick."
             )
         lines += _variant_lines(rows, role)
@@ -232,8 +232,8 @@ def _variant_lines(rows, role: str) -> list[str]:
         runs = [r for r in rows if r["method"] == variant and r["role"] == role]
         lines.append(
             f"  With {described} ({LABELS[variant]}): {ratio['mean']:.2f}× the plain loop's "
-            f"time {_interval(ratio)}, test {diff['mean'] * 100:+.2f} points "
-            f"{_interval(diff, 100, '{:+.2f}')}; stopped early in "
+            f"time {interval(ratio)}, test {diff['mean'] * 100:+.2f} points "
+            f"{interval(diff, 100, '{:+.2f}')}; stopped early in "
             f"{sum(bool(r.get('stopped')) for r in runs)} of {len(runs)} searches."
         )
     return lines
@@ -250,7 +250,7 @@ def _trial_cost(rows, methods) -> list[str]:
         costs = [runs[method]["trial_cost"] for runs in cases if runs[method].get("trial_cost")]
         if not costs:
             continue
-        code = _commits([r for r in rows if r["method"] == method])
+        code = commits([r for r in rows if r["method"] == method])
         mean = {k: statistics.mean(c[k] for c in costs) for k in costs[0]}
         lines.append(
             f"| {LABELS[method]} ({code}) | {len(costs)} | {mean['fixed']:.2f} s | "
@@ -290,7 +290,7 @@ def render(saved: dict) -> str:
             f"Measured {saved['date']} with `benchmarks/time_to_pick.py` on {meta['machine']}: "
             f"{meta['trials']} trials of {meta['epochs']} epochs, each method one process of "
             f"one thread, {meta['layout']}; code "
-            f"{_commits([r for r in rows if r['method'] != 'lossearch_before'])}, "
+            f"{commits([r for r in rows if r['method'] != 'lossearch_before'])}, "
             f"{meta.get('command', '`benchmarks/time_to_pick.py`')}"
             + (f", lossearch before = commit {before}" if before else "")
             + ". lossearch runs its defaults (early stop, successive-halving pruning, robust "

@@ -27,9 +27,9 @@ from time_to_pick import (
     METRIC,
     PROBLEMS,
     RESULTS,
-    _commits,
-    _interval,
+    commits,
     header,
+    interval,
     measure,
     paired,
     same_picks,
@@ -86,8 +86,8 @@ def _against_default(rows: list[dict], defaults: list[dict]) -> list[str]:
     theirs = [r["seconds"] for r in defaults if (r["setting"], r["seed"]) in _keys(rows)]
     return [
         f"- whole-budget pick − the default search's pick (early stop, successive halving; "
-        f"`time_to_pick.json`, commit {_commits(defaults)}): {diff['mean'] * 100:+.2f} points "
-        f"{_interval(diff, 100, '{:+.2f}')}; the same pick in {same} of {n} searches. Wall "
+        f"`time_to_pick.json`, commit {commits(defaults)}): {diff['mean'] * 100:+.2f} points "
+        f"{interval(diff, 100, '{:+.2f}')}; the same pick in {same} of {n} searches. Wall "
         f"time {min(ours):.0f}–{max(ours):.0f} s against {min(theirs):.0f}–{max(theirs):.0f} s "
         "(separate runs, not side by side)."
     ]
@@ -140,7 +140,7 @@ def render(saved: dict) -> str:
     ):
         stat = clustered([(base, s[key]) for base, s in per])
         lines.append(
-            f"- {label}: {stat['mean'] * 100:+.2f} points {_interval(stat, 100, '{:+.2f}')} "
+            f"- {label}: {stat['mean'] * 100:+.2f} points {interval(stat, 100, '{:+.2f}')} "
             f"({stat['wins']} above, {stat['losses']} below, {stat['ties']} tied)."
         )
     lines += _against_default(rows, _defaults(meta))

@@ -119,7 +119,7 @@ def open_storage(
             if sqlite_file:
                 _check_sqlite_file(Path(sqlite_file), shown)
             if existing:  # as plain Optuna reads it: no file or lock is written
-                return RDBStorage(storage, skip_table_creation=True, engine_kwargs=ENGINE)
+                return RDBStorage(storage, skip_table_creation=True, engine_kwargs=_engine())
             return _rdb_storage(storage, heartbeat_interval, grace_period, max_retry)
         if scheme == "journal":
             path = _journal_path(storage)
@@ -299,10 +299,12 @@ def _sqlite_file(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-# A worker's connections: one kept open between operations, more only while its threads
-# (trials, the heartbeat) need them at once. SQLAlchemy's default keeps up to 5 idle per
-# storage, and a few workers with several storages each then fill a server's 100.
-ENGINE = {"pool_size": 1, "max_overflow": 10}
+def _engine() -> dict:
+    """An RDB storage's engine arguments, a fresh dict (Optuna adds to it in place): one
+    connection kept open between operations, more only while a worker's threads (trials, the
+    heartbeat) need them at once. SQLAlchemy's default keeps up to 5 idle per storage, and a
+    few workers with several storages each then fill a server's 100."""
+    return {"pool_size": 1, "max_overflow": 10}
 
 
 def _check_heartbeat(interval: int | None, grace_period: int | None) -> None:
@@ -330,7 +332,7 @@ def _rdb_storage(url, interval, grace_period, max_retry, attempts=5):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(
                     url,
-                    engine_kwargs=ENGINE,
+                    engine_kwargs=_engine(),
                     heartbeat_interval=interval,
                     grace_period=grace_period or (4 * interval if interval else None),
                     heartbeat_stale_trial_callback=(
