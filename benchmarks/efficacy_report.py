@@ -32,17 +32,17 @@ ROLES = ("development", "confirmation")
 # -- statistics -------------------------------------------------------------------------------
 
 
-def _t95(n: int) -> float:
-    """The two-sided 95% quantile of Student's t with n - 1 degrees of freedom."""
+def _t(n: int, level: float = 0.95) -> float:
+    """The two-sided ``level`` quantile of Student's t with n - 1 degrees of freedom."""
     from scipy.stats import t
 
-    return float(t.ppf(0.975, n - 1)) if n > 1 else float("nan")
+    return float(t.ppf(0.5 + level / 2, n - 1)) if n > 1 else float("nan")
 
 
-def clustered(pairs: list[tuple[str, float]]) -> dict:
+def clustered(pairs: list[tuple[str, float]], level: float = 0.95) -> dict:
     """``pairs`` of (base dataset, paired difference): the mean over bases of each base's
-    mean, its 95% t-interval over the bases (over the pairs when there is one base), and
-    win / tie / loss counts of the pairs."""
+    mean, its t-interval (``level``) over the bases (over the pairs when there is one base),
+    and win / tie / loss counts of the pairs."""
     by_base = defaultdict(list)
     for base, value in pairs:
         by_base[base].append(value)
@@ -52,7 +52,7 @@ def clustered(pairs: list[tuple[str, float]]) -> dict:
         units = [value for _, value in pairs]
     mean = statistics.mean(units)
     half = (
-        _t95(len(units)) * statistics.stdev(units) / math.sqrt(len(units))
+        _t(len(units), level) * statistics.stdev(units) / math.sqrt(len(units))
         if len(units) > 1
         else math.nan
     )
@@ -68,6 +68,18 @@ def clustered(pairs: list[tuple[str, float]]) -> dict:
         "ties": sum(abs(v) <= TIE for v in values),
         "losses": sum(v < -TIE for v in values),
     }
+
+
+def equivalent(pairs: list[tuple[str, float]], margin: float = TIE) -> tuple[dict, str]:
+    """Two one-sided tests at 5% each: the clustered 90% interval, and **equal** when it lies
+    inside ``±margin``, **different** when it lies wholly outside, else **not shown**."""
+    stat = clustered(pairs, level=0.90)
+    if math.isnan(stat["low"]):
+        return stat, "not shown"
+    if -margin < stat["low"] and stat["high"] < margin:
+        return stat, "equal"
+    outside = stat["low"] >= margin or stat["high"] <= -margin
+    return stat, "different" if outside else "not shown"
 
 
 def verdict(stat: dict, bar: float = 0.0) -> str:
@@ -128,7 +140,7 @@ class Runs:
             if problem is None or r["method"] != PICK or r.get("objective") != objective:
                 continue
             if problem.role == role and problem.task == task and model in (None, problem.model):
-                out.append((r["setting"], problem.base, r["seed"]))
+                out.append((r["setting"], problem.cluster(r["seed"]), r["seed"]))
         return sorted(out)
 
     def recipes(self, task: str) -> list[str]:
@@ -274,7 +286,7 @@ def regret_cases(runs: Runs) -> dict[tuple, list[dict]]:
         if problem is None or r["method"] != PICK or not r.get("regret"):
             continue
         groups[(problem.role, problem.model, problem.task, r["objective"])].append(
-            {**_regret_of(r, r["objective"], problem.task), "base": problem.base}
+            {**_regret_of(r, r["objective"], problem.task), "base": problem.cluster(r["seed"])}
         )
     return groups
 
@@ -408,7 +420,7 @@ def ensemble_table(runs: Runs) -> list[str]:
         objective = r["objective"]
         diff = check["test"][objective] - check["seed_ensemble_test"][objective]
         key = (problem.role, problem.model, problem.task, objective)
-        groups[key].append((problem.base, diff, len(check["members"])))
+        groups[key].append((problem.cluster(r["seed"]), diff, len(check["members"])))
     if not groups:
         return []
     lines = [

@@ -19,6 +19,7 @@ ORDER = (
     "pruning",
     "time-to-pick",
     "whole-budget",
+    "image-searches",
     "scaleout",
     "memory",
     "cli",

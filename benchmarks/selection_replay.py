@@ -85,7 +85,7 @@ def summarise(rows: list[dict], z: float) -> dict:
     pairs, cells = [], defaultdict(list)
     for r in rows:
         gain, gap = replayed_gains(r, z)
-        pairs.append((BY_NAME[r["setting"]].base, gain))
+        pairs.append((BY_NAME[r["setting"]].cluster(r["seed"]), gain))
         cells[(r["setting"], r["objective"])].append((gain, gap))
     means = {k: [statistics.mean(col) for col in zip(*v, strict=True)] for k, v in cells.items()}
     big = [m for m in means.values() if m[1] >= BIG_GAP]

@@ -161,7 +161,7 @@ def paired(rows, role: str, other: str, ours: str = "lossearch") -> tuple[dict, 
         if ours not in runs or runs[ours]["role"] != role or other not in runs:
             continue
         ours_row = runs[ours]
-        base = BY_NAME[ours_row["setting"]].base
+        base = BY_NAME[ours_row["setting"]].cluster(ours_row["seed"])
         ratios.append((base, ours_row["seconds"] / runs[other]["seconds"]))
         metric = METRIC[task]
         diffs.append((base, ours_row["scores"][metric] - runs[other]["scores"][metric]))

@@ -125,7 +125,7 @@ def render(saved: dict) -> str:
     per = []
     for row in rows:
         s = summarize(row)
-        per.append((BY_NAME[row["setting"]].base, s))
+        per.append((BY_NAME[row["setting"]].cluster(row["seed"]), s))
         lines.append(
             f"| {row['setting']} | {row['seed']} | {s['sampled_retrained']} | "
             f"{_points(s['sampled_vs_recipes'])} | {_points(s['sampled_vs_incumbent'])} | "

@@ -1,0 +1,274 @@
+"""Long-tailed images: is there a winner to find, and does the default search find it?
+
+Per (MNIST problem, seed), side by side in one run: lossearch with its whole trial budget
+and no pruner (``early_stop=False``: every sampled configuration trains every epoch) and
+lossearch with its defaults (early stop, successive halving). Both get efficacy's regret
+analysis: the top trials by validation, every recipe and the pick, retrained on the whole
+pool with the benchmark's seed and scored on the balanced test set under their own decision
+rules. From these:
+
+* **the regret table** (whole budget): the oracle gap (the best retrained configuration on
+  test minus the pick), the best sampled configuration minus the best recipe, what the test
+  winners are, and how well validation ranks the retrained configurations (Spearman);
+* **does the default capture it**: where the whole-budget pick beats the incumbent on test by
+  at least a point, the default pick's gain against half of it; everywhere, the default pick
+  minus the incumbent against −0.5 points (judged on the interval's lower end);
+* **the delivered model is its loss**: ``result.model`` (the refit with its decision layer)
+  minus the same loss and decision retrained by hand (the regret analysis's retraining of the
+  pick), equal only when the 90% interval lies inside ±0.5 points (two one-sided tests);
+* **the decision rule's share**: the delivered model with and without its decision layer.
+
+Intervals cluster on :meth:`efficacy_data.Problem.cluster` (an MNIST seed's shard).
+Development problems only, unless ``--problems`` names others.
+
+Run: .venv/bin/python benchmarks/image_searches.py [--trials 40] [--epochs 12]
+     [--seeds 0 1 2 3 4] [--jobs 2]   (`--render` rewrites the section from the saved JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+from efficacy_data import BY_NAME, PROBLEMS
+from efficacy_report import GAP, clustered, equivalent
+from sections import publish
+from time_to_pick import RESULTS, header, interval, measure
+from whole_budget import METHOD as WHOLE
+
+DEFAULT = "lossearch"
+DEVELOPMENT = tuple(p.name for p in PROBLEMS if p.base == "mnist" and p.role == "development")
+METRIC = "balanced_accuracy"
+BAR = 0.005  # "never more than half a point below the incumbent"
+PATH = RESULTS / "image_searches.json"
+
+
+# -- one search's figures ---------------------------------------------------------------------
+
+
+def retrained(row: dict) -> dict:
+    """``{trial: (validation, test, is recipe, config)}`` of a search's regret analysis."""
+    return {
+        r["trial"]: (r["value"], r["test"][METRIC], bool(r["recipe"]), r.get("config", "?"))
+        for r in row["regret"]
+    }
+
+
+def incumbent_trial(row: dict) -> int:
+    return next(c["trial"] for c in row["confirmation"] if "incumbent" in c["role"])
+
+
+def chosen_trial(row: dict) -> int:
+    return next(r["trial"] for r in row["regret"] if r["chosen"])
+
+
+def spearman(pairs: list[tuple[float, float]]) -> float:
+    """Rank correlation of (validation, test) over the retrained configurations."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(*zip(*pairs, strict=True)).statistic) if len(pairs) > 2 else 0.0
+
+
+def regret_of(row: dict) -> dict:
+    """The whole-budget search's regret figures, test points as fractions."""
+    runs = retrained(row)
+    test = {n: v[1] for n, v in runs.items()}
+    sampled = [n for n, v in runs.items() if not v[2]]
+    recipes = [n for n, v in runs.items() if v[2]]
+    best = max(runs, key=test.get)
+    best_sampled = max(sampled, key=test.get) if sampled else None
+    return {
+        "oracle_gap": test[best] - test[chosen_trial(row)],
+        "sampled_vs_recipes": (test[best_sampled] if sampled else -1)
+        - max(test[n] for n in recipes),
+        "winner": runs[best][3],
+        "winner_is_recipe": runs[best][2],
+        "rank_correlation": spearman([(v[0], v[1]) for v in runs.values()]),
+        "pick_vs_incumbent": test[chosen_trial(row)] - test[incumbent_trial(row)],
+    }
+
+
+def delivered_vs_by_hand(row: dict) -> float:
+    """``result.model`` on test minus its loss and decision retrained by hand."""
+    return row["scores"][METRIC] - retrained(row)[chosen_trial(row)][1]
+
+
+# -- the section ------------------------------------------------------------------------------
+
+
+def pairs_of(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """``(whole budget, default)`` rows of each (problem, seed) that ran both."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["setting"], r["seed"]), {})[r["method"]] = r
+    return [(m[WHOLE], m[DEFAULT]) for m in by.values() if WHOLE in m and DEFAULT in m]
+
+
+def _cluster(row: dict) -> str:
+    return BY_NAME[row["setting"]].cluster(row["seed"])
+
+
+def _pts(value: float) -> str:
+    return f"{value * 100:+.2f}"
+
+
+def _stat_line(label: str, pairs, bar: float | None = None) -> str:
+    stat = clustered(pairs)
+    line = (
+        f"- {label}: {_pts(stat['mean'])} points {interval(stat, 100, '{:+.2f}')} "
+        f"({stat['n']} searches, {stat['bases']} clusters; {stat['wins']} above, "
+        f"{stat['ties']} tied, {stat['losses']} below)"
+    )
+    if bar is not None:
+        met = stat["low"] > bar
+        line += f" → above {bar * 100:+.1f}: **{'met' if met else 'not shown'}**"
+    return line + "."
+
+
+def _table(pairs) -> list[str]:
+    lines = [
+        "| problem | seed | oracle gap | best sampled − best recipe | test winner | "
+        "validation→test rank corr. | whole-budget pick − incumbent | default pick − "
+        "incumbent | default trials (stopped?) | delivered − by hand (whole / default) | "
+        "time whole / default |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for whole, default in pairs:
+        w = regret_of(whole)
+        d = regret_of(default)["pick_vs_incumbent"]
+        stopped = "yes" if default.get("stopped") else "no"
+        lines.append(
+            f"| {whole['setting']} | {whole['seed']} | {_pts(w['oracle_gap'])} | "
+            f"{_pts(w['sampled_vs_recipes'])} | {w['winner']} | {w['rank_correlation']:.2f} | "
+            f"{_pts(w['pick_vs_incumbent'])} | {_pts(d)} | {default['trials_run']} ({stopped}) | "
+            f"{_pts(delivered_vs_by_hand(whole))} / {_pts(delivered_vs_by_hand(default))} | "
+            f"{whole['seconds']:.0f} s / {default['seconds']:.0f} s |"
+        )
+    return lines
+
+
+def _capture_lines(pairs) -> list[str]:
+    """Where the whole budget found a winner: how much of it the default pick kept."""
+    worth = [
+        (_cluster(w), regret_of(w)["pick_vs_incumbent"], regret_of(d)["pick_vs_incumbent"])
+        for w, d in pairs
+        if regret_of(w)["pick_vs_incumbent"] >= GAP
+    ]
+    if not worth:
+        return [
+            f"- The whole-budget pick beat the incumbent by {GAP * 100:g} point or more in "
+            f"none of the {len(pairs)} searches: there was no winner for the default to capture."
+        ]
+    stat = clustered([(c, got - 0.5 * gain) for c, gain, got in worth])
+    met = "met" if stat["low"] > 0 else "not shown"
+    return [
+        f"- Where the whole-budget pick beat the incumbent by ≥ {GAP * 100:g} point "
+        f"({len(worth)} searches, mean {_pts(statistics.mean(g for _, g, _ in worth))}): the "
+        f"default pick − ½ × that gain {_pts(stat['mean'])} points "
+        f"{interval(stat, 100, '{:+.2f}')} → captures at least half: **{met}**."
+    ]
+
+
+def _equivalence_line(label: str, pairs) -> str:
+    stat, word = equivalent(pairs)
+    return (
+        f"- {label}: {_pts(stat['mean'])} points, 90% interval "
+        f"{interval(stat, 100, '{:+.2f}')} ({stat['n']} searches, {stat['bases']} clusters) → "
+        f"within ±{BAR * 100:.1f} (two one-sided tests): **{word}**."
+    )
+
+
+def render(saved: dict) -> str:
+    rows, meta = saved["rows"], saved["meta"]
+    pairs = pairs_of(rows)
+    both = [r for pair in pairs for r in pair]
+    ratio = clustered([(_cluster(w), d["seconds"] / w["seconds"]) for w, d in pairs])
+    return "\n".join(
+        [
+            "## Long-tailed images: the whole budget against the default",
+            "",
+            f"Measured {saved['date']} with `benchmarks/image_searches.py` on "
+            f"{meta['machine']}: {meta['trials']} trials of {meta['epochs']} epochs, code "
+            f"{meta['commit']}, {meta['command']}, {meta['layout']}. Per problem and seed, "
+            "lossearch with the whole budget unpruned (`early_stop=False`, no pruner) and "
+            "with its defaults, side by side; each search's top trials by validation, every "
+            "recipe and its pick retrained on the whole pool and scored on the balanced test "
+            "set (500 images a class), balanced accuracy, points. Problems and models: "
+            "`efficacy_data.py` (development problems; an MNIST seed is its own shard of "
+            "images and class order, and intervals cluster on it: 95%, t over the clusters).",
+            "",
+            *_table(pairs),
+            "",
+            "Is there a winner to find (whole budget)?",
+            "",
+            _stat_line("oracle gap (best retrained − pick)", _over(pairs, "oracle_gap")),
+            _stat_line("best sampled − best recipe", _over(pairs, "sampled_vs_recipes")),
+            _stat_line("whole-budget pick − incumbent", _over(pairs, "pick_vs_incumbent")),
+            f"- validation ranks the retrained configurations with a Spearman correlation of "
+            f"{statistics.mean(regret_of(w)['rank_correlation'] for w, _ in pairs):.2f} on "
+            f"average; the test winner was a recipe in "
+            f"{sum(regret_of(w)['winner_is_recipe'] for w, _ in pairs)} of {len(pairs)} searches.",
+            "",
+            "Does the default find it?",
+            "",
+            *_capture_lines(pairs),
+            _stat_line(
+                "default pick − incumbent",
+                [(_cluster(d), regret_of(d)["pick_vs_incumbent"]) for _, d in pairs],
+                bar=-BAR,
+            ),
+            _stat_line(
+                "delivered default − delivered whole budget",
+                [(_cluster(w), d["scores"][METRIC] - w["scores"][METRIC]) for w, d in pairs],
+            ),
+            f"- time: the default took {ratio['mean']:.2f}× the whole budget's "
+            f"{interval(ratio)}; it stopped early in "
+            f"{sum(bool(d.get('stopped')) for _, d in pairs)} of {len(pairs)} searches.",
+            "",
+            "The delivered model and the decision rule (both searches' picks):",
+            "",
+            _equivalence_line(
+                "`result.model` − the same loss and decision trained by hand",
+                [(_cluster(r), delivered_vs_by_hand(r)) for r in both],
+            ),
+            _stat_line(
+                "decision rule: `result.model` − the same model without it",
+                [
+                    (_cluster(r), r["scores"][METRIC] - r["scores_without_decision"][METRIC])
+                    for r in both
+                ],
+            ),
+            "",
+        ]
+    )
+
+
+def _over(pairs, key: str) -> list[tuple[str, float]]:
+    return [(_cluster(w), regret_of(w)[key]) for w, _ in pairs]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--problems", nargs="+", default=list(DEVELOPMENT))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--render", action="store_true", help="rewrite from the saved JSON")
+    args = parser.parse_args(argv)
+    if not args.render:
+        saved = header(args, "benchmarks/image_searches.py", argv)
+        args.methods = [WHOLE, DEFAULT]
+
+        def save(rows):
+            PATH.write_text(json.dumps({**saved, "rows": rows}, indent=1))
+
+        measure(args, None, save, regret=True)
+    publish("image-searches", PATH, render)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
