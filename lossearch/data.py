@@ -54,6 +54,9 @@ class PreparedData:
     validation: float | None = None  # the hold-out fraction (None: folds or a given set)
     test: tuple[np.ndarray, np.ndarray] | None = None  # (x, targets): scored once, at the end
     cv_note: str = ""  # why cv="auto" chose out-of-fold scoring
+    # All labelled data in the order given, when the splits were cut from it: the refit trains
+    # on exactly what a user's own ``fit(x, y)`` would, batch for batch.
+    pool: tuple[Any, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -82,7 +85,10 @@ class PreparedData:
 
     @property
     def train_val(self) -> tuple[Any, Any]:
-        """All labelled data (train + validation) for the final refit."""
+        """All labelled data (train + validation) for the final refit, in the user's order
+        when the splits were cut from one ``(x, y)``."""
+        if self.pool is not None:
+            return self.pool
         if self.datasets is not None:
             train, val = self.datasets
             return train.concatenate(val), None
@@ -301,6 +307,7 @@ def prepare_data(
         "training",
         f"Every class needs samples; does the model have more outputs ({width}) than classes?",
     )
+    prepared.pool = (x, y)
     key = _stratify_key(y, label_format, counts)
     per_class = np.bincount(key, minlength=len(counts))
     if auto and validation is None:

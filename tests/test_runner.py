@@ -76,3 +76,27 @@ def test_a_model_built_on_first_call_still_trains():
     assert not model.optimizer.built
     history = model.fit(X[:64], Y[:64], epochs=1, batch_size=BATCH, verbose=0)
     assert np.isfinite(history.history["loss"][0]) and model.optimizer.built
+
+
+@pytest.mark.parametrize("cv", [None, 3])
+def test_the_refit_is_a_plain_fit_of_all_the_data_in_the_users_order(cv):
+    """``result.model`` is the chosen loss trained by hand: the same data, order and seed."""
+    from types import SimpleNamespace
+
+    runner = _runner()
+    runner.data = prepare_data(
+        (X, Y), output_shape=(None, 10), activation=None, cv=cv, seed=0
+    )
+    config = LossConfig("ce", weights="inverse_sqrt", **runner.config_facts())
+    refit = runner.refit(SimpleNamespace(hp_values={}, config=config), SEED)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(SEED)
+    by_hand = mlp(64, 10)
+    by_hand.compile(optimizer=keras.optimizers.Adam(1e-3), loss=config.build())
+    by_hand.fit(X, Y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(refit(X[:50])),
+        keras.ops.convert_to_numpy(by_hand(X[:50])),
+        rtol=1e-5,
+        atol=1e-6,
+    )
