@@ -66,6 +66,7 @@ DEFAULT_OBJECTIVE_ONLY = ("recipes_only", "optuna_by_hand", "optuna_like_for_lik
 # the comparison searches run on each problem's first seed only (the run's size on 2 cores)
 FIRST_SEED_ONLY = ("recipes_only", "optuna_by_hand", "optuna_like_for_like")
 REGRET_TOP = 10  # the top trials by validation retrained for the regret analysis
+MODELS = efficacy_data.MODELS
 
 
 def build_model_for(n_features, n_outputs: int, model: str = "mlp"):
@@ -644,14 +645,15 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         budget = {"n_trials": 8, "epochs": 6, "batch_size": 32}
-        args.budget = {"mlp": budget, "cnn": budget}
-        args.seeds = {"mlp": args.seeds or [0], "cnn": args.seeds or [0]}
+        args.budget = dict.fromkeys(MODELS, budget)
+        args.seeds = dict.fromkeys(MODELS, args.seeds or [0])
         args.problems = args.problems or ["digits-LT100", "ecoli3", "synthA-LT100"]
     else:
-        # sized for about 2 hours on 2 cores (--jobs 2)
+        # the tabular and 8x8 problems take about 2 hours on 2 cores (--jobs 2); the MNIST
+        # problems (3 seeds) several more: name them with --problems to run them apart
         budget = {"n_trials": 12, "epochs": 12, "batch_size": 32}
-        args.budget = {"mlp": budget, "cnn": budget}
-        args.seeds = {"mlp": args.seeds or [0, 1], "cnn": args.seeds or [0, 1]}
+        args.budget = dict.fromkeys(MODELS, budget)
+        args.seeds = {m: args.seeds or ([0, 1] if m == "mlp" else [0, 1, 2]) for m in MODELS}
     args.commit = commit()
     return args
 

@@ -67,6 +67,7 @@ CACHE = Path(os.environ.get("LOSSEARCH_BENCH_CACHE", Path.home() / ".cache" / "l
 MULTICLASS = ("digits", "optdigits", "texture", "segment")
 BINARY = ("yeast3", "ecoli3", "vehicle0", "segment0")
 IMBALANCES = (50, 100)
+MODELS = ("mlp", "cnn", "deep_cnn")  # Problem.model: an MLP, the small CNN, the deeper CNN
 DIGIT_LABELS = ({0}, {1, 7}, {2, 3, 5}, {0, 6, 8, 9}, {4, 9})  # the multi-label targets
 
 
@@ -84,7 +85,7 @@ class Problem:
     kind: str  # how the data is made: "long_tail", "images", "digit_labels", "rare", ...
     objectives: tuple[str, ...]
     imbalance: float | None = None
-    model: str = "mlp"  # or "cnn", "deep_cnn"
+    model: str = "mlp"  # one of MODELS
     head: int | None = None  # MNIST: images of the largest class
 
     @property

@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from efficacy_data import BY_NAME
+from efficacy_data import BY_NAME, MODELS
 from sections import git, write_section
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -545,7 +545,7 @@ def render(rows, args) -> str:
     body: list[str] = []
     for role in ROLES:
         sections = []
-        for model in ("mlp", "cnn"):
+        for model in MODELS:
             for task in ("multiclass", "binary", "multilabel"):
                 objectives = sorted(
                     {
