@@ -84,9 +84,7 @@ def test_the_refit_is_a_plain_fit_of_all_the_data_in_the_users_order(cv):
     from types import SimpleNamespace
 
     runner = _runner()
-    runner.data = prepare_data(
-        (X, Y), output_shape=(None, 10), activation=None, cv=cv, seed=0
-    )
+    runner.data = prepare_data((X, Y), output_shape=(None, 10), activation=None, cv=cv, seed=0)
     config = LossConfig("ce", weights="inverse_sqrt", **runner.config_facts())
     refit = runner.refit(SimpleNamespace(hp_values={}, config=config), SEED)
     keras.backend.clear_session()
