@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from efficacy import commit, run_job  # noqa: E402
 from efficacy_data import BY_NAME  # noqa: E402
-from efficacy_report import clustered  # noqa: E402
+from efficacy_report import TIE, clustered, equivalent  # noqa: E402
 from sections import machine, publish  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +156,13 @@ def _ran(row: dict) -> str:
 def paired(rows, role: str, other: str, ours: str = "lossearch") -> tuple[dict, dict]:
     """``ours`` against ``other`` on ``role``'s problems: the time ratio and the test
     difference, each a mean over base datasets with its clustered 95% interval."""
+    ratios, diffs = paired_pairs(rows, role, other, ours)
+    return (clustered(ratios), clustered(diffs)) if ratios else (None, None)
+
+
+def paired_pairs(rows, role: str, other: str, ours: str = "lossearch") -> tuple[list, list]:
+    """``(cluster, time ratio)`` and ``(cluster, test difference)`` of each search of
+    ``role``'s problems that both methods ran."""
     ratios, diffs = [], []
     for _, _, task, runs in _cases(rows):
         if ours not in runs or runs[ours]["role"] != role or other not in runs:
@@ -165,7 +172,7 @@ def paired(rows, role: str, other: str, ours: str = "lossearch") -> tuple[dict, 
         ratios.append((base, ours_row["seconds"] / runs[other]["seconds"]))
         metric = METRIC[task]
         diffs.append((base, ours_row["scores"][metric] - runs[other]["scores"][metric]))
-    return (clustered(ratios), clustered(diffs)) if ratios else (None, None)
+    return ratios, diffs
 
 
 def interval(stat: dict, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
@@ -184,14 +191,14 @@ def _goals(rows, methods) -> list[str]:
         fast = "**met**" if ratio["high"] <= GOAL else "**not shown**"
         if ratio["low"] > GOAL:
             fast = "**missed**"
-        equal = "**yes**" if diff["high"] >= 0 else "**no**"  # includes 0 or lies above
-        equal = "**n/a**" if diff["low"] != diff["low"] else equal
+        equal, word = equivalent(paired_pairs(rows, role, "plain_optuna")[1])
         lines.append(
             f"- {role} ({ratio['n']} problem × seed cases, {ratio['bases']} base datasets): "
             f"time to the pick {ratio['mean']:.2f}× the plain loop's "
             f"{interval(ratio)} → ≤ {GOAL}× {fast}; test quality lossearch − plain loop "
-            f"{diff['mean'] * 100:+.2f} points {interval(diff, 100, '{:+.2f}')} → equal test "
-            f"quality (the interval includes 0 or lies above): {equal}."
+            f"{diff['mean'] * 100:+.2f} points {interval(diff, 100, '{:+.2f}')}, 90% "
+            f"interval {interval(equal, 100, '{:+.2f}')} → equal within ±{TIE * 100:g} points "
+            f"(two one-sided tests): **{word}**."
         )
         ratio_b, diff_b = paired(rows, role, "lossearch_before")
         if ratio_b is not None:
