@@ -90,6 +90,24 @@ def regret_of(row: dict) -> dict:
     }
 
 
+TRAITS = {  # what a winning configuration may share, as its description says it
+    "deferred re-weighting": "(DRW from",
+    "label smoothing": "label smoothing",
+    "a margin (LDAM, VS)": ("ldam(", "vs("),
+    "logit adjustment": "logit_adjusted(",
+}
+
+
+def traits(configs: list[str]) -> str:
+    """How many of ``configs`` have each of :data:`TRAITS`, in words."""
+    counts = []
+    for name, marks in TRAITS.items():
+        marks = (marks,) if isinstance(marks, str) else marks
+        n = sum(any(m in c for m in marks) for c in configs)
+        counts.append(f"{n} {name}")
+    return ", ".join(counts)
+
+
 def delivered_vs_by_hand(row: dict) -> float:
     """``result.model`` on test minus its loss and decision retrained by hand."""
     return row["scores"][METRIC] - retrained(row)[chosen_trial(row)][1]
@@ -210,6 +228,13 @@ def render(saved: dict) -> str:
             f"{statistics.mean(regret_of(w)['rank_correlation'] for w, _ in pairs):.2f} on "
             f"average; the test winner was a recipe in "
             f"{sum(regret_of(w)['winner_is_recipe'] for w, _ in pairs)} of {len(pairs)} searches.",
+            f"- what the test winners have (of {len(pairs)}): "
+            f"{traits([regret_of(w)['winner'] for w, _ in pairs])}; what the whole-budget "
+            f"searches picked: {traits([w['pick'] for w, _ in pairs])}.",
+            "",
+            "The picks:",
+            "",
+            *_picks(pairs),
             "",
             "Does the default find it?",
             "",
@@ -243,6 +268,20 @@ def render(saved: dict) -> str:
             "",
         ]
     )
+
+
+def _picks(pairs) -> list[str]:
+    lines = []
+    for whole, default in pairs:
+        stop = default.get("stopped")
+        lines.append(
+            f"- {whole['setting']} seed {whole['seed']}: whole budget → {whole['pick']} "
+            f"(delivered {whole['scores'][METRIC]:.3f}); default → {default['pick']} "
+            f"(delivered {default['scores'][METRIC]:.3f}; "
+            + (f"stopped after {default['trials_run']} trials: {stop}" if stop else "no early stop")
+            + ")."
+        )
+    return lines
 
 
 def _over(pairs, key: str) -> list[tuple[str, float]]:

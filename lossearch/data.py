@@ -84,6 +84,14 @@ class PreparedData:
         return np.concatenate([self.targets(s.y_val) for s in self.splits])
 
     @property
+    def all_counts(self) -> list[int] | None:
+        """Class counts of all labelled data (the refit's), or None for ``tf.data`` inputs."""
+        if self.datasets is not None:
+            return None
+        y = self.train_val[1]
+        return _counts(np.asarray(y), self.label_format, self.num_outputs, "training").tolist()
+
+    @property
     def train_val(self) -> tuple[Any, Any]:
         """All labelled data (train + validation) for the final refit, in the user's order
         when the splits were cut from one ``(x, y)``."""

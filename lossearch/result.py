@@ -24,8 +24,9 @@ class SearchResult:
     MLflow's ``selection.json`` keep); the attributes below read it.
 
     Attributes:
-        best_config: the chosen :class:`LossConfig` (carries class counts and names) with
-            its tuned decision rule.
+        best_config: the chosen :class:`LossConfig` with its tuned decision rule, told the
+            class counts of all labelled data (what ``model`` was refit on; each trial was
+            told its training split's, ``class_counts``).
         best_value: its objective, the mean over its confirmation runs.
         best_value_std: seed-to-seed standard deviation of that objective.
         best_metrics: per-class and summary metrics, pooled over its confirmation runs

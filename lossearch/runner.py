@@ -8,6 +8,8 @@ epoch (for pruning and live tracking), and scores the final predictions with
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import math
 import threading
@@ -211,6 +213,17 @@ class TrialRunner:
             n_samples=self.data.n_samples,
         )
 
+    def refit_facts(self) -> dict:
+        """The data facts a loss trained on all labelled data is told (the refit's, and a
+        user's who trains the pick on their data): its class counts and, for multi-label,
+        its sample count. Trials are told their training split's (:meth:`config_facts`).
+        Empty for ``tf.data`` inputs, whose counts are the training set's already."""
+        counts = self.data.all_counts
+        if counts is None:
+            return {}
+        n_samples = len(self.data.train_val[1]) if self.data.task == "multilabel" else None
+        return {"class_counts": tuple(counts), "n_samples": n_samples}
+
     def predict(self, model, x) -> np.ndarray:
         if isinstance(x, np.ndarray) and len(x) <= 4096:
             outputs = keras.ops.convert_to_numpy(model(x, training=False))
@@ -323,12 +336,14 @@ class TrialRunner:
         return model.fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
 
     def refit(self, record, seed: int | None) -> keras.Model:
-        """``record``'s config retrained on all labelled data (train + validation)."""
+        """``record``'s config retrained on all labelled data (train + validation), told that
+        data's class counts (:meth:`refit_facts`)."""
+        config = dataclasses.replace(record.config, **self.refit_facts())
         with KERAS_STATE.building(seed):
             model = self.build(FixedHyperParameters(record.hp_values))
-            self.compile(model, record.config)
+            self.compile(model, config)
         x, y = self.data.train_val
-        callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks_for(record.config)]
+        callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks_for(config)]
         self._fit(model, x, y, self.epochs, callbacks, verbose=0)
         return model
 

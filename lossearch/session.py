@@ -269,6 +269,7 @@ class SearchSession:
 
     def _refit_result(self, selection: Selection, parent_id, seconds: dict) -> SearchResult:
         """The result of ``selection``, with the pick refit on all labelled data."""
+        selection = dataclasses.replace(selection, data_facts=self.runner.refit_facts())
         started, refit = time.perf_counter(), self.settings.refit
         trained, selection = self._refit(selection) if refit else (None, selection)
         model = trained

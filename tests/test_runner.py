@@ -80,16 +80,20 @@ def test_a_model_built_on_first_call_still_trains():
 
 @pytest.mark.parametrize("cv", [None, 3])
 def test_the_refit_is_a_plain_fit_of_all_the_data_in_the_users_order(cv):
-    """``result.model`` is the chosen loss trained by hand: the same data, order and seed."""
+    """``result.model`` is the chosen loss trained by hand: the same data, order and seed,
+    and the loss told the class counts of that data (a trial's are its training split's)."""
     from types import SimpleNamespace
 
     runner = _runner()
     runner.data = prepare_data((X, Y), output_shape=(None, 10), activation=None, cv=cv, seed=0)
-    config = LossConfig("ce", weights="inverse_sqrt", **runner.config_facts())
-    refit = runner.refit(SimpleNamespace(hp_values={}, config=config), SEED)
+    trial_config = LossConfig("ce", weights="inverse_sqrt", **runner.config_facts())
+    refit = runner.refit(SimpleNamespace(hp_values={}, config=trial_config), SEED)
+    counts = np.bincount(Y, minlength=10).tolist()
+    assert list(trial_config.class_counts) != counts  # a split's counts, not the data's
     keras.backend.clear_session()
     keras.utils.set_random_seed(SEED)
     by_hand = mlp(64, 10)
+    config = LossConfig("ce", weights="inverse_sqrt", class_counts=counts)
     by_hand.compile(optimizer=keras.optimizers.Adam(1e-3), loss=config.build())
     by_hand.fit(X, Y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
     np.testing.assert_allclose(

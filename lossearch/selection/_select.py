@@ -53,11 +53,15 @@ class Selection:
     table: tuple[dict, ...] = ()  # the candidates, their runs and roles (robust rule)
     warnings: tuple[str, ...] = ()  # why the validation split may not judge, ...
     scoring: str = ""  # how trials were scored, in words
+    # the facts of the data the pick is refit on (TrialRunner.refit_facts: all labelled data's
+    # class counts); empty: the trials' own (their training split's)
+    data_facts: dict = dataclasses.field(default_factory=dict)
 
     @property
     def config(self) -> LossConfig:
-        """The chosen loss with its tuned decision rule: what ``export`` writes."""
-        return dataclasses.replace(self.chosen.config, decision=self.decision)
+        """The chosen loss with its tuned decision rule, told the counts of all labelled data:
+        what ``export`` writes and ``result.model`` was refit with."""
+        return dataclasses.replace(self.chosen.config, decision=self.decision, **self.data_facts)
 
     @property
     def recipe(self) -> str | None:
