@@ -20,6 +20,7 @@ ORDER = (
     "time-to-pick",
     "whole-budget",
     "image-searches",
+    "delivered-model",
     "scaleout",
     "memory",
     "cli",
