@@ -20,7 +20,6 @@ ORDER = (
     "time-to-pick",
     "whole-budget",
     "image-searches",
-    "delivered-model",
     "scaleout",
     "memory",
     "cli",
