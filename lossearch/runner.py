@@ -222,7 +222,7 @@ class TrialRunner:
         if counts is None:
             return {}
         n_samples = len(self.data.train_val[1]) if self.data.task == "multilabel" else None
-        return {"class_counts": tuple(counts), "n_samples": n_samples}
+        return {"class_counts": list(counts), "n_samples": n_samples}  # as JSON keeps it
 
     def predict(self, model, x) -> np.ndarray:
         if isinstance(x, np.ndarray) and len(x) <= 4096:

@@ -6,6 +6,7 @@ Optuna's JournalStorage on a file or on Redis) logging to a real ``mlflow server
 on loopback.
 """
 
+import dataclasses
 import os
 import uuid
 
@@ -32,18 +33,17 @@ def test_four_workers_share_one_postgresql_study(pg_url, server, experiment, tmp
     work_here_beside(workers, *run)  # the fourth
     finish(workers)
     study = check_one_study_under_one_parent(pg_url, "pg", server, experiment, 8)
-    # `lossearch export` returns the best (chosen) trial's loss.
+    # `lossearch export` returns the best (chosen) trial's loss, told the class counts of all
+    # the data (the trial's were its training split's)
     out = tmp_path / "best.json"
     assert cli.main(["export", "--storage", pg_url, "--study", "pg", "-o", str(out)]) == 0
     best = lossearch.load_loss(str(out))
-    chosen = study.user_attrs["lossearch_choice"]["trial"]
-    assert chosen == study.best_trial.number  # --selection best
-    assert (
-        best.get_config()
-        == lossearch.build_loss(
-            lossearch.LossConfig.from_dict(study.best_trial.user_attrs["config"])
-        ).get_config()
-    )
+    choice = study.user_attrs["lossearch_choice"]
+    assert choice["trial"] == study.best_trial.number  # --selection best
+    trial = lossearch.LossConfig.from_dict(study.best_trial.user_attrs["config"])
+    assert sum(choice["data_facts"]["class_counts"]) > sum(trial.class_counts)
+    told = dataclasses.replace(trial, **choice["data_facts"])
+    assert best.get_config() == lossearch.build_loss(told).get_config()
 
 
 def _journal(tmp_path):
