@@ -9,7 +9,6 @@ epoch (for pruning and live tracking), and scores the final predictions with
 from __future__ import annotations
 
 import dataclasses
-
 import itertools
 import math
 import threading
