@@ -502,6 +502,11 @@ def _run_method(setting, method, objective, budget, seed) -> dict:
 
         stopper = NoChallengerStopper(margin=1.0)
         return run_lossearch(setting, budget, seed, objective, early_stop=stopper)
+    if method == "lossearch_epoch_patience":  # patience in whole trainings' epochs
+        from lossearch.stopping import NoChallengerStopper
+
+        stopper = NoChallengerStopper(evidence="epochs")
+        return run_lossearch(setting, budget, seed, objective, early_stop=stopper)
     return run_lossearch(setting, budget, seed, objective)
 
 

@@ -35,7 +35,7 @@ import sys
 from efficacy_data import BY_NAME, PROBLEMS
 from efficacy_report import GAP, clustered, equivalent
 from sections import publish
-from time_to_pick import RESULTS, header, interval, measure
+from time_to_pick import RESULTS, adding_saver, header, interval, measure
 from whole_budget import METHOD as WHOLE
 
 DEFAULT = "lossearch"
@@ -300,11 +300,17 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--problems", nargs="+", default=list(DEVELOPMENT))
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", default=[WHOLE, DEFAULT])
     parser.add_argument("--render", action="store_true", help="rewrite from the saved JSON")
+    parser.add_argument(
+        "--add", action="store_true", help="add these rows to the saved ones (same budget)"
+    )
     args = parser.parse_args(argv)
-    if not args.render:
-        saved = header(args, "benchmarks/image_searches.py", argv)
-        args.methods = [WHOLE, DEFAULT]
+    script = "benchmarks/image_searches.py"
+    if args.add:
+        measure(args, None, adding_saver(PATH, args, script, argv), regret=True)
+    elif not args.render:
+        saved = header(args, script, argv)
 
         def save(rows):
             PATH.write_text(json.dumps({**saved, "rows": rows}, indent=1))

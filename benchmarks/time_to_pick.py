@@ -351,6 +351,31 @@ def header(args, script: str, argv=None) -> dict:
     }
 
 
+def adding_saver(path: Path, args, script: str, argv=None):
+    """``--add``: a ``save(rows)`` that keeps the saved rows this run does not redo (same
+    problem, seed and method are replaced) and records the command and date beside the
+    first run's. The budget must be the saved one."""
+    kept = json.loads(path.read_text())
+    assert (kept["meta"]["trials"], kept["meta"]["epochs"]) == (args.trials, args.epochs)
+    command = " ".join([script, *(argv or sys.argv[1:])])
+    first = kept["meta"].get("command", script)
+    first = first if first.startswith("`") else f"`{first}`"
+    kept["meta"]["command"] = f"{first}, then `{command}`"
+    today = time.strftime("%Y-%m-%d")
+    if today not in kept["date"]:
+        kept["date"] = f"{kept['date']} and {today}"
+
+    def key(row: dict) -> tuple:
+        return row["setting"], row["seed"], row["method"]
+
+    def save(rows):
+        fresh = {key(r) for r in rows}
+        old = [r for r in kept["rows"] if key(r) not in fresh]
+        path.write_text(json.dumps({**kept, "rows": old + rows}, indent=1))
+
+    return save
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=60)
@@ -367,23 +392,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = RESULTS / "time_to_pick.json"
     if args.add:
-        kept = json.loads(path.read_text())
-        assert (kept["meta"]["trials"], kept["meta"]["epochs"]) == (args.trials, args.epochs)
         before = checkout(args.before) if args.before else None
-        command = " ".join(["benchmarks/time_to_pick.py", *(argv or sys.argv[1:])])
-        first = kept["meta"].get("command", "benchmarks/time_to_pick.py")
-        first = first if first.startswith("`") else f"`{first}`"
-        kept["meta"]["command"] = f"{first}, then `{command}`"
-        today = time.strftime("%Y-%m-%d")
-        if today not in kept["date"]:
-            kept["date"] = f"{kept['date']} and {today}"
-
-        def keep(rows):
-            fresh = {(r["setting"], r["seed"], r["method"]) for r in rows}
-            old = [r for r in kept["rows"] if (r["setting"], r["seed"], r["method"]) not in fresh]
-            path.write_text(json.dumps({**kept, "rows": old + rows}, indent=1))
-
-        measure(args, before, keep)
+        measure(args, before, adding_saver(path, args, "benchmarks/time_to_pick.py", argv))
     elif not args.render:
         before = checkout(args.before) if args.before else None
         saved = header(args, "benchmarks/time_to_pick.py", argv)

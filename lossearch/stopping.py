@@ -9,7 +9,9 @@ why) to stop. In the manner of Optuna's ``BaseTerminator``, whose regret-bound i
 be expected to bring is compared with the noise of the score it would have to beat.
 
 The default, :class:`NoChallengerStopper`: once ``patience`` sampled (non-recipe) trials
-have finished and not one completed ``Z_CLEAR`` (1.64) standard errors above the
+have finished (or, with ``evidence="epochs"``, once sampled trials have trained as many
+epochs as ``patience`` whole trainings, pruned trials counting the epochs they ran) and
+not one completed ``Z_CLEAR`` (1.64) standard errors above the
 incumbent's validation score, the search stops. The standard error is that of the trial's
 *paired* gain (both predictions resampled together), the part of the confirmation's
 standard error one search run can measure: a trial short of it on its search run, the best
@@ -38,6 +40,9 @@ from lossearch._noise import Z_CLEAR, paired_std
 from lossearch.selection.roles import incumbent_record
 
 PATIENCE = 10  # sampled trials to finish before the search may stop
+# What patience counts: finished sampled trials, or their epochs in whole trainings. A pruned
+# trial is little evidence where the winners start slowly (docs/selection.md).
+EVIDENCE = ("trials", "epochs")
 # standard errors of a trial's paired gain over the incumbent: closer is a contender
 # (negative: a contender must beat the incumbent by that many). The default asks what the
 # confirmation asks (docs/selection.md, "Stopping early").
@@ -49,12 +54,14 @@ class SearchProgress:
     """What a stopper sees after a trial: the completed trial records (with their
     validation predictions where this process ran them), how many sampled trials have
     finished however they ended, whether recipes are still to run, and the runner (its
-    objective, task and validation targets)."""
+    objective, task and validation targets). ``sampled_trainings``: the epochs those
+    sampled trials trained, over the epochs of one whole training (every fold's)."""
 
     records: Sequence[Any]  # TrialRecord
     sampled_finished: int
     recipes_pending: bool
     runner: Any  # TrialRunner
+    sampled_trainings: float = 0.0
 
 
 class BaseStopper(abc.ABC):
@@ -90,7 +97,9 @@ class _Gain:
 class NoChallengerStopper(BaseStopper):
     """Stop once ``patience`` sampled trials have finished and none completed within
     ``margin`` standard errors of the incumbent's validation score (the default, -1.64: none
-    beat it by 1.64 standard errors).
+    beat it by 1.64 standard errors). With ``evidence="epochs"``, patience counts the epochs
+    the sampled trials trained, in whole trainings: ten trials pruned after one epoch of
+    twelve count as less than one.
 
     Each trial's standard error is a paired bootstrap of its gain over the incumbent on the
     validation predictions, as in the confirmation. A search resumed in another process has
@@ -101,18 +110,21 @@ class NoChallengerStopper(BaseStopper):
     Example:
         >>> optimize(build_model, data, early_stop=NoChallengerStopper(patience=20))
         ... # doctest: +SKIP
+        >>> stopper = NoChallengerStopper(evidence="epochs")  # ten whole trainings' epochs
     """
 
-    def __init__(self, patience: int = PATIENCE, margin: float = MARGIN):
+    def __init__(self, patience: int = PATIENCE, margin: float = MARGIN, evidence: str = "trials"):
         if not (isinstance(patience, int) and patience >= 1):
             raise ValueError(f"patience: expected an integer >= 1, got {patience!r}.")
         if not (isinstance(margin, int | float) and math.isfinite(margin)):
             raise ValueError(f"margin: expected a finite number, got {margin!r}.")
-        self.patience, self.margin = patience, float(margin)
+        if evidence not in EVIDENCE:
+            raise ValueError(f"evidence: expected one of {EVIDENCE}, got {evidence!r}.")
+        self.patience, self.margin, self.evidence = patience, float(margin), evidence
         self._noise: dict[tuple[int, int], float] = {}  # by (trial, incumbent) number
 
     def reason_to_stop(self, progress: SearchProgress) -> str | None:
-        if progress.recipes_pending or progress.sampled_finished < self.patience:
+        if progress.recipes_pending or self._evidence(progress) < self.patience:
             return None
         incumbent = self._incumbent(progress)
         if incumbent is None:
@@ -122,9 +134,14 @@ class NoChallengerStopper(BaseStopper):
         if any(self._contends(g) for g in sampled):
             return None
         closest = max(sampled, key=lambda g: g.gain, default=None)
+        trainings = (
+            f", {progress.sampled_trainings:.1f} whole trainings' epochs"
+            if self.evidence == "epochs"
+            else ""
+        )
         return (
             f"no challenger after {progress.sampled_finished} sampled trials "
-            f"({len(sampled)} completed, the others pruned or failed): none completed "
+            f"({len(sampled)} completed, the others pruned or failed{trainings}): none completed "
             f"{_bar(self.margin)} the incumbent {_name(incumbent)} ({incumbent.value:.4f})"
             + ("" if closest is None else f"; the closest, {_closest(closest)}")
         )
@@ -135,6 +152,11 @@ class NoChallengerStopper(BaseStopper):
             return None
         gains = (self._gain(r, incumbent, progress.runner) for r in progress.records)
         return [g.record.number for g in gains if g.record is incumbent or self._contends(g)]
+
+    def _evidence(self, progress: SearchProgress) -> float:
+        if self.evidence == "epochs":
+            return progress.sampled_trainings
+        return progress.sampled_finished
 
     def _incumbent(self, progress: SearchProgress):
         """The incumbent's record, or None when there is none or no predictions of it."""

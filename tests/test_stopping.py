@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import mlflow
 import numpy as np
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -192,6 +193,37 @@ def test_a_positive_margin_counts_trials_close_behind_the_incumbent(mlflow_uri, 
     assert "none completed within 1 standard error of its paired gain of the incumbent" in reason
 
 
+class PrunedAtOnce(optuna.pruners.BasePruner):
+    """Prunes every trial it is asked about: recipes are never asked, a deferred
+    re-weighting trial not before its re-weighting starts."""
+
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_patience_in_epochs_counts_what_the_sampled_trials_trained(mlflow_uri, experiment):
+    """Sampled trials pruned early are fractions of a training (4 epochs here; a deferred
+    re-weighting trial is judged from its third): patience 2 in whole trainings stops at the
+    first trial that brings them to 8 epochs; patience 2 in trials after 2 trials."""
+    common = {"n_trials": 30, "confirm_seeds": 1, "pruner": PrunedAtOnce()}
+    by_epochs = NoChallengerStopper(patience=2, evidence="epochs")
+    result, driver = fake_search(
+        IncumbentFar(), mlflow_uri, experiment, **common, early_stop=by_epochs
+    )
+    sampled = [t for t in _finished(driver) if keys.RECIPE not in t.user_attrs]
+    assert all(t.state == TrialState.PRUNED for t in sampled)
+    epochs = [len(t.intermediate_values) for t in sampled]
+    assert sum(epochs) >= 8 > sum(epochs[:-1]) and len(sampled) > 2
+    reason = result.search_summary().stopped_early
+    assert (
+        f"after {len(sampled)} sampled trials (0 completed, the others pruned or failed, " in reason
+    )
+    assert f", {sum(epochs) / 4:.1f} whole trainings' epochs): none completed" in reason
+    by_trials = NoChallengerStopper(patience=2)
+    _, driver = fake_search(IncumbentFar(), mlflow_uri, experiment, **common, early_stop=by_trials)
+    assert sum(keys.RECIPE not in t.user_attrs for t in _finished(driver)) == 2
+
+
 def test_a_stopper_of_ones_own_is_asked_after_every_trial(mlflow_uri, experiment):
     class AfterThree(BaseStopper):
         def __init__(self):
@@ -215,6 +247,7 @@ def test_a_stopper_of_ones_own_is_asked_after_every_trial(mlflow_uri, experiment
     [
         ({"patience": 0}, "patience: expected an integer >= 1"),
         ({"margin": float("nan")}, "margin: expected a finite number"),
+        ({"evidence": "folds"}, r"evidence: expected one of \('trials', 'epochs'\)"),
     ],
 )
 def test_stopper_arguments_are_checked(kwargs, message):

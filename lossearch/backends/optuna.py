@@ -314,11 +314,13 @@ class OptunaDriver(BaseDriver):
     def progress(self) -> SearchProgress:
         """What a stopper sees: the completed records and the sampled trials finished."""
         trials = self.study.get_trials(deepcopy=False)
+        sampled = [t for t in trials if t.state in FINISHED and keys.RECIPE not in t.user_attrs]
+        # one whole training: every epoch of every fold, each reported as a step
+        training = self.runner.epochs * max(1, len(self.runner.data.splits))
         return SearchProgress(
             records=self.completed_records(),
-            sampled_finished=sum(
-                t.state in FINISHED and keys.RECIPE not in t.user_attrs for t in trials
-            ),
+            sampled_finished=len(sampled),
+            sampled_trainings=sum(len(t.intermediate_values) for t in sampled) / training,
             recipes_pending=any(
                 t.state in (TrialState.WAITING, TrialState.RUNNING) and keys.RECIPE in t.user_attrs
                 for t in trials
