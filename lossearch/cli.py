@@ -360,12 +360,13 @@ def cmd_report(args):
 def cmd_repair(args):
     from lossearch.storages import repair_journal
 
-    dropped = repair_journal(args.storage)
+    repair = repair_journal(args.storage)
     shown = mask_credentials(args.storage)
-    if dropped:
+    if repair.dropped:
         print(
-            f"dropped {dropped} bytes of an incomplete record from the end of {shown} (kept in "
-            "its .torn file); every complete record, so every finished trial, is as it was."
+            f"dropped {repair.dropped} bytes of an incomplete record from the end of {shown} "
+            f"(kept in {repair.kept_in}); every complete record, so every finished trial, is "
+            "as it was."
         )
     else:
         print(f"nothing to repair: {shown} ends with a complete record.")

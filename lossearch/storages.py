@@ -27,12 +27,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
+import json
 import random
 import threading
 import time
 import warnings
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -210,15 +213,26 @@ def _bytes_after_last_record(path: Path) -> int:
         return size  # not one complete record
 
 
-def repair_journal(storage: str) -> int:
-    """Drop the incomplete record at the end of a journal file; returns the bytes dropped.
+@dataclass(frozen=True)
+class Repair:
+    """What :func:`repair_journal` did: the bytes it cut from the end of the journal, and
+    the new file that keeps them (None when the journal ended with a whole record)."""
 
-    The dropped bytes are kept in ``<file>.torn``. Every complete record, so every trial
-    that finished, stays.
+    dropped: int
+    kept_in: Path | None
+
+
+def repair_journal(storage: str) -> Repair:
+    """Drop the incomplete record at the end of an Optuna journal file.
+
+    The dropped bytes are kept in a new ``<file>.torn`` (``<file>.2.torn``, ... when one is
+    there already: a repair never overwrites a file). Every complete record, so every trial
+    that finished, stays. A file that is not an Optuna journal (an SQLite database, a text
+    file) is refused and left as it is.
 
     Example:
         >>> repair_journal("journal:///lossearch.log")  # doctest: +SKIP
-        40
+        Repair(dropped=40, kept_in=PosixPath('lossearch.log.torn'))
     """
     if not isinstance(storage, str) or _scheme(storage) != "journal":
         raise ValueError(
@@ -228,18 +242,64 @@ def repair_journal(storage: str) -> int:
     path = _journal_path(storage)
     if not path.is_file():
         raise ValueError(f"storage: no journal file {str(path)!r}.")
-    torn = journal_tail(path)
-    if torn:
-        lock = JournalFileOpenLock(str(path), grace_period=STALE_JOURNAL_LOCK)
-        lock.acquire()
+    lock = JournalFileOpenLock(str(path), grace_period=STALE_JOURNAL_LOCK)
+    lock.acquire()
+    try:
+        torn = _bytes_after_last_record(path)
+        _check_journal(path, torn, mask_credentials(storage))
+        if not torn:
+            return Repair(0, None)
+        with path.open("rb+") as handle:
+            handle.seek(-torn, 2)
+            kept_in = _write_new(path, handle.read())
+            handle.truncate(path.stat().st_size - torn)
+    finally:
+        lock.release()
+    return Repair(torn, kept_in)
+
+
+# How Optuna's JournalFileBackend writes each record: one JSON object a line, op_code first.
+JOURNAL_RECORD_START = b'{"op_code":'
+
+
+def _check_journal(path: Path, torn: int, shown: str) -> None:
+    """Refuse to cut a file unless every complete line is an Optuna journal record and the
+    torn tail starts as one does."""
+    with path.open("rb") as handle:
+        body = handle.read(path.stat().st_size - torn)
+        tail = handle.read(len(JOURNAL_RECORD_START))
+    lines = body.splitlines()
+    if torn and not JOURNAL_RECORD_START.startswith(tail[: len(JOURNAL_RECORD_START)]):
+        lines.append(tail)  # a tail no record starts with: judged below, and refused
+    for number, line in enumerate(lines, 1):
+        if not _is_journal_record(line):
+            raise ValueError(
+                f"storage: {shown!r} is not an Optuna journal (line {number} is no journal "
+                "record), so repair left it as it is. Point --storage at the journal file "
+                "a search wrote (journal:///path.log)."
+            )
+
+
+def _is_journal_record(line: bytes) -> bool:
+    if not line.startswith(JOURNAL_RECORD_START):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _write_new(path: Path, data: bytes) -> Path:
+    """``data`` in ``<path>.torn``, or the first of ``<path>.2.torn``, ... not there yet."""
+    for n in itertools.count(1):
+        target = Path(f"{path}.torn" if n == 1 else f"{path}.{n}.torn")
         try:
-            with path.open("rb+") as handle:
-                handle.seek(-torn, 2)
-                Path(f"{path}.torn").write_bytes(handle.read())
-                handle.truncate(path.stat().st_size - torn)
-        finally:
-            lock.release()
-    return torn
+            with target.open("xb") as handle:
+                handle.write(data)
+            return target
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"

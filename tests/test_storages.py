@@ -2,6 +2,7 @@
 
 import shutil
 import uuid
+from pathlib import Path
 
 import optuna
 import pytest
@@ -98,6 +99,43 @@ def test_a_torn_journal_is_refused_before_anything_is_appended_and_repair_fixes_
     assert len(StoredStudy.load(storage, "s").records()) >= 4
     assert cli.main(["repair", "--storage", storage]) == 0
     assert "nothing to repair" in capsys.readouterr().out
+
+
+def test_repair_refuses_files_that_are_not_journals_and_never_overwrites_a_torn_file(
+    tmp_path, mlflow_uri, experiment, capsys
+):
+    """On main, repair truncated an SQLite database named as a journal and moved the last
+    line of a text file to .torn; a second repair overwrote the first .torn."""
+    from lossearch import cli
+    from lossearch.storages import repair_journal
+    from tests.fakes import FakeRunner, fake_search
+
+    database = tmp_path / "s.db"
+    fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2, storage=f"sqlite:///{database}")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("first line\nlast line, no newline")
+    for path in (database, notes):
+        before = path.read_bytes()
+        assert cli.main(["repair", "--storage", f"journal:///{path}"]) == 2
+        assert "is not an Optuna journal (line " in capsys.readouterr().err
+        assert path.read_bytes() == before and not Path(f"{path}.torn").exists()
+
+    journal = tmp_path / "j.log"
+    storage = f"journal:///{journal}"
+    fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2, storage=storage)
+    whole = journal.read_bytes()
+    cuts = [whole.splitlines()[-1][:cut] for cut in (30, 25)]
+    for cut in cuts:  # killed mid-record twice, repaired each time
+        journal.write_bytes(whole + cut)
+        repair = repair_journal(storage)
+        assert repair.dropped == len(cut) and journal.read_bytes() == whole
+    assert (tmp_path / "j.log.torn").read_bytes() == cuts[0]
+    assert (tmp_path / "j.log.2.torn").read_bytes() == cuts[
+        1
+    ] and repair.kept_in.name == "j.log.2.torn"
+    journal.write_bytes(whole + b"not a record")  # a tail no record starts with
+    with pytest.raises(ValueError, match="is not an Optuna journal"):
+        repair_journal(storage)
 
 
 def test_reading_a_missing_journal_creates_no_file(tmp_path):
