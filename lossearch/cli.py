@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from lossearch._files import refuse_inputs  # noqa: E402 - after the log level
+from lossearch._files import output_mode, refuse_inputs  # noqa: E402 - after the log level
 from lossearch._secrets import mask_credentials  # noqa: E402
 from lossearch.arguments import OPTIMIZE_ARGUMENTS, cli_options  # noqa: E402
 from lossearch.tables import is_data_file  # noqa: E402
@@ -221,9 +221,11 @@ def _save_model(model, path: str) -> str:
     """``model`` to ``path`` (``.keras``), whole or not at all: saved beside it under a
     temporary name, then renamed into place."""
     target = Path(path)
+    mode = output_mode(target, path)  # before saving: a read-only file is refused
     temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(temporary)
+        os.chmod(temporary, mode)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """Outputs are written whole or not at all, and never over an input of the same search."""
 
 import os
+import stat
 
 import pytest
 
@@ -29,6 +30,29 @@ def test_a_device_is_written_through_and_a_folder_refused(tmp_path):
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
     with pytest.raises(ValueError, match="is a folder"):
         write_text(tmp_path, "x")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_umasks_mode_keep_an_existing_files_and_refuse_a_read_only_one(
+    tmp_path, umask
+):
+    """On main every export was created 0600 and replaced a 0644 or read-only file as 0600."""
+    new, kept, locked = (tmp_path / name for name in ("new.json", "kept.json", "locked.json"))
+    old_mask = os.umask(umask)
+    try:
+        LossConfig("ce").to_json(new)
+        kept.write_text("old")
+        os.chmod(kept, 0o640)
+        LossConfig("focal", {"gamma": 2.0}).to_json(kept)
+        locked.write_text("old")
+        os.chmod(locked, 0o444)
+        with pytest.raises(ValueError, match="locked.json' is read-only; lossearch does not"):
+            write_text(locked, "new")
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and "focal" in kept.read_text()
+    assert locked.read_text() == "old" and stat.S_IMODE(locked.stat().st_mode) == 0o444
 
 
 def test_a_full_disk_after_the_search_prints_the_best_loss(tmp_path, capsys):
@@ -64,3 +88,23 @@ def test_a_result_will_not_export_or_report_over_its_storage(tmp_path, mlflow_ur
             write(tmp_path / "study.db")
     assert StoredStudy.load(storage, "s").closed  # the study is intact
     assert result.export(tmp_path / "best.json") == str(tmp_path / "best.json")
+
+
+def test_the_cli_saves_a_model_with_the_same_modes(tmp_path):
+    import keras
+
+    from lossearch.cli import _save_model
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    new, locked = tmp_path / "new.keras", tmp_path / "locked.keras"
+    locked.write_text("old")
+    os.chmod(locked, 0o444)
+    old_mask = os.umask(0o027)
+    try:
+        _save_model(model, str(new))
+        with pytest.raises(ValueError, match="read-only"):
+            _save_model(model, str(locked))
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640 and locked.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.keras", "new.keras"]
