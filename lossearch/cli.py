@@ -58,10 +58,16 @@ def _load_attr(spec: str, option: str):
     return getattr(module, attr)
 
 
-def _search_arguments(parser: argparse.ArgumentParser, *, worker: bool = False, **defaults):
+def _search_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    worker: bool = False,
+    output: str = "best_loss.json",
+    **defaults,
+):
     """The options of every search command: ``optimize``'s arguments that have one, as
-    :mod:`lossearch.arguments` declares them, with this command's ``defaults``. A worker
-    must name a shared study."""
+    :mod:`lossearch.arguments` declares them, with this command's ``defaults``, and where the
+    best loss goes (``output``). A worker must name a shared study."""
     for argument in OPTIMIZE_ARGUMENTS.values():
         if argument.flag is None:
             continue
@@ -72,7 +78,7 @@ def _search_arguments(parser: argparse.ArgumentParser, *, worker: bool = False, 
             options["required"] = True
         parser.add_argument(argument.flag, **options)
     parser.add_argument(
-        "-o", "--output", default="best_loss.json", help="where to write the best loss"
+        "-o", "--output", default=output, help=f"where to write the best loss (default: {output})"
     )
     parser.add_argument("--report", default=None, help="also write an HTML report to this path")
     parser.add_argument(
@@ -136,6 +142,10 @@ def _check_output(option: str, path: str | None, inputs: dict) -> None:
     if option == "--model" and target.suffix != ".keras":
         raise ValueError(f"{option}: expected a .keras file name, got {path!r}.")
     refuse_inputs(option, path, inputs)
+    try:
+        output_mode(target)  # a read-only file: refused now, not once the search is done
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
 
 
 def _command_inputs(args) -> dict:
@@ -291,6 +301,9 @@ def _data(spec: str, target: str | None = None):
     return found()
 
 
+DEMO_OUTPUT = os.path.join("lossearch-demo", "best_loss.json")
+
+
 def cmd_demo(args):
     from lossearch.datasets import long_tailed_digits
     from lossearch.models import MLP
@@ -410,7 +423,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _search_commands(sub) -> None:
     demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
-    _search_arguments(demo, n_trials=10, epochs=8, space="quick", seed=0)
+    # the demo's own folder: a best_loss.json of the user's own is never replaced by it
+    _search_arguments(demo, output=DEMO_OUTPUT, n_trials=10, epochs=8, space="quick", seed=0)
     demo.add_argument(
         "--imbalance",
         type=float,
@@ -505,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     (``--debug`` adds the traceback)."""
     args = make_parser().parse_args(argv)
     try:
+        if getattr(args, "output", None) == DEMO_OUTPUT:  # the demo's own folder
+            Path(DEMO_OUTPUT).parent.mkdir(exist_ok=True)
         outputs = [o for o in ("output", "report", "model") if getattr(args, o, None)]
         inputs = _command_inputs(args) if outputs else {}
         for option in outputs:

@@ -168,6 +168,7 @@ def test_a_failed_search_is_one_line_and_debug_adds_the_traceback(tmp_path, caps
 @pytest.mark.slow
 def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "best_loss.json").write_text("the user's own")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     assert (
         cli.main(
@@ -180,7 +181,10 @@ def test_demo_command_logs_a_parent_and_one_child_per_trial(tmp_path, monkeypatc
         == 0
     )
     out = capsys.readouterr().out
-    assert (tmp_path / "best_loss.json").exists()
+    # the demo's own folder: a best_loss.json of the user's (on main: replaced) stays
+    assert (tmp_path / "lossearch-demo" / "best_loss.json").exists()
+    assert (tmp_path / "best_loss.json").read_text() == "the user's own"
+    assert "best loss written to lossearch-demo/best_loss.json" in out
     # The printed command names the store by its absolute path (right from any folder), with
     # the port that the printed address opens, on the experiment's runs.
     command = next(line.strip() for line in out.splitlines() if " ui --backend-store-uri " in line)

@@ -108,3 +108,13 @@ def test_the_cli_saves_a_model_with_the_same_modes(tmp_path):
         os.umask(old_mask)
     assert stat.S_IMODE(new.stat().st_mode) == 0o640 and locked.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.keras", "new.keras"]
+
+
+def test_the_cli_refuses_a_read_only_output_before_the_search(tmp_path, capsys):
+    from lossearch import cli
+
+    locked = tmp_path / "best.json"
+    locked.write_text("old")
+    os.chmod(locked, 0o444)
+    assert cli.main(["demo", "--trials", "1", "-o", str(locked)]) == 2
+    assert "--output: " in capsys.readouterr().err and locked.read_text() == "old"
