@@ -39,6 +39,10 @@ from time_to_pick import RESULTS, adding_saver, header, interval, measure
 from whole_budget import METHOD as WHOLE
 
 DEFAULT = "lossearch"
+# other stopping rules, run beside the default under docs/selection.md's rule for images
+CANDIDATES = {
+    "lossearch_epoch_patience": 'patience in epochs (`NoChallengerStopper(evidence="epochs")`)'
+}
 DEVELOPMENT = tuple(p.name for p in PROBLEMS if p.base == "mnist" and p.role == "development")
 METRIC = "balanced_accuracy"
 BAR = 0.005  # "never more than half a point below the incumbent"
@@ -116,12 +120,12 @@ def delivered_vs_by_hand(row: dict) -> float:
 # -- the section ------------------------------------------------------------------------------
 
 
-def pairs_of(rows: list[dict]) -> list[tuple[dict, dict]]:
-    """``(whole budget, default)`` rows of each (problem, seed) that ran both."""
+def pairs_of(rows: list[dict], method: str = DEFAULT) -> list[tuple[dict, dict]]:
+    """``(whole budget, method)`` rows of each (problem, seed) that ran both."""
     by = {}
     for r in rows:
         by.setdefault((r["setting"], r["seed"]), {})[r["method"]] = r
-    return [(m[WHOLE], m[DEFAULT]) for m in by.values() if WHOLE in m and DEFAULT in m]
+    return [(m[WHOLE], m[method]) for m in by.values() if WHOLE in m and method in m]
 
 
 def _cluster(row: dict) -> str:
@@ -145,29 +149,48 @@ def _stat_line(label: str, pairs, bar: float | None = None) -> str:
     return line + "."
 
 
-def _table(pairs) -> list[str]:
+def _table(pairs, others: dict[str, list]) -> list[str]:
+    """One row per search: the whole budget's regret figures, then each other method's pick
+    − incumbent, trials (stopped early?) and time, ``others`` by method."""
+    names = [DEFAULT, *others]
     lines = [
         "| problem | seed | oracle gap | best sampled − best recipe | test winner | "
-        "validation→test rank corr. | whole-budget pick − incumbent | default pick − "
-        "incumbent | default trials (stopped?) | delivered − by hand (whole / default) | "
-        "time whole / default |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "validation→test rank corr. | delivered − by hand | whole budget: pick − incumbent, "
+        "time | "
+        + " | ".join(f"{_label(m)}: pick − incumbent, trials, time" for m in names)
+        + " |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(names),
     ]
-    for whole, default in pairs:
+    rows = {(w["setting"], w["seed"]): {DEFAULT: d} for w, d in pairs}
+    for method, its_pairs in others.items():
+        for w, row in its_pairs:
+            rows.setdefault((w["setting"], w["seed"]), {})[method] = row
+    for whole, _ in pairs:
         w = regret_of(whole)
-        d = regret_of(default)["pick_vs_incumbent"]
-        stopped = "yes" if default.get("stopped") else "no"
+        ran = rows[(whole["setting"], whole["seed"])]
+        cells = [_method_cell(ran[m]) if m in ran else "–" for m in names]
         lines.append(
             f"| {whole['setting']} | {whole['seed']} | {_pts(w['oracle_gap'])} | "
             f"{_pts(w['sampled_vs_recipes'])} | {w['winner']} | {w['rank_correlation']:.2f} | "
-            f"{_pts(w['pick_vs_incumbent'])} | {_pts(d)} | {default['trials_run']} ({stopped}) | "
-            f"{_pts(delivered_vs_by_hand(whole))} / {_pts(delivered_vs_by_hand(default))} | "
-            f"{whole['seconds']:.0f} s / {default['seconds']:.0f} s |"
+            f"{_pts(delivered_vs_by_hand(whole))} | {_pts(w['pick_vs_incumbent'])}, "
+            f"{whole['seconds']:.0f} s | " + " | ".join(cells) + " |"
         )
     return lines
 
 
-def _capture_lines(pairs) -> list[str]:
+def _method_cell(row: dict) -> str:
+    stopped = " stopped" if row.get("stopped") else ""
+    return (
+        f"{_pts(regret_of(row)['pick_vs_incumbent'])}, {row['trials_run']}{stopped}, "
+        f"{row['seconds']:.0f} s"
+    )
+
+
+def _label(method: str) -> str:
+    return "default" if method == DEFAULT else CANDIDATES.get(method, method).split(" (")[0]
+
+
+def _capture_lines(pairs, label: str) -> list[str]:
     """Where the whole budget found a winner: how much of it the default pick kept."""
     worth = [
         (_cluster(w), regret_of(w)["pick_vs_incumbent"], regret_of(d)["pick_vs_incumbent"])
@@ -177,14 +200,14 @@ def _capture_lines(pairs) -> list[str]:
     if not worth:
         return [
             f"- The whole-budget pick beat the incumbent by {GAP * 100:g} point or more in "
-            f"none of the {len(pairs)} searches: there was no winner for the default to capture."
+            f"none of the {len(pairs)} searches: there was no winner for the {label} to capture."
         ]
     stat = clustered([(c, got - 0.5 * gain) for c, gain, got in worth])
     met = "met" if stat["low"] > 0 else "not shown"
     return [
         f"- Where the whole-budget pick beat the incumbent by ≥ {GAP * 100:g} point "
         f"({len(worth)} searches, mean {_pts(statistics.mean(g for _, g, _ in worth))}): the "
-        f"default pick − ½ × that gain {_pts(stat['mean'])} points "
+        f"{label} pick − ½ × that gain {_pts(stat['mean'])} points "
         f"{interval(stat, 100, '{:+.2f}')} → captures at least half: **{met}**."
     ]
 
@@ -201,8 +224,8 @@ def _equivalence_line(label: str, pairs) -> str:
 def render(saved: dict) -> str:
     rows, meta = saved["rows"], saved["meta"]
     pairs = pairs_of(rows)
-    both = [r for pair in pairs for r in pair]
-    ratio = clustered([(_cluster(w), d["seconds"] / w["seconds"]) for w, d in pairs])
+    others = {m: pairs_of(rows, m) for m in CANDIDATES if pairs_of(rows, m)}
+    every = [r for r in rows if r["method"] in (WHOLE, DEFAULT, *others)]
     return "\n".join(
         [
             "## Long-tailed images: the whole budget against the default",
@@ -210,64 +233,40 @@ def render(saved: dict) -> str:
             f"Measured {saved['date']} with `benchmarks/image_searches.py` on "
             f"{meta['machine']}: {meta['trials']} trials of {meta['epochs']} epochs, code "
             f"{meta['commit']}, {meta['command']}, {meta['layout']}. Per problem and seed, "
-            "lossearch with the whole budget unpruned (`early_stop=False`, no pruner) and "
-            "with its defaults, side by side; each search's top trials by validation, every "
-            "recipe and its pick retrained on the whole pool and scored on the balanced test "
-            "set (500 images a class), balanced accuracy, points. Problems and models: "
-            "`efficacy_data.py` (development problems; an MNIST seed is its own shard of "
-            "images and class order, and intervals cluster on it: 95%, t over the clusters). "
-            "The best sampled configuration on test is a maximum over more draws than the "
-            "recipes get, so biased upwards; the oracle gap too.",
+            "lossearch with the whole budget unpruned (`early_stop=False`, no pruner), with "
+            "its defaults"
+            + "".join(f", and with {CANDIDATES[m]}" for m in others)
+            + ", side by side; each search's top trials by validation, every recipe and its "
+            "pick retrained on the whole pool and scored on the balanced test set (500 images "
+            "a class), balanced accuracy, points. Problems and models: `efficacy_data.py` "
+            "(development problems; an MNIST seed is its own shard of images and class order, "
+            "and intervals cluster on it: 95%, t over the clusters). The best sampled "
+            "configuration on test is a maximum over more draws than the recipes get, so "
+            "biased upwards; the oracle gap too.",
             "",
-            *_table(pairs),
+            *_table(pairs, others),
             "",
-            "Is there a winner to find (whole budget)?",
-            "",
-            _stat_line("oracle gap (best retrained − pick)", _over(pairs, "oracle_gap")),
-            _stat_line("best sampled − best recipe", _over(pairs, "sampled_vs_recipes")),
-            _stat_line("whole-budget pick − incumbent", _over(pairs, "pick_vs_incumbent")),
-            f"- validation ranks the retrained configurations with a Spearman correlation of "
-            f"{statistics.mean(regret_of(w)['rank_correlation'] for w, _ in pairs):.2f} on "
-            f"average; the test winner was a recipe in "
-            f"{sum(regret_of(w)['winner_is_recipe'] for w, _ in pairs)} of {len(pairs)} searches.",
-            f"- what the test winners have (of {len(pairs)}): "
-            f"{traits([regret_of(w)['winner'] for w, _ in pairs])}; what the whole-budget "
-            f"searches picked: {traits([w['pick'] for w, _ in pairs])}.",
+            *_winner_lines(pairs),
             "",
             "The picks:",
             "",
-            *_picks(pairs),
+            *_picks(pairs, others),
             "",
-            "Does the default find it?",
-            "",
-            *_capture_lines(pairs),
-            _stat_line(
-                "default pick − incumbent",
-                [(_cluster(d), regret_of(d)["pick_vs_incumbent"]) for _, d in pairs],
-                bar=-BAR,
-            ),
-            _stat_line(
-                "delivered default − delivered whole budget",
-                [(_cluster(w), d["scores"][METRIC] - w["scores"][METRIC]) for w, d in pairs],
-            ),
-            f"- time: the default took {ratio['mean']:.2f}× the whole budget's "
-            f"{interval(ratio)}; it stopped early in "
-            f"{sum(bool(d.get('stopped')) for _, d in pairs)} of {len(pairs)} searches.",
-            "",
-            "The delivered model and the decision rule (both searches' picks; `result.model` "
-            "as the code above refit it: the refit's loss was told a split's class counts "
-            "until 2026-12-07, all the data's since, which `tests/test_runner.py` checks "
-            "weight for weight against a loss trained by hand):",
+            *_finding_lines(pairs, DEFAULT),
+            *(line for m, its in others.items() for line in _finding_lines(its, m)),
+            "The delivered model and the decision rule (every search's pick; `result.model` "
+            "as the code above refit it, which `tests/test_runner.py` checks weight for "
+            "weight against a loss trained by hand):",
             "",
             _equivalence_line(
                 "`result.model` − the same loss and decision trained by hand",
-                [(_cluster(r), delivered_vs_by_hand(r)) for r in both],
+                [(_cluster(r), delivered_vs_by_hand(r)) for r in every],
             ),
             _stat_line(
                 "decision rule: `result.model` − the same model without it",
                 [
                     (_cluster(r), r["scores"][METRIC] - r["scores_without_decision"][METRIC])
-                    for r in both
+                    for r in every
                 ],
             ),
             "",
@@ -275,18 +274,73 @@ def render(saved: dict) -> str:
     )
 
 
-def _picks(pairs) -> list[str]:
+def _winner_lines(pairs) -> list[str]:
+    """Is there a winner to find: the whole budget's regret figures."""
+    return [
+        "Is there a winner to find (whole budget)?",
+        "",
+        _stat_line("oracle gap (best retrained − pick)", _over(pairs, "oracle_gap")),
+        _stat_line("best sampled − best recipe", _over(pairs, "sampled_vs_recipes")),
+        _stat_line("whole-budget pick − incumbent", _over(pairs, "pick_vs_incumbent")),
+        f"- validation ranks the retrained configurations with a Spearman correlation of "
+        f"{statistics.mean(regret_of(w)['rank_correlation'] for w, _ in pairs):.2f} on "
+        f"average; the test winner was a recipe in "
+        f"{sum(regret_of(w)['winner_is_recipe'] for w, _ in pairs)} of {len(pairs)} searches.",
+        f"- what the test winners have (of {len(pairs)}): "
+        f"{traits([regret_of(w)['winner'] for w, _ in pairs])}; what the whole-budget "
+        f"searches picked: {traits([w['pick'] for w, _ in pairs])}.",
+    ]
+
+
+def _finding_lines(pairs, method: str) -> list[str]:
+    """Does ``method`` (the default or a candidate) find what the whole budget found?"""
+    label = _label(method)
+    ratio = clustered([(_cluster(w), d["seconds"] / w["seconds"]) for w, d in pairs])
+    return [
+        f"Does the {label} find it?"
+        if method == DEFAULT
+        else f"Does the candidate, {CANDIDATES[method]}, find it?",
+        "",
+        *_capture_lines(pairs, label),
+        _stat_line(
+            f"{label} pick − incumbent",
+            [(_cluster(d), regret_of(d)["pick_vs_incumbent"]) for _, d in pairs],
+            bar=-BAR,
+        ),
+        _stat_line(
+            f"delivered {label} − delivered whole budget",
+            [(_cluster(w), d["scores"][METRIC] - w["scores"][METRIC]) for w, d in pairs],
+        ),
+        f"- time: {ratio['mean']:.2f}× the whole budget's {interval(ratio)}; stopped early "
+        f"in {sum(bool(d.get('stopped')) for _, d in pairs)} of {len(pairs)} searches.",
+        "",
+    ]
+
+
+def _picks(pairs, others: dict[str, list]) -> list[str]:
+    chosen = {(w["setting"], w["seed"]): [] for w, _ in pairs}
+    for method, its in [(DEFAULT, pairs), *others.items()]:
+        for w, row in its:
+            chosen[(w["setting"], w["seed"])].append((_label(method), row))
     lines = []
-    for whole, default in pairs:
-        stop = default.get("stopped")
+    for whole, _ in pairs:
+        ran = chosen[(whole["setting"], whole["seed"])]
         lines.append(
             f"- {whole['setting']} seed {whole['seed']}: whole budget → {whole['pick']} "
-            f"(delivered {whole['scores'][METRIC]:.3f}); default → {default['pick']} "
-            f"(delivered {default['scores'][METRIC]:.3f}; "
-            + (f"stopped after {default['trials_run']} trials: {stop}" if stop else "no early stop")
-            + ")."
+            f"(delivered {whole['scores'][METRIC]:.3f})"
+            + "".join(f"; {label} → {_pick(row)}" for label, row in ran)
+            + "."
         )
     return lines
+
+
+def _pick(row: dict) -> str:
+    stop = row.get("stopped")
+    return (
+        f"{row['pick']} (delivered {row['scores'][METRIC]:.3f}; "
+        + (f"stopped after {row['trials_run']} trials: {stop}" if stop else "no early stop")
+        + ")"
+    )
 
 
 def _over(pairs, key: str) -> list[tuple[str, float]]:
