@@ -284,10 +284,11 @@ def _data(spec: str, target: str | None = None):
     """``--data``: a data file (CSV or Parquet with ``--target``, ``.npz``), or
     ``MODULE:NAME``: the data itself, or what a function of no arguments returns."""
     from lossearch._validation import takes_positional
-    from lossearch.tables import read_data_file
+    from lossearch.tables import read_data_file, refuse_other_files
 
     if is_data_file(spec):
         return read_data_file(spec, target)
+    refuse_other_files(spec)
     if target is not None:
         raise ValueError("--target: names a column of a data file (--data file.csv).")
     found = _load_attr(spec, "--data")
@@ -320,7 +321,30 @@ def cmd_demo(args):
 def cmd_optimize(args):
     build = None if args.build_model is None else _load_attr(args.build_model, "build_model")
     data = _data(args.data, args.target)
-    _run_search(build or _mlp_for(data), data, args)
+    if build is not None:
+        _run_search(build, data, args)
+        return
+    data, class_names = _coded_labels(data)
+    _run_search(_mlp_for(data), data, args, class_names=class_names)
+
+
+def _coded_labels(data):
+    """Where this command builds the model, numeric labels that are codes (1/2/3, -1/+1)
+    rather than class indices name the classes, in numeric order: ``(data, class_names)``,
+    the labels as those names (None where they are indices 0..k-1 already, or not numbers)."""
+    import numpy as np
+
+    if not (isinstance(data, tuple) and len(data) == 2):
+        return data, None
+    x, y = data
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iuf" or not np.isfinite(y).all():
+        return data, None
+    codes = np.unique(y)
+    if np.array_equal(codes, np.arange(len(codes))):
+        return data, None
+    names = [f"{v:g}" for v in codes]
+    return (x, np.array([f"{v:g}" for v in y])), names
 
 
 def _mlp_for(data):

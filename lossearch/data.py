@@ -57,6 +57,7 @@ class PreparedData:
     # All labelled data in the order given, when the splits were cut from it: the refit trains
     # on exactly what a user's own ``fit(x, y)`` would, batch for batch.
     pool: tuple[Any, Any] | None = None
+    text_labels: bool = False  # the user's labels were text: test labels must be text too
 
     @property
     def num_classes(self) -> int:
@@ -279,7 +280,7 @@ def prepare_data(
     if auto:
         cv = None  # resolved below, once the class sizes are known
 
-    train, val, class_names = _unpacked(data, class_names, output_shape)
+    train, val, class_names, text_labels = _unpacked(data, class_names, output_shape)
     if _is_tf_dataset(train):
         if cv is not None:
             raise ValueError("cv: cross-validation needs arrays, not tf.data.Dataset inputs.")
@@ -300,6 +301,7 @@ def prepare_data(
         class_names=names,
         cv=cv,
         n_samples=len(x),
+        text_labels=text_labels,
     )
     if val is not None:
         _label_format(y_val, output_shape, activation)  # same checks on validation labels
@@ -428,6 +430,12 @@ def prepared_test(test_data, prepared: PreparedData, output_shape, activation) -
         raise ValueError("test_data: expected arrays (x_test, y_test).")
     x, y = test_data
     labels = _label_array(y)
+    if prepared.text_labels and labels is None:
+        raise ValueError(
+            f"test_data: the training labels are text ({shown(prepared.class_names)}), the "
+            "test labels are not; give the test labels as the same text, so that each names "
+            "its class."
+        )
     if labels is not None:  # text labels: the training set's names say which index is which
         unknown = sorted(set(labels.ravel()) - set(prepared.class_names))
         if unknown:
@@ -450,11 +458,12 @@ def prepared_test(test_data, prepared: PreparedData, output_shape, activation) -
 
 
 def _unpacked(data, class_names, output_shape):
-    """``(train, validation or None, class_names)``, text labels encoded (arrays only)."""
+    """``(train, validation or None, class_names, whether the labels were text)``, text
+    labels encoded (arrays only)."""
     train, val = _unpack(data)
-    if _is_tf_dataset(train):
-        return train, val, class_names
-    return _encoded_labels(train, val, class_names, output_shape)
+    if _is_tf_dataset(train) or _label_array(train[1]) is None:
+        return train, val, class_names, False
+    return (*_encoded_labels(train, val, class_names, output_shape), True)
 
 
 def _encoded_labels(train, val, class_names, output_shape):
@@ -482,11 +491,18 @@ def _encoded_labels(train, val, class_names, output_shape):
     else:
         names = [str(v) for v in seen]
     expected = 2 if output_shape[-1] == 1 else output_shape[-1]
+    if len(names) < 2:
+        raise ValueError(
+            f"data: every label is {shown(names[0]) if names else 'missing'}: a classifier "
+            "needs at least 2 classes in its labels. Check the label column or array."
+        )
     if len(names) != expected:
         raise ValueError(
             f"data: the labels name {len(names)} classes ({shown(names)}), but the model has "
-            f"{output_shape[-1]} output(s); pass class_names= with one name per output, in "
-            "order, to say which label each output is."
+            f"{output_shape[-1]} output(s): give its last layer "
+            f"{'1 unit (two classes) or ' if len(names) == 2 else ''}{len(names)} units, or, "
+            f"when some of its {expected} classes are missing from these labels, pass "
+            "class_names= naming them all, in output order."
         )
     index = {name: i for i, name in enumerate(names)}
 

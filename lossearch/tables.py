@@ -22,6 +22,25 @@ def is_data_file(spec: str) -> bool:
     return Path(spec).suffix.lower() in FORMATS
 
 
+def refuse_other_files(spec: str) -> None:
+    """``--data`` that is neither a data file nor ``MODULE:NAME``: a folder, a file of
+    another kind, or a name with no ``:`` that is no file. Said before anything else is
+    blamed (``--target``, an import)."""
+    path = Path(spec)
+    kinds = ", ".join(FORMATS)
+    if path.is_dir():
+        raise ValueError(f"--data: {shown(spec)} is a folder; name a data file ({kinds}) in it.")
+    if path.is_file():
+        raise ValueError(
+            f"--data: {shown(spec)} is not a {kinds} file; save it as one of these, or name "
+            "Python data as MODULE:NAME."
+        )
+    if ":" not in spec:
+        raise ValueError(
+            f"--data: no such file {shown(spec)}; expected a data file ({kinds}) or MODULE:NAME."
+        )
+
+
 def read_data_file(path: str | os.PathLike, target: str | None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a CSV or Parquet file (``target`` names the label column; every
     other column is a feature and must be numeric) or an ``.npz`` file (arrays ``x`` and
@@ -31,6 +50,8 @@ def read_data_file(path: str | os.PathLike, target: str | None) -> tuple[np.ndar
         ValueError: naming ``--data`` or ``--target`` and what was expected.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--data: {shown(str(path))} is a folder; name a data file in it.")
     if not path.is_file():
         raise ValueError(f"--data: no such file {shown(str(path))}.")
     if path.suffix.lower() == ".npz":
@@ -43,8 +64,18 @@ def read_data_file(path: str | os.PathLike, target: str | None) -> tuple[np.ndar
             f"--target: no column {shown(target)} in {path.name}; its columns: "
             f"{shown(list(table.columns))}."
         )
+    if len(table) == 0:
+        raise ValueError(f"--data: {path.name} has a header but no rows.")
+    labels = table[target]
+    missing = np.flatnonzero(labels.isna().to_numpy())
+    if missing.size:
+        raise ValueError(
+            f"--target: {missing.size} row(s) of {path.name} have no {shown(target)} label: "
+            f"data row(s) {_rows(missing)} (the first data row is 1). Label them, or drop "
+            "them first."
+        )
     features = table.drop(columns=[target])
-    text = [c for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
+    text = [c for c in features.columns if not is_numeric_dtype(features[c].dtype)]
     if text:
         raise ValueError(
             f"--data: feature column(s) {shown(text)} of {path.name} are not numeric; encode "
@@ -52,14 +83,36 @@ def read_data_file(path: str | os.PathLike, target: str | None) -> tuple[np.ndar
         )
     if features.shape[1] == 0:
         raise ValueError(f"--data: {path.name} has no feature column beside {shown(target)}.")
-    return features.to_numpy(dtype="float32"), table[target].to_numpy()
+    return features.to_numpy(dtype="float32"), labels.to_numpy()
+
+
+def _rows(indices: np.ndarray, limit: int = 5) -> str:
+    """Data rows counted from 1 (the header not counted), the first ``limit`` of them."""
+    shown_rows = ", ".join(str(i + 1) for i in indices[:limit])
+    return shown_rows + (f" and {indices.size - limit} more" if indices.size > limit else "")
+
+
+def is_numeric_dtype(dtype) -> bool:
+    """Numbers (and booleans), whatever the dtype's kind: NumPy's, or pandas' own (a string
+    column is ``StringDtype``, which NumPy cannot interpret)."""
+    from pandas.api.types import is_numeric_dtype as numeric
+
+    return numeric(dtype)
 
 
 def _table(path: Path):
     import pandas as pd
 
+    if path.stat().st_size == 0:
+        raise ValueError(f"--data: {path.name} is empty.")
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
+        try:
+            return pd.read_csv(path)
+        except pd.errors.EmptyDataError:  # blank lines only
+            raise ValueError(f"--data: {path.name} holds no table.") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ValueError(f"--data: {path.name} is not a readable CSV ({first}).") from None
     try:
         return pd.read_parquet(path)
     except ImportError:

@@ -87,6 +87,7 @@ def via_cli(*argv, files=None):
     return attempt
 
 
+CSV_CLI = ("optimize", "--data", "pets.csv", "--target", "label")
 STUDY_DB = ("--storage", "sqlite:///{tmp_path}/study.db", "--study", "s1")
 MODULE_CLI = ("optimize", "{tmp_path}/m.py:build", "--data", "{tmp_path}/m.py:data")
 MODULE_FILES = {
@@ -525,6 +526,53 @@ CASES = [
         "config: code in a field",
         via_config_json({**CONFIG, "family": "__import__('os')"}),
         ["family"],
+    ),
+    # -- a first hour's data files (issue 41: pandas' and NumPy's own words until 2026-12) --
+    (
+        "csv: a text feature column",
+        via_cli(*CSV_CLI, files={"pets.csv": "colour,weight,label\nred,1.5,cat\nblue,2,dog\n"}),
+        ["--data: feature column(s) ['colour'] of pets.csv are not numeric"],
+    ),
+    (
+        "csv: an empty label cell",
+        via_cli(*CSV_CLI, files={"pets.csv": "weight,label\n1.5,cat\n2,\n3,dog\n"}),
+        ["--target: 1 row(s) of pets.csv have no 'label' label: data row(s) 2 "],
+    ),
+    (
+        "csv: a header and no rows",
+        via_cli(*CSV_CLI, files={"pets.csv": "weight,label\n"}),
+        ["--data: pets.csv has a header but no rows"],
+    ),
+    ("csv: an empty file", via_cli(*CSV_CLI, files={"pets.csv": ""}), ["pets.csv is empty"]),
+    (
+        "data: a folder",
+        via_cli("optimize", "--data", "{tmp_path}", "--target", "label"),
+        ["is a folder; name a data file (.csv, .parquet, .npz) in it"],
+    ),
+    (
+        "data: a missing file of another kind",
+        via_cli("optimize", "--data", "pets.txt", "--target", "label"),
+        ["--data: no such file 'pets.txt'; expected a data file"],
+    ),
+    (
+        "data: a file of another kind",
+        via_cli("optimize", "--data", "pets.tsv", "--target", "label", files={"pets.tsv": "a"}),
+        ["--data: 'pets.tsv' is not a .csv, .parquet, .npz file"],
+    ),
+    (
+        "labels: one class only",
+        via_cli(*CSV_CLI, files={"pets.csv": "weight,label\n1.5,cat\n2,cat\n"}),
+        ["every label is 'cat': a classifier needs at least 2 classes"],
+    ),
+    (
+        "labels: text, the model's width wrong",
+        via_optimize(data=(X, np.array([f"d{v}" for v in Y])), build_model=dense_model(64, 7)),
+        ["the labels name 10 classes", "give its last layer 10 units"],
+    ),
+    (
+        "test_data: integers where the training labels are text",
+        via_optimize(data=(X, np.array([f"d{v}" for v in Y])), test_data=(X, Y)),
+        ["test_data: the training labels are text", "the test labels are not"],
     ),
 ]
 

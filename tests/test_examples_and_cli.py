@@ -325,3 +325,32 @@ def test_a_csv_with_text_labels_goes_through_optimize_to_a_model_file(tmp_path, 
     config = lossearch.LossConfig.from_json("best_loss.json")
     assert list(config.class_names) == sorted(set(names))  # the labels kept as class names
     assert cli.main([*argv[:5], "-o", "digits.csv"]) == 2  # the data file is an input
+
+
+def test_label_codes_name_the_classes_where_the_command_builds_the_model():
+    """On main labels 1/2/3 or -1/+1 in a CSV failed as out of range for the MLP the CLI built
+    itself; they are class names, in numeric order (+1 the positive class)."""
+    x = np.zeros((4, 2))
+    data, names = cli._coded_labels((x, np.array([3, 1, 2, 10])))
+    assert names == ["1", "2", "3", "10"] and list(data[1]) == ["3", "1", "2", "10"]
+    assert cli._coded_labels((x, np.array([-1.0, 1.0, 1.0, -1.0])))[1] == ["-1", "1"]
+    assert cli._coded_labels((x, np.array([0, 1, 2, 1])))[1] is None  # indices already
+    assert cli._coded_labels((x, np.array(["a", "b", "a", "b"])))[1] is None  # text
+
+
+@pytest.mark.slow
+def test_a_csv_labelled_1_2_3_goes_through_optimize(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import lossearch
+    from lossearch.datasets import long_tailed_digits
+
+    monkeypatch.chdir(tmp_path)
+    x, y = long_tailed_digits(imbalance=3)
+    keep = y < 3
+    table = {f"px{i}": x[keep, i] for i in range(64)} | {"label": y[keep] + 1}
+    pd.DataFrame(table).to_csv("codes.csv", index=False)
+    argv = ["optimize", "--data", "codes.csv", "--target", "label", "--trials", "2"]
+    argv += ["--epochs", "1", "--cv", "0", "--confirm-seeds", "0", "--no-progress"]
+    assert cli.main([*argv, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
+    assert list(lossearch.LossConfig.from_json("best_loss.json").class_names) == ["1", "2", "3"]
