@@ -287,7 +287,9 @@ _ARGUMENTS = (
         "selection",
         "robust",
         (Options(SELECTIONS),),
-        "how the pick is made: confirm against the incumbent recipe, or the top trial",
+        "how the pick is made: robust keeps the recipe declared before the search (logit "
+        "adjustment for a class-averaged objective on multiclass, else plain CE) unless "
+        "another config beats it clearly on fresh seeds; best takes the top trial",
         flag="--selection",
     ),
     Argument(
@@ -308,8 +310,8 @@ _ARGUMENTS = (
         "early_stop",
         True,
         (BOOL, _instance_of("lossearch.stopping.BaseStopper", "a lossearch.stopping.BaseStopper")),
-        "search the whole budget even when no sampled trial beats the incumbent by more "
-        "than its noise (Optuna backend)",
+        "search the whole budget even when no sampled trial beats the recipe declared "
+        "before the search by more than its noise (Optuna backend)",
         flag="--no-early-stop",
     ),
     Argument("backend", "optuna", (Options(BACKENDS),), "who proposes configs"),

@@ -427,11 +427,13 @@ def cmd_spaces(args):
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Each option's default in its help, but for required options and ``None`` defaults
-    (whose help says what happens without them)."""
+    """Each option's default in its help, but for required options, flags and ``None``
+    defaults (whose help says what happens without them)."""
 
     def _get_help_string(self, action):
-        if action.required or action.default in (None, argparse.SUPPRESS, False):
+        # a flag's default is its not being given: "--no-progress ... (default: True)" read
+        # as if the bar were off by default
+        if action.required or action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
             return action.help
         return super()._get_help_string(action)
 

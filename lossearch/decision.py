@@ -126,12 +126,14 @@ class Decision:
         return _sigmoid(np.log(p) - np.log1p(-p) - _logit(np.array(self.threshold)))
 
     def describe(self) -> str:
-        """``logit adjustment tau=0.7``, ``threshold 0.31``; a rule that changes nothing (tau
-        0, thresholds 0.5) says so: ``arg-max (no adjustment)``, ``threshold 0.5 (none)``."""
+        """``post-hoc logit adjustment (0.7 x log prior)``, ``threshold 0.31``; a rule that
+        changes nothing (tau 0, thresholds 0.5) says so: ``arg-max (no adjustment)``,
+        ``threshold 0.5 (none)``. Not "tau=": beside a logit-adjusted loss's own tau, in the
+        same line, it read as the same parameter."""
         if self.kind == "logit_adjustment":
             if self.tau == 0:
                 return "arg-max (no adjustment)"
-            return f"logit adjustment tau={self.tau:g}"
+            return f"post-hoc logit adjustment ({self.tau:g} x log prior)"
         if all(t == 0.5 for t in self.threshold):
             return "threshold 0.5 (none)"
         values = ", ".join(f"{t:.3g}" for t in self.threshold)

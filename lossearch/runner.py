@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
+from lossearch import _interrupt
 from lossearch.callbacks import callbacks_for
 from lossearch.config import LossConfig
 from lossearch.data import PreparedData
@@ -116,6 +117,14 @@ class _KerasState:
 
 
 KERAS_STATE = _KerasState()
+
+
+class _StopOnCtrlC(keras.callbacks.Callback):
+    """A Ctrl-C that TensorFlow turned into another exception, or swallowed, still stops the
+    fit at the next batch (:mod:`lossearch._interrupt`)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        _interrupt.raise_if_requested()
 
 
 class _EpochObjective(keras.callbacks.Callback):
@@ -332,6 +341,7 @@ class TrialRunner:
             if keras.backend.backend() == "tensorflow":
                 kwargs.setdefault("steps_per_epoch", math.ceil(len(y) / self.batch_size))
         verbose = self.verbose if verbose is None else verbose
+        callbacks = [*callbacks, _StopOnCtrlC()]
         return model.fit(x, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
 
     def refit(self, record, seed: int | None) -> keras.Model:

@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import keras
 
+from lossearch import _interrupt
 from lossearch._secrets import one_line_reason
 from lossearch.backends import create_driver
 from lossearch.backends.base import BaseDriver
@@ -76,7 +77,12 @@ class SearchSession:
 
     def run(self) -> SearchResult:
         """Trials until the budget is spent, then the choice; raises ``KeyboardInterrupt``
-        after closing what it must, ``RuntimeError`` when no trial completed."""
+        after closing what it must (on Ctrl-C, whatever exception it surfaced as inside
+        TensorFlow: :mod:`lossearch._interrupt`), ``RuntimeError`` when no trial completed."""
+        with _interrupt.watching():
+            return self._run()
+
+    def _run(self) -> SearchResult:
         s, driver = self.settings, self.driver
         complete = driver.complete_choice(s.n_trials)
         if complete is not None:  # a rerun of a finished search: nothing to search or close

@@ -251,11 +251,12 @@ class SearchSummary:
         base = self.baseline_metrics.get("per_class", {})
         width = max([5, *map(len, best)])
         header = f"{'class':<{width}} {'train':>8} {'val':>6} " + " ".join(
-            f"{k + '(' + who + ')':>11}" for k in ("recall", "f1", "ap") for who in ("CE", "pick")
+            f"{k + '(' + who + ')':>11}" for k in ("recall", "F1", "AP") for who in ("CE", "pick")
         )
         rows = [
             f"validation metrics, {scope}",
-            "(train / val: the samples of each class a trial trains on / is scored on)",
+            "(train / val: the samples of each class a trial trains on / is scored on; AP: "
+            "average precision, the area under the class's precision-recall curve)",
             header,
             "-" * len(header),
         ]

@@ -33,6 +33,11 @@ from lossearch.metrics import Metrics
 from lossearch.summary import SearchRun, SearchSummary
 
 log = logging.getLogger("lossearch")
+# MLflow's notes on creating and migrating a tracking database ("Creating initial MLflow
+# database tables...", alembic's "Running upgrade ..."): at every first use of a store, and
+# nothing a user acts on. Its warnings and errors still show.
+for _chatty in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+    logging.getLogger(_chatty).setLevel(logging.WARNING)
 _PARAM_LIMIT = 6000
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 # MLflow has no "pruned" status: a pruned trial ends KILLED (stopped early, not failed), so

@@ -354,3 +354,17 @@ def test_a_csv_labelled_1_2_3_goes_through_optimize(tmp_path, monkeypatch):
     argv += ["--epochs", "1", "--cv", "0", "--confirm-seeds", "0", "--no-progress"]
     assert cli.main([*argv, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
     assert list(lossearch.LossConfig.from_json("best_loss.json").class_names) == ["1", "2", "3"]
+
+
+def test_a_new_tracking_database_is_created_without_mlflows_notes(tmp_path):
+    """On main every first search on a new SQLite store printed MLflow's INFO lines
+    ("Creating initial MLflow database tables...") in the middle of lossearch's output."""
+    script = (
+        "import mlflow, lossearch.tracking\n"
+        f"mlflow.set_tracking_uri('sqlite:///{tmp_path}/new.db')\n"
+        "mlflow.search_experiments()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "new.db").exists()
+    assert "Creating initial MLflow database tables" not in done.stderr + done.stdout

@@ -44,7 +44,7 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     # recipes are the first trials, in order
     assert [t.user_attrs.get("recipe") for t in trials[:6]] == QUICK_RECIPES
     assert len(trials) == 8
-    assert trials[0].params == {"family": "ce", "weights": "none"}
+    assert trials[1].params == {"family": "ce", "weights": "none"}
     # the CE baseline is measured and reported
     assert result.baseline_metrics["per_class"]["0"]["support"] > 0
     assert set(result.best_metrics["per_class"]) == {str(c) for c in range(10)}
@@ -71,13 +71,13 @@ def test_multiclass_sparse_end_to_end(tmp_path, mlflow_uri, experiment):
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {result.mlflow_run_id}
     by_number = {int(c.data.tags["trial_number"]): c for c in children}
     assert sorted(by_number) == list(range(8))
-    first = by_number[0].data
+    first = by_number[1].data  # the CE baseline, after the incumbent
     assert first.params["loss.family"] == "ce" and first.params["loss.weights"] == "none"
-    assert first.tags["state"] == "COMPLETE" and by_number[0].info.status == "FINISHED"
+    assert first.tags["state"] == "COMPLETE" and by_number[1].info.status == "FINISHED"
     assert {"decision.tau", "recall.9", "f1.9", "ap.9", "val_balanced_accuracy"} <= set(
         first.metrics
     )
-    history = client.get_metric_history(by_number[0].info.run_id, "val_balanced_accuracy")
+    history = client.get_metric_history(by_number[1].info.run_id, "val_balanced_accuracy")
     assert [m.step for m in history] == [0, 1, 2]
     focal = by_number[4].data.params
     assert focal["loss.family"] == "focal" and float(focal["loss.gamma"]) == 2.0

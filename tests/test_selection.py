@@ -271,3 +271,26 @@ def test_robust_with_nothing_to_confirm_is_the_top_trial_and_says_why():
     assert picked.rule == "best" and "nothing to confirm" in picked.reason
     with pytest.raises(ValueError, match="selection: expected one of"):
         select(records, BACC, "lucky")
+
+
+def test_the_declared_incumbent_runs_first_whatever_the_budget(mlflow_uri, experiment):
+    """On main a 3-trial search ran CE and two weighted CEs, never the logit-adjusted
+    incumbent, and said it kept the declared recipe (CE stood in)."""
+    from lossearch.records import RECIPE
+    from lossearch.search_space import SearchSpace
+    from lossearch.selection.roles import recipes_in_running_order
+    from tests.fakes import FakeRunner, fake_search
+
+    space = SearchSpace.load("long_tail", task="multiclass")
+    order = [r.name for r in recipes_in_running_order(space.recipes, BACC, "multiclass")]
+    assert order[:2] == ["logit_adjusted", "ce_baseline"]
+    assert sorted(order) == sorted(r.name for r in space.recipes)
+    order = [
+        r.name for r in recipes_in_running_order(space.recipes, Objective("mcc"), "multiclass")
+    ]
+    assert order[0] == "ce_baseline"  # what that objective declares
+
+    result, driver = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2)
+    recipes = [t.user_attrs.get(RECIPE) for t in driver.study.trials]
+    assert recipes == ["logit_adjusted", "ce_baseline"]
+    assert result.selection.incumbent.recipe == "logit_adjusted"

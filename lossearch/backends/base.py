@@ -16,6 +16,7 @@ import logging
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from lossearch import _interrupt
 from lossearch._secrets import one_line_reason
 from lossearch.config import LossConfig
 from lossearch.records import TrialRecord, user_hp_values
@@ -163,6 +164,7 @@ class BaseDriver(abc.ABC):
             TrialPruned: the hooks pruned it (its run is closed as PRUNED).
             TrialFailed: it raised or diverged (its run is closed as FAIL with the reason).
         """
+        _interrupt.raise_if_requested()  # a Ctrl-C seen between trials
         hooks = hooks or TrialHooks()
         run = self.tracker.start_trial(number, config, {"recipe": recipe or "", **tags})
         hooks.started(run)
@@ -184,6 +186,9 @@ class BaseDriver(abc.ABC):
             close("INTERRUPTED", "KeyboardInterrupt")
             raise
         except Exception as exc:
+            if _interrupt.requested():  # Ctrl-C, surfaced inside TensorFlow as another error
+                close("INTERRUPTED", "KeyboardInterrupt")
+                raise KeyboardInterrupt from exc
             reason = one_line_reason(exc)
             close("FAIL", reason)
             log.warning("lossearch: trial %d failed (%s); the search goes on.", number, reason)

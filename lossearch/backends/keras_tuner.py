@@ -26,6 +26,7 @@ from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choic
 from lossearch.records import TrialRecord
 from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
+from lossearch.selection.roles import recipes_in_running_order
 from lossearch.settings import SearchSettings, plain_name, readable_study_name
 from lossearch.tracking import Tracker
 
@@ -39,10 +40,10 @@ class _EncodedRecipeSource(RecipeSource):
         return value
 
 
-def recipe_values(space: SearchSpace) -> list[tuple[str, dict]]:
-    """``(recipe name, hp values)`` for every recipe of ``space``."""
+def recipe_values(space: SearchSpace, runner: TrialRunner) -> list[tuple[str, dict]]:
+    """``(recipe name, hp values)`` for every recipe of ``space``, in running order."""
     out = []
-    for recipe in space.recipes:
+    for recipe in recipes_in_running_order(space.recipes, runner.objective, runner.data.task):
         source = _EncodedRecipeSource(recipe)
         space.draw(source)
         out.append((recipe.name, source.asked))
@@ -114,7 +115,7 @@ class KerasTunerDriver(BaseDriver):
     ) -> KerasTunerDriver:
         driver = cls(runner, space, tracker, settings)
         direction = runner.objective.direction
-        recipes = recipe_values(space)
+        recipes = recipe_values(space, runner)
         oracle = make_oracle(
             settings.tuner,
             [values for _, values in recipes],

@@ -27,6 +27,7 @@ from lossearch.hyperparameters import HyperParameters
 from lossearch.records import TrialRecord, record_of, write_completed
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
+from lossearch.selection.roles import recipes_in_running_order
 from lossearch.settings import SearchSettings, readable_study_name
 from lossearch.stopping import SearchProgress, default_stopper
 from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
@@ -104,7 +105,7 @@ class _OptunaHooks(TrialHooks):
 class Usage:
     """How much of the trial budget a study has used."""
 
-    finished: int  # COMPLETE, PRUNED, FAIL; a FAIL queued again (worker died) is not counted
+    finished: int  # COMPLETE, PRUNED, FAIL; not a FAIL queued again (worker died) or interrupted
     running: int
     waiting: int
 
@@ -223,7 +224,10 @@ class OptunaDriver(BaseDriver):
             for t in self.study.get_trials(deepcopy=False)
             if not t.user_attrs.get(keys.INTERRUPTED)
         }
-        for recipe in [r for r in self.space.recipes if r.name not in done][: max(room, 0)]:
+        recipes = recipes_in_running_order(
+            self.space.recipes, self.runner.objective, self.runner.data.task
+        )
+        for recipe in [r for r in recipes if r.name not in done][: max(room, 0)]:
             self.study.enqueue_trial(
                 self.space.recipe_values(recipe),
                 # Not skip_if_exists: an interrupted recipe has the same params and must rerun.
@@ -234,7 +238,13 @@ class OptunaDriver(BaseDriver):
         trials = self.study.get_trials(deepcopy=False)
         retried = {n for t in trials for n in _retry_history(t)}
         return Usage(
-            finished=sum(t.state in FINISHED and t.number not in retried for t in trials),
+            # an interrupted trial (Ctrl-C) ran to no end: a rerun runs another in its place
+            finished=sum(
+                t.state in FINISHED
+                and t.number not in retried
+                and not t.user_attrs.get(keys.INTERRUPTED)
+                for t in trials
+            ),
             running=sum(t.state == TrialState.RUNNING for t in trials),
             waiting=sum(t.state == TrialState.WAITING for t in trials),
         )

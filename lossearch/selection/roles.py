@@ -45,26 +45,49 @@ def top_record(records: Sequence, maximize: bool):
     return max(ordered, key=lambda r: r.value if maximize else -r.value)
 
 
+def _adjusted_incumbent(config, objective, task: str) -> bool:
+    """Whether ``config`` (a record's or a space recipe's) is the incumbent a class-averaged
+    objective on a multiclass task declares: logit adjustment, tau = 1, no weights."""
+    return (
+        task == "multiclass"
+        and objective.class_averaged
+        and config.family == "logit_adjusted"
+        and config.weights == "none"
+        and config.params.get("tau") == 1.0
+    )
+
+
 def incumbent_record(records: Sequence, objective, task: str):
     """The config kept unless something is clearly better, fixed before any score is seen:
     for a class-averaged objective on a multiclass task the logit-adjusted recipe
     (tau = 1), else the CE baseline recipe, else the best-scoring recipe."""
-    if task == "multiclass" and objective.class_averaged:
-        adjusted = [
-            r
-            for r in sorted(records, key=lambda r: r.number)
-            if r.recipe
-            and r.config.family == "logit_adjusted"
-            and r.config.weights == "none"
-            and r.config.params.get("tau") == 1.0
-        ]
-        if adjusted:
-            return adjusted[0]
+    adjusted = [
+        r
+        for r in sorted(records, key=lambda r: r.number)
+        if r.recipe and _adjusted_incumbent(r.config, objective, task)
+    ]
+    if adjusted:
+        return adjusted[0]
     recipes = [r for r in records if r.recipe]
     baseline = baseline_record(recipes)
     if baseline is not None:
         return baseline
     return top_record(recipes, objective.maximize) if recipes else None
+
+
+def recipes_in_running_order(recipes: Sequence, objective, task: str) -> list:
+    """A space's recipes in the order a search runs them: the incumbent
+    :func:`incumbent_record` will declare, then the CE baseline, then the others as the
+    space lists them. A budget smaller than the recipes still measures the two every pick
+    is judged against (with 3 trials, main ran CE, inverse weights and effective-number
+    weights, and never the logit-adjusted incumbent)."""
+
+    def rank(recipe) -> int:
+        if _adjusted_incumbent(recipe, objective, task):
+            return 0
+        return 1 if recipe.name == BASELINE_RECIPE else 2
+
+    return sorted(recipes, key=rank)  # stable: the space's order within each rank
 
 
 def pick_candidates(records: Sequence, objective, task: str) -> list[tuple]:
