@@ -302,6 +302,15 @@ def _data(spec: str, target: str | None = None):
     return found()
 
 
+def _file_data(args):
+    """``--data`` read, when it names a file rather than ``MODULE:NAME`` (whose module may
+    load TensorFlow itself); None otherwise."""
+    spec = getattr(args, "data", None)
+    if spec is None or not (is_data_file(spec) or ":" not in spec):
+        return None
+    return _data(spec, getattr(args, "target", None))
+
+
 DEMO_OUTPUT = os.path.join("lossearch-demo", "best_loss.json")
 
 
@@ -320,7 +329,7 @@ def cmd_demo(args):
 
 def cmd_optimize(args):
     build = None if args.build_model is None else _load_attr(args.build_model, "build_model")
-    data = _data(args.data, args.target)
+    data = args.file_data if args.file_data is not None else _data(args.data, args.target)
     if build is not None:
         _run_search(build, data, args)
         return
@@ -365,7 +374,7 @@ def cmd_worker(args):
 
         limit_threads(args.threads)  # before the user's module builds anything
     build = _load_attr(args.build_model, "build_model")  # before the user's data loads
-    data = _data(args.data, args.target)
+    data = args.file_data if args.file_data is not None else _data(args.data, args.target)
     _run_search(build, data, args, storage=_storage(args))
 
 
@@ -551,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         inputs = _command_inputs(args) if outputs else {}
         for option in outputs:
             _check_output(f"--{option}", getattr(args, option), inputs)
+        # a data file is read and checked before TensorFlow loads: its errors answer at once
+        args.file_data = _file_data(args)
         if args.func is not cmd_spaces:
             _load_search_stack()
         args.func(args)

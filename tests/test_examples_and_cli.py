@@ -247,6 +247,10 @@ def _as_the_command(argv, cwd=ROOT):
         (["spaces"], 0),  # on main: 9 s, TensorFlow loaded to list five files
         (["demo", "--trials", "0"], 2),  # on main: 16 s to print one error line
         (["export", "--storage", "sqlite:///x.db", "--study", "s", "-o", "/no/such/x.json"], 2),
+        # a data file's errors: on main 7-16 s, TensorFlow loaded first
+        (["optimize", "--data", "missing.csv", "--target", "y"], 2),
+        (["optimize", "--data", "pets.txt", "--target", "y"], 2),
+        (["worker", "m:build", "--data", "missing.npz", "--storage", "sqlite:///s.db"], 2),
     ],
 )
 def test_help_version_spaces_and_argument_errors_answer_without_tensorflow(argv, code):
