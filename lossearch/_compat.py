@@ -85,3 +85,20 @@ def log_keras_model(**log_model_args):
 
     flavor = SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
     return Model.log(artifact_path=None, flavor=flavor, **log_model_args)
+
+
+def fail_running_trial(study, trial) -> bool:
+    """Set a RUNNING trial of ``study`` to FAIL, as ``optuna.storages.fail_stale_trials``
+    does for a trial whose heartbeat stopped; False when it had finished meanwhile.
+
+    Optuna fails a trial of another process only through heartbeats, after their grace
+    period; ``set_trial_state_values`` (public on the storage) wants the trial's storage
+    id, which ``FrozenTrial`` keeps private, and ``Study`` keeps its storage private.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        return study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False

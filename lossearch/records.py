@@ -32,6 +32,7 @@ FAIL_REASON = "fail_reason"
 INTERRUPTED = "interrupted"  # Ctrl-C: a rerun queues the recipe again
 DUPLICATE_OF = "duplicate_of"  # a re-drawn config, scored by its twin
 MLFLOW_RUN = "mlflow_run_id"  # lets whoever finds the trial stale close its run
+PROCESS = "process"  # _processes.this_process() of the worker running the trial
 
 # -- keys of the study's user attributes ----------------------------------------------------
 PARENT_RUN = "mlflow_parent_run_id"

@@ -69,3 +69,15 @@ def test_keras_logits_are_the_input_of_a_tensorflow_softmax_and_sigmoid():
         attached = _compat.keras_logits(activation(keras.ops.convert_to_tensor(logits)))
         np.testing.assert_allclose(keras.ops.convert_to_numpy(attached), logits)
     assert _compat.keras_logits(keras.ops.convert_to_tensor(logits)) is None
+
+
+def test_fail_running_trial_fails_a_running_trial_once(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db")
+    study.ask()
+    running = study.get_trials(deepcopy=False)[0]
+    assert _compat.fail_running_trial(study, running)
+    assert study.get_trials(deepcopy=False)[0].state == TrialState.FAIL
+    assert not _compat.fail_running_trial(study, running)  # finished already

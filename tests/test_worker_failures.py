@@ -3,6 +3,7 @@ whose trial is failed and retried with nothing lost. Real ``lossearch worker`` p
 SQLite, logging to a real ``mlflow server`` (a file of its own, so that pytest-xdist runs it
 beside tests/test_scaleout.py)."""
 
+import datetime
 import signal
 import time
 from pathlib import Path
@@ -41,8 +42,10 @@ def _running_trial(storage, study_name):
 def test_a_killed_worker_leaves_a_failed_retried_trial_and_nothing_lost(
     server, experiment, tmp_path
 ):
+    """The next worker, on the same host, fails and retries the killed trial at once: on
+    main it waited out the heartbeat's grace period (here 60 s; by default 120 s)."""
     storage = f"sqlite:///{tmp_path}/crash.db"
-    args = ("--epochs", "30", "--heartbeat-interval", "1", "--grace-period", "3")
+    args = ("--epochs", "30", "--heartbeat-interval", "30", "--grace-period", "60")
     # The worker's default: its trials train in a child process, which dies with it.
     victim = start_worker(storage, "crash", server, experiment, 3, *args, recycle=True)
     deadline = time.monotonic() + 180
@@ -60,11 +63,13 @@ def test_a_killed_worker_leaves_a_failed_retried_trial_and_nothing_lost(
     assert before.state.name == "COMPLETE"
     assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "RUNNING"
 
+    rerun = datetime.datetime.now()
     work_here(storage, "crash", server, experiment, 3, *args)  # the next worker
 
     study = optuna.load_study(study_name="crash", storage=storage)
     states = {t.number: t for t in study.trials}
     assert states[killed].state.name == "FAIL"
+    assert (states[killed].datetime_complete - rerun).total_seconds() < 20  # not the grace
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
     assert retries[0].params == states[killed].params

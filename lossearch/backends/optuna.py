@@ -20,7 +20,9 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from lossearch import _compat
 from lossearch import records as keys
+from lossearch._processes import is_gone, this_process
 from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
 from lossearch.callbacks import first_final_epoch
 from lossearch.hyperparameters import HyperParameters
@@ -88,6 +90,8 @@ class _OptunaHooks(TrialHooks):
         self.losses: list[float | None] = []
 
     def started(self, run: TrialRun) -> None:
+        # who runs it: a rerun on this host fails it at once should this process die
+        self.trial.set_user_attr(keys.PROCESS, this_process())
         if run.run_id is not None:  # lets whoever finds this trial stale close its run
             self.trial.set_user_attr(keys.MLFLOW_RUN, run.run_id)
 
@@ -210,6 +214,21 @@ class OptunaDriver(BaseDriver):
                 "or another study_name."
             )
 
+    def _fail_trials_of_dead_processes(self) -> None:
+        """RUNNING trials whose worker ran on this host and has ended: failed now, and (with
+        heartbeats) queued again as a stale trial is, not after the grace period."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        stale = stale_trial_callback(self.storage)
+        for trial in running:
+            if not is_gone(trial.user_attrs.get(keys.PROCESS)):
+                continue
+            if not _compat.fail_running_trial(self.study, trial):
+                continue  # finished meanwhile
+            if stale is not None:
+                stale(self.study, self.study.get_trials(deepcopy=True)[trial.number])
+            else:
+                self._close_stale_run(trial)
+
     def _close_stale_run(self, trial: optuna.trial.FrozenTrial):
         run_id = trial.user_attrs.get(keys.MLFLOW_RUN)
         if run_id:
@@ -284,6 +303,7 @@ class OptunaDriver(BaseDriver):
         interval = heartbeat_interval(self.storage)
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             with self.lock.claim() as claim:
+                self._fail_trials_of_dead_processes()
                 if interval:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
