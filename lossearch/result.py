@@ -47,7 +47,7 @@ class SearchResult:
             ``confirmation`` (the confirmation runs and the choice) and ``refit``; logged
             to the MLflow parent run as ``seconds_search`` and so on.
         test_metrics: with ``test_data``, ``{"pick": metrics, "baseline": metrics}``: the
-            refit pick (its decision rule applied) and plain CE refit the same way (arg-max),
+            refit pick and plain CE refit the same way, each with its own tuned decision rule,
             scored once on it (per class and summary); ``None`` without it.
         model_uri: ``model`` as logged to MLflow (``models:/m-...``; load it with
             ``mlflow.keras.load_model`` after ``import lossearch``), or ``None``.

@@ -307,9 +307,10 @@ class SearchSession:
         return source if source and Path(source).is_file() else None
 
     def _test(self, selection: Selection, trained) -> dict | None:
-        """The refit pick (its decision rule applied) and plain CE refit the same way (its
-        arg-max: what one gets without lossearch), scored once on ``test_data``; it chose
-        nothing. ``{"pick": Metrics.to_dict(), "baseline": ... or None}``."""
+        """The refit pick and plain CE refit the same way, each with its own tuned decision
+        rule (the baseline validation compares against: one plain CE everywhere), scored
+        once on ``test_data``; it chose nothing. ``{"pick": Metrics.to_dict(), "baseline":
+        ... or None}``."""
         if self.data.test is None:
             return None
         x, y = self.data.test
@@ -325,6 +326,8 @@ class SearchSession:
             except Exception:  # the pick's result stands without it
                 return scored
             probabilities = runner.predict(ce, x)
+            if baseline.decision is not None:  # plain CE as on validation: its own rule
+                probabilities = baseline.decision.apply(probabilities)
             scored["baseline"] = evaluate(y, probabilities, **runner.context).to_dict()
         elif baseline is not None:
             scored["baseline"] = scored["pick"]

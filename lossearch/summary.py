@@ -145,6 +145,8 @@ class SearchSummary:
                 for k, v in s.chosen.hp_values.items()
             )
             lines.append("your hp:   " + ", ".join(values))
+        # one plain CE everywhere: unweighted cross-entropy, its decision rule tuned as the
+        # pick's is (on validation and on test alike)
         lines += [f"vs CE:     {line}" for line in [self.against_ce()] if line]
         lines += [f"test:      {line}" for line in [self.on_test()] if line]
         lines += [f"why:       {self.why()}"]

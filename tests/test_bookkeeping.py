@@ -12,6 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lossearch import records as keys
+from lossearch.metrics import evaluate
 from lossearch.stored import StoredStudy
 from tests.fakes import FakeRunner, fake_search
 from tests.search_helpers import QUICK_RECIPES
@@ -463,6 +464,12 @@ def test_test_data_is_scored_once_for_the_pick_and_plain_ce_and_chooses_nothing(
     assert result.selection.to_dict() == control.selection.to_dict()  # it chose nothing
     pick, ce = result.test_metrics["pick"], result.test_metrics["baseline"]
     assert set(pick["per_class"]) == {"0", "1", "2"} and ce["summary"]
+    # plain CE as validation has it: with its own tuned rule (on main, arg-max on test only)
+    baseline = result.selection.baseline
+    assert baseline.decision is not None
+    again = runner.predict(runner.refit(baseline, 0), x)
+    expected = evaluate(y, baseline.decision.apply(again), **runner.context).to_dict()
+    assert ce["summary"] == pytest.approx(expected["summary"])
     assert "test:      balanced_accuracy" in result.summary() and "held out" in result.summary()
     parent = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
     assert parent.data.metrics["test_balanced_accuracy"] == pytest.approx(
