@@ -178,13 +178,31 @@ def _label_format(y: np.ndarray, output_shape: tuple, activation: str | None) ->
             f"shape {tuple(output_shape[1:])}; pass class indices or one column per output."
         )
     rows = y.reshape(-1, width)
-    one_hot = np.all((rows == 0) | (rows == 1)) and np.all(rows.sum(-1) == 1)
-    if one_hot and activation != "sigmoid":
-        return "onehot"
     if not np.all((rows == 0) | (rows == 1)):
         raise ValueError(
             "data: labels with one column per output must be one-hot (multiclass) or 0/1 "
             "multi-hot (multi-label)."
+        )
+    if activation == "sigmoid":  # one independent probability per output: multi-label
+        return "multihot"
+    sums = rows.sum(-1)
+    odd = np.flatnonzero(sums != 1)
+    if odd.size == 0:
+        return "onehot"
+    # Multi-label only where the model allows it (no softmax) and the rows say so clearly:
+    # a stray row with two ones in one-hot labels is a mistake, not a task (main turned
+    # the whole search multi-label on one such row, even on a softmax model).
+    if activation == "softmax" or odd.size < max(2, 0.01 * len(rows)):
+        listed = ", ".join(f"{i} ({int(sums[i])} ones)" for i in odd[:5])
+        listed += " and more" if odd.size > 5 else ""
+        why = (
+            "but the model ends in softmax: one class per sample"
+            if activation == "softmax"
+            else "while the rest are: too few to call the labels multi-label"
+        )
+        raise ValueError(
+            f"data: {odd.size} of {len(rows)} label rows are not one-hot (row(s) {listed}), "
+            f"{why}. Fix those rows; for multi-label data, end the model in a sigmoid layer."
         )
     return "multihot"
 

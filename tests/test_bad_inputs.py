@@ -136,6 +136,18 @@ def _nan_features():
     return x
 
 
+def _one_hot_with_a_double_row():
+    y = np.eye(10)[Y]
+    y[7, (Y[7] + 1) % 10] = 1
+    return y
+
+
+def _softmax_model():
+    return lambda: keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(10, activation="softmax")]
+    )
+
+
 def _single_sample_class():
     y = Y.copy()
     y[y == 9] = 8
@@ -568,6 +580,16 @@ CASES = [
         "labels: text, the model's width wrong",
         via_optimize(data=(X, np.array([f"d{v}" for v in Y])), build_model=dense_model(64, 7)),
         ["the labels name 10 classes", "give its last layer 10 units"],
+    ),
+    (
+        "labels: one one-hot row with two ones, softmax model",
+        via_optimize(data=(X, _one_hot_with_a_double_row()), build_model=_softmax_model()),
+        ["1 of ", "label rows are not one-hot (row(s) 7 (2 ones))", "ends in softmax"],
+    ),
+    (
+        "labels: one one-hot row with two ones, logits model",
+        via_optimize(data=(X, _one_hot_with_a_double_row())),
+        ["row(s) 7 (2 ones)", "too few to call the labels multi-label"],
     ),
     (
         "test_data: integers where the training labels are text",
