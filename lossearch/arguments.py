@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,9 @@ REQUIRED = object()  # the default of a positional argument
 BACKENDS = ("optuna", "keras_tuner")
 TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's built-in oracles
 SELECTIONS = ("robust", "best")
-# lossearch splits the data itself, so per-sample weights could not follow the split either.
+# lossearch splits the data itself, so per-sample weights could not follow the split either;
+# class weights are the loss's to set (its weight schemes are searched): stacked on every
+# scheme, they would also leave the CE baseline no plain CE.
 FORBIDDEN_FIT_KWARGS = (
     "x",
     "y",
@@ -42,6 +45,7 @@ FORBIDDEN_FIT_KWARGS = (
     "validation_data",
     "validation_split",
     "sample_weight",
+    "class_weight",
 )
 POSITIVE_INT = Interval(int, 1, None)
 # Trial and confirmation seeds add offsets to it, and NumPy's seeds end at 2**32.
@@ -86,6 +90,17 @@ def _objective_ok(value) -> bool:
 
 def _fit_kwargs_ok(value) -> bool:
     return isinstance(value, dict) and not set(value) & set(FORBIDDEN_FIT_KWARGS)
+
+
+def _tracking_uri_ok(value) -> bool:
+    """A non-empty URI that is no file store, which MLflow 3 refuses (after the data has
+    loaded and the model been probed) unless the environment allows it."""
+    if not (isinstance(value, str) and value.strip()):
+        return False
+    path = "://" not in value and not value.startswith("databricks")  # "databricks" is one
+    file_store = value.startswith("file:") or path
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true")
+    return not file_store or allowed
 
 
 def _pair_ok(value) -> bool:
@@ -229,7 +244,19 @@ _ARGUMENTS = (
     ),
     Argument("study_name", None, (None, NON_EMPTY_STR), "study name (resumable)", flag="--study"),
     Argument(
-        "tracking_uri", None, (None, NON_EMPTY_STR), "MLflow tracking URI", flag="--tracking-uri"
+        "tracking_uri",
+        None,
+        (
+            None,
+            Satisfies(
+                _tracking_uri_ok,
+                "a tracking database (sqlite:///mlflow.db) or server (http://host:5000): MLflow "
+                "3 refuses its file store (file:///..., a folder) unless "
+                "MLFLOW_ALLOW_FILE_STORE=true is set",
+            ),
+        ),
+        "MLflow tracking URI",
+        flag="--tracking-uri",
     ),
     Argument(
         "experiment_name",
@@ -268,7 +295,8 @@ _ARGUMENTS = (
             Satisfies(
                 _fit_kwargs_ok,
                 f"a dict of extra model.fit arguments without {list(FORBIDDEN_FIT_KWARGS)} (set "
-                "them with optimize's epochs=, batch_size=, validation= / data=)",
+                "them with optimize's epochs=, batch_size=, validation= / data=; class weights "
+                "are searched as the loss's weight schemes)",
             ),
         ),
         "extra model.fit arguments, e.g. callbacks",

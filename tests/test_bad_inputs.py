@@ -592,6 +592,21 @@ CASES = [
         ["row(s) 7 (2 ones)", "too few to call the labels multi-label"],
     ),
     (
+        "fit_kwargs: class_weight stacked on every weight scheme",
+        via_optimize(fit_kwargs={"class_weight": {0: 1.0, 9: 5.0}}),
+        ["fit_kwargs", "class_weight", "searched as the loss's weight schemes"],
+    ),
+    (
+        "tracking_uri: MLflow's file store",
+        via_optimize(tracking_uri="file:///tmp/mlruns"),
+        ["tracking_uri", "MLFLOW_ALLOW_FILE_STORE"],
+    ),
+    (
+        "cli: --tracking-uri a folder",
+        via_cli("demo", "--tracking-uri", "{tmp_path}/mlruns"),
+        ["--tracking-uri", "a tracking database (sqlite:///mlflow.db)"],
+    ),
+    (
         "test_data: integers where the training labels are text",
         via_optimize(data=(X, np.array([f"d{v}" for v in Y])), test_data=(X, Y)),
         ["test_data: the training labels are text", "the test labels are not"],
