@@ -34,7 +34,7 @@ def _command(tmp_path, trials: int) -> list[str]:
     return [
         *(sys.executable, "-c", "import sys; from lossearch.cli import main; sys.exit(main())"),
         *("optimize", "--data", "digits.csv", "--target", "label", "--trials", str(trials)),
-        *("--epochs", "40", "--cv", "0", "--confirm-seeds", "0", "--no-progress"),
+        *("--epochs", "15", "--cv", "0", "--confirm-seeds", "0", "--no-progress"),
         *("--storage", f"sqlite:///{tmp_path}/s.db", "--study", "s"),
         *("--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"),
     ]
