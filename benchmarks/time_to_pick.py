@@ -45,9 +45,13 @@ LABELS = {
     "keras_tuner_hyperband": "KT Hyperband",
     "lossearch_unpruned": "unpruned",
     "lossearch_margin_1": "margin 1",
+    "lossearch_epoch_patience": "patience in epochs",
 }
 # lossearch variants judged against the plain loop like lossearch itself
-VARIANTS = {"lossearch_margin_1": "the default until 2026-12-03, `NoChallengerStopper(margin=1)`"}
+VARIANTS = {
+    "lossearch_margin_1": "the default until 2026-12-03, `NoChallengerStopper(margin=1)`",
+    "lossearch_epoch_patience": 'the candidate `NoChallengerStopper(evidence="epochs")`',
+}
 METRIC = {"multiclass": "balanced_accuracy", "binary": "pr_auc"}
 GOAL = 0.5  # lossearch's wall time over the plain loop's
 
