@@ -9,17 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# The user-info of a URL: everything between "scheme://" and the *last* "@" that a host
-# follows on the line (SQLAlchemy reads a password up to the last "@"; redis-py and requests
-# do too), so that a password holding "@", ":", "/", "?", "#", "://", a quote or a space is
-# masked whole (the greedy match backtracks to that last "@"). A user name never runs into
-# another URL: one with a space in it ("sqlite:///a.db or postgresql://u@h") takes no
-# password starting "//". Where a later "@" on the line is no password's (an
-# "@" in a query string, an e-mail address after a URL with a port) this masks more than the
-# password: a shown message may lose a little, a secret is never shown.
+# The user-info of a URL: everything between "scheme://" and the *last* "@" on the line that
+# a host (or a path: journal://:pw@//tmp/db) follows. SQLAlchemy reads a password up to the
+# last "@", and redis-py and requests do too, so a password holding "@", ":", "/", "?", "#",
+# "://", a quote or a space is masked whole (the greedy match backtracks to that last "@").
+# A user name never runs into another URL: one with a space in it ("sqlite:///a.db or
+# postgresql://u@h") takes no password starting "//". Where a later "@" on the line is no
+# password's (an "@" in a query string, an e-mail address after a URL with a port) this masks
+# more than the password: a shown message may lose a little, a secret is never shown.
 _CREDENTIALS = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)"
-    r"(?P<userinfo>[^\s:]*:[^\r\n]*|(?:(?!://)[^\r\n:])*(?::(?!//)[^\r\n]*)?)@(?=[\w%\[-])"
+    r"(?P<userinfo>[^\s:]*:[^\r\n]*|(?:(?!://)[^\r\n:])*(?::(?!//)[^\r\n]*)?)@(?=[\w%\[/-])"
 )
 # A query parameter whose name says it holds a secret (libpq's password=, sslpassword=,
 # token=, api_key=, aws_secret_access_key=, ...): its value is masked.

@@ -329,12 +329,8 @@ def prepare_data(
         prepared.splits, prepared.class_counts = [Split(x, y, x_val, y_val)], counts.tolist()
         return prepared
 
-    _check_all_present(
-        counts,
-        names,
-        "training",
-        f"Every class needs samples; does the model have more outputs ({width}) than classes?",
-    )
+    empty = f"Every class needs samples; does the model have more outputs ({width}) than classes?"
+    _check_all_present(counts, names, "training", empty)
     prepared.pool = (x, y)
     key = _stratify_key(y, label_format, counts)
     per_class = np.bincount(key, minlength=len(counts))

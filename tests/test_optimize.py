@@ -421,13 +421,14 @@ def test_ctrl_c_keeps_completed_trials_closes_the_runs_and_resumes(
     assert by_number[1].info.status == "KILLED" and by_number[1].data.tags["state"] == "INTERRUPTED"
     result = lossearch.optimize(dense_model(64, 10), (x, y), n_trials=4, **kwargs)
     trials = result.study.trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    # the interrupted trial ran to no end: not counted, the budget's four trials finish
+    # besides it, its recipe queued again among them (on main: three, the recipe missing)
+    states = [t.state.name for t in trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
     assert trials[0].value == pytest.approx(by_number[0].data.metrics["objective"])
     assert result.mlflow_run_id == parents[0].info.run_id
-    # the interrupted recipe is queued again as soon as the budget leaves room for it
-    more = lossearch.optimize(dense_model(64, 10), (x, y), n_trials=5, **kwargs)
-    assert more.study.trials[4].user_attrs["recipe"] == trials[1].user_attrs["recipe"]
-    assert more.study.trials[4].state.name == "COMPLETE"
+    rerun = [t.user_attrs.get("recipe") for t in trials[2:] if t.state.name == "COMPLETE"]
+    assert trials[1].user_attrs["recipe"] in rerun
 
 
 @pytest.mark.slow
