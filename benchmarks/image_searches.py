@@ -298,6 +298,7 @@ def _finding_lines(pairs, method: str) -> list[str]:
     """Does ``method`` (the default or a candidate) find what the whole budget found?"""
     label = _label(method)
     ratio = clustered([(_cluster(w), d["seconds"] / w["seconds"]) for w, d in pairs])
+    delivered = [(_cluster(w), d["scores"][METRIC] - w["scores"][METRIC]) for w, d in pairs]
     return [
         f"Does the {label} find it?"
         if method == DEFAULT
@@ -309,10 +310,8 @@ def _finding_lines(pairs, method: str) -> list[str]:
             [(_cluster(d), regret_of(d)["pick_vs_incumbent"]) for _, d in pairs],
             bar=-BAR,
         ),
-        _stat_line(
-            f"delivered {label} − delivered whole budget",
-            [(_cluster(w), d["scores"][METRIC] - w["scores"][METRIC]) for w, d in pairs],
-        ),
+        _stat_line(f"delivered {label} − delivered whole budget", delivered),
+        _equivalence_line(f"the same, {label} − whole budget", delivered),
         f"- time: {ratio['mean']:.2f}× the whole budget's {interval(ratio)}; stopped early "
         f"in {sum(bool(d.get('stopped')) for _, d in pairs)} of {len(pairs)} searches.",
         "",
