@@ -225,55 +225,65 @@ def _equivalence_line(label: str, pairs) -> str:
 
 def render(saved: dict) -> str:
     rows, meta = saved["rows"], saved["meta"]
+    methods = [m for m in CANDIDATES if any(r["method"] == m for r in rows)]
+    commits = ", ".join(sorted({r["commit"] for r in rows}))
+    lines = [
+        "## Long-tailed images: the whole budget against the default",
+        "",
+        f"Measured {saved['date']} with `benchmarks/image_searches.py` on {meta['machine']}: "
+        f"{meta['trials']} trials of {meta['epochs']} epochs, code {commits}, "
+        f"{meta['command']}, {meta['layout']}. Per problem and seed, lossearch with the whole "
+        "budget unpruned (`early_stop=False`, no pruner), with its defaults"
+        + "".join(f", and with {CANDIDATES[m]}" for m in methods)
+        + ", side by side; each search's top trials by validation, every recipe and its "
+        "pick retrained on the whole pool and scored on the balanced test set (500 images a "
+        "class), balanced accuracy, points. Problems and models: `efficacy_data.py`, "
+        "development and confirmation problems apart (nothing was chosen on the latter); an "
+        "MNIST seed is its own shard of images and class order, and intervals cluster on it "
+        "(95%, t over the clusters). The best sampled configuration on test is a maximum over "
+        "more draws than the recipes get, so biased upwards; the oracle gap too.",
+        "",
+    ]
+    for role in ("development", "confirmation"):
+        mine = [r for r in rows if BY_NAME[r["setting"]].role == role]
+        if pairs_of(mine):
+            lines += [f"### {role.capitalize()} problems", "", *_role_lines(mine)]
+    return "\n".join(lines)
+
+
+def _role_lines(rows: list[dict]) -> list[str]:
+    """The table and every figure of one role's searches."""
     pairs = pairs_of(rows)
     others = {m: pairs_of(rows, m) for m in CANDIDATES if pairs_of(rows, m)}
     every = [r for r in rows if r["method"] in (WHOLE, DEFAULT, *others)]
-    return "\n".join(
-        [
-            "## Long-tailed images: the whole budget against the default",
-            "",
-            f"Measured {saved['date']} with `benchmarks/image_searches.py` on "
-            f"{meta['machine']}: {meta['trials']} trials of {meta['epochs']} epochs, code "
-            f"{meta['commit']}, {meta['command']}, {meta['layout']}. Per problem and seed, "
-            "lossearch with the whole budget unpruned (`early_stop=False`, no pruner), with "
-            "its defaults"
-            + "".join(f", and with {CANDIDATES[m]}" for m in others)
-            + ", side by side; each search's top trials by validation, every recipe and its "
-            "pick retrained on the whole pool and scored on the balanced test set (500 images "
-            "a class), balanced accuracy, points. Problems and models: `efficacy_data.py` "
-            "(development problems; an MNIST seed is its own shard of images and class order, "
-            "and intervals cluster on it: 95%, t over the clusters). The best sampled "
-            "configuration on test is a maximum over more draws than the recipes get, so "
-            "biased upwards; the oracle gap too.",
-            "",
-            *_table(pairs, others),
-            "",
-            *_winner_lines(pairs),
-            "",
-            "The picks:",
-            "",
-            *_picks(pairs, others),
-            "",
-            *_finding_lines(pairs, DEFAULT),
-            *(line for m, its in others.items() for line in _finding_lines(its, m)),
-            "The delivered model and the decision rule (every search's pick; `result.model` "
-            "as the code above refit it, which `tests/test_runner.py` checks weight for "
-            "weight against a loss trained by hand):",
-            "",
-            _equivalence_line(
-                "`result.model` − the same loss and decision trained by hand",
-                [(_cluster(r), delivered_vs_by_hand(r)) for r in every],
-            ),
-            _stat_line(
-                "decision rule: `result.model` − the same model without it",
-                [
-                    (_cluster(r), r["scores"][METRIC] - r["scores_without_decision"][METRIC])
-                    for r in every
-                ],
-            ),
-            "",
-        ]
-    )
+    return [
+        *_table(pairs, others),
+        "",
+        *_winner_lines(pairs),
+        "",
+        "The picks:",
+        "",
+        *_picks(pairs, others),
+        "",
+        *_finding_lines(pairs, DEFAULT),
+        *(line for m, its in others.items() for line in _finding_lines(its, m)),
+        "The delivered model and the decision rule (every search's pick; `result.model` as "
+        "the code above refit it, which `tests/test_runner.py` checks weight for weight "
+        "against a loss trained by hand):",
+        "",
+        _equivalence_line(
+            "`result.model` − the same loss and decision trained by hand",
+            [(_cluster(r), delivered_vs_by_hand(r)) for r in every],
+        ),
+        _stat_line(
+            "decision rule: `result.model` − the same model without it",
+            [
+                (_cluster(r), r["scores"][METRIC] - r["scores_without_decision"][METRIC])
+                for r in every
+            ],
+        ),
+        "",
+    ]
 
 
 def _winner_lines(pairs) -> list[str]:
