@@ -30,14 +30,13 @@ Run: .venv/bin/python benchmarks/image_searches.py [--trials 40] [--epochs 12]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 
 from efficacy_data import BY_NAME, PROBLEMS
 from efficacy_report import GAP, clustered, equivalent
 from sections import publish
-from time_to_pick import RESULTS, adding_saver, header, interval, measure
+from time_to_pick import RESULTS, interval, measure, saver
 from whole_budget import METHOD as WHOLE
 
 DEFAULT = "lossearch"
@@ -371,16 +370,8 @@ def main(argv=None) -> int:
         "--add", action="store_true", help="add these rows to the saved ones (same budget)"
     )
     args = parser.parse_args(argv)
-    script = "benchmarks/image_searches.py"
-    if args.add:
-        measure(args, None, adding_saver(PATH, args, script, argv), regret=True)
-    elif not args.render:
-        saved = header(args, script, argv)
-
-        def save(rows):
-            PATH.write_text(json.dumps({**saved, "rows": rows}, indent=1))
-
-        measure(args, None, save, regret=True)
+    if not args.render:
+        measure(args, None, saver(PATH, args, "benchmarks/image_searches.py", argv), regret=True)
     publish("image-searches", PATH, render)
     return 0
 

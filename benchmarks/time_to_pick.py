@@ -355,6 +355,20 @@ def header(args, script: str, argv=None) -> dict:
     }
 
 
+def saver(path: Path, args, script: str, argv=None):
+    """The ``save(rows)`` a run calls after each job: with ``--add`` (``args.add``) one that
+    keeps the saved rows (:func:`adding_saver`), else one that writes a new file with this
+    run's :func:`header`."""
+    if getattr(args, "add", False):
+        return adding_saver(path, args, script, argv)
+    saved = header(args, script, argv)
+
+    def save(rows):
+        path.write_text(json.dumps({**saved, "rows": rows}, indent=1))
+
+    return save
+
+
 def adding_saver(path: Path, args, script: str, argv=None):
     """``--add``: a ``save(rows)`` that keeps the saved rows this run does not redo (same
     problem, seed and method are replaced) and records the command and date beside the
@@ -395,17 +409,9 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     path = RESULTS / "time_to_pick.json"
-    if args.add:
+    if not args.render:
         before = checkout(args.before) if args.before else None
-        measure(args, before, adding_saver(path, args, "benchmarks/time_to_pick.py", argv))
-    elif not args.render:
-        before = checkout(args.before) if args.before else None
-        saved = header(args, "benchmarks/time_to_pick.py", argv)
-
-        def save(rows):
-            path.write_text(json.dumps({**saved, "rows": rows}, indent=1))
-
-        save(measure(args, before, save))
+        measure(args, before, saver(path, args, "benchmarks/time_to_pick.py", argv))
     publish("time-to-pick", path, render)
     return 0
 

@@ -28,11 +28,11 @@ from time_to_pick import (
     PROBLEMS,
     RESULTS,
     commits,
-    header,
     interval,
     measure,
     paired,
     same_picks,
+    saver,
 )
 
 METHOD = "lossearch_whole_budget"
@@ -158,13 +158,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = RESULTS / "whole_budget.json"
     if not args.render:
-        saved = header(args, "benchmarks/whole_budget.py", argv)
         args.methods = [METHOD]
-
-        def save(rows):
-            path.write_text(json.dumps({**saved, "rows": rows}, indent=1))
-
-        measure(args, None, save, regret=True)
+        measure(args, None, saver(path, args, "benchmarks/whole_budget.py", argv), regret=True)
     publish("whole-budget", path, render)
     return 0
 
