@@ -54,6 +54,10 @@ def test_optimize_with_each_keras_tuner(
     assert isinstance(result.study, kt.engine.base_tuner.BaseTuner)
     states = result.search.trial_states()
     assert states and all(state == "COMPLETE" for _, state, _ in states)
+    # the table in Optuna's words (on main: COMPLETED, and None beside 'null')
+    table = result.trials_dataframe()
+    assert set(table["state"]) == {"COMPLETE"} and table["value"].dtype == float
+    assert not (table.astype(str) == "null").any().any()
     _, parents, children = runs_of(mlflow_uri, experiment)
     assert len(parents) == 1 and len(children) == len(states)
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {result.mlflow_run_id}

@@ -236,15 +236,20 @@ class KerasTunerDriver(BaseDriver):
     def trials_dataframe(self):
         import pandas as pd
 
+        # Optuna's columns and words: its state names (COMPLETE, not Keras Tuner's COMPLETED),
+        # NaN for no value and for a parameter the trial did not draw (not None or "null")
+        states = {number: (state, value) for number, state, value in self.trial_states()}
         rows = []
         for trial in self.tuner.oracle.trials.values():
+            number = int(trial.trial_id)
+            state, value = states[number]
+            drawn = trial.hyperparameters.values.items()
             rows.append(
                 {
-                    "number": int(trial.trial_id),
-                    "state": str(trial.status),
-                    "value": trial.score,
-                    **{f"params_{k}": v for k, v in trial.hyperparameters.values.items()},
-                    # the same column as Optuna's trials_dataframe
+                    "number": number,
+                    "state": state,
+                    "value": math.nan if value is None else value,
+                    **{f"params_{k}": v for k, v in drawn if v is not None and v != "null"},
                     "user_attrs_fail_reason": _reason_of(trial),
                 }
             )
