@@ -302,6 +302,18 @@ def _data(spec: str, target: str | None = None):
     return found()
 
 
+def _check_space(space: str | None) -> None:
+    """``--space``: a bundled space's name or a space file that exists."""
+    from lossearch.space_files import bundled_path, bundled_spaces
+
+    if space is None or bundled_path(space) is not None or Path(space).is_file():
+        return
+    raise ValueError(
+        f"--space: no bundled space or file {space!r}; bundled spaces: "
+        f"{', '.join(bundled_spaces())}, or a YAML file's path."
+    )
+
+
 def _file_data(args):
     """``--data`` read, when it names a file rather than ``MODULE:NAME`` (whose module may
     load TensorFlow itself); None otherwise."""
@@ -560,7 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         inputs = _command_inputs(args) if outputs else {}
         for option in outputs:
             _check_output(f"--{option}", getattr(args, option), inputs)
-        # a data file is read and checked before TensorFlow loads: its errors answer at once
+        # a data file and the space are checked before TensorFlow loads: their errors answer
+        # at once, in the command line's terms
+        _check_space(getattr(args, "space", None))
         args.file_data = _file_data(args)
         if args.func is not cmd_spaces:
             _load_search_stack()
