@@ -41,6 +41,7 @@ def optimize(
     cv: int | str | None = "auto",
     test_data: Any = None,
     minority_classes: Sequence[int | str] | None = None,
+    task: str | None = None,
     class_names: Sequence[str] | None = None,
     sampler: Any = None,
     pruner: Any = None,
@@ -82,7 +83,7 @@ def optimize(
         build_model, data, space, objective=objective, epochs=epochs, batch_size=batch_size,
         validation=validation, cv=cv, minority_classes=minority_classes, seed=seed,
         class_names=class_names, fit_kwargs=fit_kwargs, decision=decision,
-        recycle_every=recycle_every, test_data=test_data,
+        recycle_every=recycle_every, test_data=test_data, task=task,
     )
     # fmt: on
     with closing(runner):  # a child process (recycle_every) ends with the search
@@ -106,6 +107,7 @@ def prepare_runner(
     seed: int | None,
     recycle_every: int | None,
     test_data: Any = None,
+    task: str | None = None,
 ) -> tuple[TrialRunner | ChildProcessRunner, SearchSpace]:
     """Probe the model, check and split the data, load the space: the trial runner every
     backend shares (in a child process replaced every ``recycle_every`` trainings)."""
@@ -118,6 +120,7 @@ def prepare_runner(
         cv=cv,
         class_names=class_names,
         seed=seed,
+        task=task,
     )
     check_inputs(facts, prepared.splits[0].x_train)
     prepared = prepared_test(test_data, prepared, facts.output_shape, facts.activation)

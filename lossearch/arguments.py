@@ -32,6 +32,7 @@ from lossearch._validation import (
 
 REQUIRED = object()  # the default of a positional argument
 BACKENDS = ("optuna", "keras_tuner")
+TASKS = ("multiclass", "binary", "multilabel")
 TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's built-in oracles
 SELECTIONS = ("robust", "best")
 # lossearch splits the data itself, so per-sample weights could not follow the split either;
@@ -199,6 +200,14 @@ _ARGUMENTS = (
         None,
         (None, Satisfies(_sequence_ok, "a list of class indices or names")),
         "for the minority metrics (default: below-median classes)",
+    ),
+    Argument(
+        "task",
+        None,
+        (None, Options(TASKS)),
+        "what the labels are, where they and the model's output leave it open (default: "
+        "inferred; multi-label only on a sigmoid or logits output with clearly multi-hot rows)",
+        flag="--task",
     ),
     Argument(
         "class_names",

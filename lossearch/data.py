@@ -162,8 +162,23 @@ def _check_pair(x, y, name: str):
     return x, y
 
 
-def _label_format(y: np.ndarray, output_shape: tuple, activation: str | None) -> str:
-    """How labels relate to the model output ``(None, ..., width)``."""
+def _label_format(
+    y: np.ndarray, output_shape: tuple, activation: str | None, task: str | None = None
+) -> str:
+    """How labels relate to the model output ``(None, ..., width)``; ``task`` (optimize's
+    ``task=``), when given, settles what the rows alone leave open and must fit the rest."""
+    found = _inferred_format(y, output_shape, activation, task)
+    if task is not None and TASK_OF_FORMAT[found] != task:
+        ends = f" ending in {activation}" if activation else ""
+        raise ValueError(
+            f"task: {task!r} does not fit labels of shape {y.shape[1:]} per sample on a model "
+            f"output of shape {tuple(output_shape[1:])}{ends}, which make it "
+            f"{TASK_OF_FORMAT[found]}; change the model's last layer or the labels."
+        )
+    return found
+
+
+def _inferred_format(y, output_shape: tuple, activation: str | None, task: str | None) -> str:
     width = output_shape[-1]
     out_rank = len(output_shape)  # includes the batch axis
     if y.ndim == out_rank - 1 and width != 1:
@@ -183,7 +198,7 @@ def _label_format(y: np.ndarray, output_shape: tuple, activation: str | None) ->
             "data: labels with one column per output must be one-hot (multiclass) or 0/1 "
             "multi-hot (multi-label)."
         )
-    if activation == "sigmoid":  # one independent probability per output: multi-label
+    if activation == "sigmoid" or task == "multilabel":  # independent outputs
         return "multihot"
     sums = rows.sum(-1)
     odd = np.flatnonzero(sums != 1)
@@ -192,13 +207,15 @@ def _label_format(y: np.ndarray, output_shape: tuple, activation: str | None) ->
     # Multi-label only where the model allows it (no softmax) and the rows say so clearly:
     # a stray row with two ones in one-hot labels is a mistake, not a task (main turned
     # the whole search multi-label on one such row, even on a softmax model).
-    if activation == "softmax" or odd.size < max(2, 0.01 * len(rows)):
+    if task == "multiclass" or activation == "softmax" or odd.size < max(2, 0.01 * len(rows)):
         listed = ", ".join(f"{i} ({int(sums[i])} ones)" for i in odd[:5])
         listed += " and more" if odd.size > 5 else ""
         why = (
             "but the model ends in softmax: one class per sample"
             if activation == "softmax"
-            else "while the rest are: too few to call the labels multi-label"
+            else "but task='multiclass': one class per sample"
+            if task == "multiclass"
+            else "while the rest are: too few to call the labels multi-label (task= settles it)"
         )
         raise ValueError(
             f"data: {odd.size} of {len(rows)} label rows are not one-hot (row(s) {listed}), "
@@ -284,8 +301,10 @@ def prepare_data(
     cv: int | str | None = None,
     class_names: list[str] | None = None,
     seed: int | None = None,
+    task: str | None = None,
 ) -> PreparedData:
-    """Check ``data`` against the model's output and split it.
+    """Check ``data`` against the model's output and split it (``task``: what the labels
+    are, where they alone leave it open; None infers it).
 
     ``cv``: ``None`` for one stratified ``validation`` hold-out (default 20%), ``k`` for
     stratified k-fold, ``"auto"`` for :func:`auto_folds`'s choice (the hold-out unless it
@@ -302,12 +321,12 @@ def prepare_data(
     if _is_tf_dataset(train):
         if cv is not None:
             raise ValueError("cv: cross-validation needs arrays, not tf.data.Dataset inputs.")
-        return _prepare_datasets(train, val, output_shape, activation, class_names)
+        return _prepare_datasets(train, val, output_shape, activation, class_names, task)
 
     x, y = _check_pair(*train, "training")
     if val is not None:
         x_val, y_val = _check_validation_set(val, x, cv, validation)
-    label_format = _label_format(y, output_shape, activation)
+    label_format = _label_format(y, output_shape, activation, task)
     width = output_shape[-1]
     names = _class_names(class_names, label_format, width)
     counts = _counts(y, label_format, width, "training")
@@ -322,7 +341,7 @@ def prepare_data(
         text_labels=text_labels,
     )
     if val is not None:
-        _label_format(y_val, output_shape, activation)  # same checks on validation labels
+        _label_format(y_val, output_shape, activation, task)  # the same on validation labels
         _check_all_present(counts, names, "training", "Every class needs training samples.")
         val_counts = _counts(y_val, label_format, width, "validation")
         _check_all_present(val_counts, names, "validation", "Add samples, or pass (x, y) with cv=.")
@@ -464,7 +483,7 @@ def prepared_test(test_data, prepared: PreparedData, output_shape, activation) -
             f"test_data: x has per-sample shape {x.shape[1:]}, training x has "
             f"{prepared.splits[0].x_train.shape[1:]}."
         )
-    if _label_format(y, output_shape, activation) != prepared.label_format:
+    if _label_format(y, output_shape, activation, prepared.task) != prepared.label_format:
         raise ValueError("test_data: its labels are not in the training labels' format.")
     _counts(y, prepared.label_format, prepared.num_outputs, "test")  # labels in range
     prepared.test = (x, prepared.targets(y))
@@ -626,10 +645,10 @@ def _dataset_labels(dataset, name: str) -> np.ndarray:
     return np.concatenate([lab.reshape(-1, *lab.shape[1:]) for lab in labels])
 
 
-def _prepare_datasets(train, val, output_shape, activation, class_names) -> PreparedData:
+def _prepare_datasets(train, val, output_shape, activation, class_names, task=None) -> PreparedData:
     y_train = _dataset_labels(train, "training")
     y_val = _dataset_labels(val, "validation")
-    label_format = _label_format(y_train, output_shape, activation)
+    label_format = _label_format(y_train, output_shape, activation, task)
     width = output_shape[-1]
     names = _class_names(class_names, label_format, width)
     counts = _counts(y_train, label_format, width, "training")

@@ -158,3 +158,21 @@ def test_text_labels_become_class_indices_and_names():
     )
     assert ordered.class_names == ["emu", "dog", "cat"] and ordered.class_counts == [10, 20, 30]
     assert set(ordered.splits[0].y_val.tolist()) == {0, 1, 2}
+
+
+def test_task_settles_what_the_rows_leave_open_and_must_fit_the_rest():
+    """One-hot rows but one with two ones, on a logits output: on main the whole search
+    turned multi-label silently; now an error names the row, and task= decides."""
+    y = np.eye(4)[np.arange(200) % 4]
+    y[7, (np.argmax(y[7]) + 1) % 4] = 1
+    x = np.random.default_rng(0).normal(size=(200, 3)).astype("float32")
+    common = {"output_shape": (None, 4), "activation": None, "seed": 0}
+    with pytest.raises(ValueError, match=r"row\(s\) 7 \(2 ones\).*task= settles it"):
+        prepare_data((x, y), **common)
+    assert prepare_data((x, y), **common, task="multilabel").task == "multilabel"
+    with pytest.raises(ValueError, match="but task='multiclass': one class per sample"):
+        prepare_data((x, y), **common, task="multiclass")
+    sparse = np.arange(200) % 4
+    with pytest.raises(ValueError, match="task: 'multilabel' does not fit labels of shape"):
+        prepare_data((x, sparse), **common, task="multilabel")
+    assert prepare_data((x, sparse), **common, task="multiclass").task == "multiclass"
