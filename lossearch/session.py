@@ -32,6 +32,7 @@ from lossearch.result import SearchResult
 from lossearch.runner import TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.selection import Selection, select, validation_support
+from lossearch.selection.roles import declared_incumbent
 from lossearch.settings import SearchSettings, resolve_storage, storage_name
 from lossearch.storages import open_storage, storage_file
 from lossearch.summary import SearchRun
@@ -251,9 +252,24 @@ class SearchSession:
             contenders=self.driver.contenders(),
         )
         seconds = {"search": search_seconds, "confirmation": time.perf_counter() - started}
+        selection = self._note_a_missing_incumbent(selection)
         for note in selection.warnings:
             warnings.warn(note, UserWarning, stacklevel=5)  # the caller of optimize
         return self._refit_result(selection, parent_id, seconds)
+
+    def _note_a_missing_incumbent(self, selection: Selection) -> Selection:
+        """The recipe declared the incumbent runs first; should it not have completed (it
+        failed, or the search was stopped), the summary says what stood in for it."""
+        declared = declared_incumbent(self.space.recipes, self.runner.objective, self.data.task)
+        if selection.rule != "robust" or declared is None or selection.incumbent is None:
+            return selection
+        declared, stood_in = declared.name, selection.incumbent.recipe
+        if stood_in == declared:
+            return selection
+        return selection.with_warning(
+            f"the declared incumbent, recipe {declared!r}, did not complete; recipe "
+            f"{stood_in!r} stood in for it"
+        )
 
     def _complete(self, choice: dict) -> SearchResult:
         """A finished study's pick, as ``lossearch export`` reads it: no trial, worker or

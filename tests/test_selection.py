@@ -294,3 +294,18 @@ def test_the_declared_incumbent_runs_first_whatever_the_budget(mlflow_uri, exper
     recipes = [t.user_attrs.get(RECIPE) for t in driver.study.trials]
     assert recipes == ["logit_adjusted", "ce_baseline"]
     assert result.selection.incumbent.recipe == "logit_adjusted"
+
+
+def test_a_declared_incumbent_that_did_not_complete_is_said_to_have_been_replaced(
+    mlflow_uri, experiment
+):
+    """On main the summary said the declared recipe was kept when CE had stood in for it."""
+    from tests.fakes import FakeRunner, fake_search
+
+    runner = FakeRunner(fail=("logit_adjusted",))
+    result, _ = fake_search(runner, mlflow_uri, experiment, n_trials=4, confirm_seeds=1)
+    assert result.selection.incumbent.recipe == "ce_baseline"
+    note = "the declared incumbent, recipe 'logit_adjusted', did not complete; recipe "
+    assert note + "'ce_baseline' stood in for it" in result.summary()
+    fine, _ = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=4, confirm_seeds=1)
+    assert "declared incumbent" not in fine.summary()

@@ -90,6 +90,16 @@ def recipes_in_running_order(recipes: Sequence, objective, task: str) -> list:
     return sorted(recipes, key=rank)  # stable: the space's order within each rank
 
 
+def declared_incumbent(recipes: Sequence, objective, task: str):
+    """The space recipe :func:`incumbent_record` declares the incumbent when it completes
+    (the logit-adjusted recipe, else the CE baseline recipe), or None when the space
+    declares none (the best-scoring recipe stands in then)."""
+    for recipe in recipes_in_running_order(recipes, objective, task)[:1]:
+        if _adjusted_incumbent(recipe, objective, task) or recipe.name == BASELINE_RECIPE:
+            return recipe
+    return None
+
+
 def pick_candidates(records: Sequence, objective, task: str) -> list[tuple]:
     """``(record, role)`` pairs to confirm: the leaders, the incumbent, the best other
     recipe and the CE baseline; roles ``"incumbent"``, ``"baseline"``, both or ``""``."""
