@@ -314,6 +314,19 @@ def _check_space(space: str | None) -> None:
     )
 
 
+def _check_objective(name: str | None) -> None:
+    """``--objective``: one of the registry's names (the registry loads without Keras)."""
+    if name is None:
+        return
+    from lossearch.metrics.objectives import OBJECTIVES
+
+    if name not in OBJECTIVES:
+        raise ValueError(
+            f"--objective: unknown objective {name!r}; expected one of: "
+            f"{', '.join(OBJECTIVES)}."
+        )
+
+
 def _file_data(args):
     """``--data`` read, when it names a file rather than ``MODULE:NAME`` (whose module may
     load TensorFlow itself); None otherwise."""
@@ -575,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         # a data file and the space are checked before TensorFlow loads: their errors answer
         # at once, in the command line's terms
         _check_space(getattr(args, "space", None))
+        _check_objective(getattr(args, "objective", None))
         args.file_data = _file_data(args)
         if args.func is not cmd_spaces:
             _load_search_stack()

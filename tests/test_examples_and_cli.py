@@ -250,6 +250,7 @@ def _as_the_command(argv, cwd=ROOT):
         # a data file's errors: on main 7-16 s, TensorFlow loaded first
         (["optimize", "--data", "missing.csv", "--target", "y"], 2),
         (["demo", "--space", "nope"], 2),  # no "or a dict", and no TensorFlow to say so
+        (["demo", "--objective", "nope"], 2),  # no "or a callable"
         (["optimize", "--data", "pets.txt", "--target", "y"], 2),
         (["worker", "m:build", "--data", "missing.npz", "--storage", "sqlite:///s.db"], 2),
     ],

@@ -22,13 +22,18 @@ from lossearch.metrics.objectives import (
     summary_metrics,
 )
 from lossearch.metrics.predictions import expected_calibration_error
-from lossearch.metrics.streaming import (
-    BalancedAccuracy,
-    GMean,
-    MacroF1,
-    MinorityRecall,
-    WorstClassRecall,
-)
+
+# The streaming metrics are Keras classes: loaded when first asked for, so that naming an
+# objective (the command line checks ``--objective`` before TensorFlow loads) needs no Keras.
+_STREAMING = ("BalancedAccuracy", "GMean", "MacroF1", "MinorityRecall", "WorstClassRecall")
+
+
+def __getattr__(name: str):
+    if name in _STREAMING:
+        from lossearch.metrics import streaming
+
+        return getattr(streaming, name)
+    raise AttributeError(f"module 'lossearch.metrics' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_OBJECTIVE",
