@@ -67,9 +67,8 @@ def optimize(
 ) -> SearchResult:
     """Search loss families, their parameters and class weighting for ``build_model``.
 
-    Every argument is checked before the first trial (a ``ValueError`` naming it); what
-    each does: ``docs/arguments.md``. Example: ``optimize(build_model, (x, y))``.
-    """
+    Every argument is checked before the first trial (a ``ValueError`` naming it); what each
+    does: ``docs/arguments.md``. Example: ``optimize(build_model, (x, y))``."""
     # fmt: off
     settings = SearchSettings(
         n_trials=n_trials, timeout=timeout, seed=seed, n_jobs=n_jobs, refit=refit,

@@ -322,8 +322,7 @@ def _check_objective(name: str | None) -> None:
 
     if name not in OBJECTIVES:
         raise ValueError(
-            f"--objective: unknown objective {name!r}; expected one of: "
-            f"{', '.join(OBJECTIVES)}."
+            f"--objective: unknown objective {name!r}; expected one of: {', '.join(OBJECTIVES)}."
         )
 
 

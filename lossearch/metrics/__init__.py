@@ -35,6 +35,7 @@ def __getattr__(name: str):
         return getattr(streaming, name)
     raise AttributeError(f"module 'lossearch.metrics' has no attribute {name!r}")
 
+
 __all__ = [
     "DEFAULT_OBJECTIVE",
     "OBJECTIVES",
