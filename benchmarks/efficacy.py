@@ -251,6 +251,7 @@ def run_lossearch(setting, budget, seed, objective=None, cv="auto", pruner=None,
         "gain_se": picked.gain_se,
         "phases": {**result.seconds, "search_recipes": _recipe_seconds(result.study)},
         "trial_cost": trial_cost(result.study),
+        "curves": curves(result.study),
         "trials_run": sum(t.state.is_finished() for t in result.study.trials),
         # the stop's reason (None: the whole budget); code before the early stop has none
         "stopped": getattr(result.search, "stopped_early", lambda: None)(),
@@ -368,6 +369,24 @@ def trial_cost(study) -> dict | None:
         "sampled_seconds": float(seconds[sampled].sum()),
         "sampled_epochs": float(epochs[sampled].mean()) if sampled else 0.0,
     }
+
+
+def curves(study) -> list[dict]:
+    """Every trial's validation objective after each epoch (over the folds, in order), its
+    state and config: enough to replay another pruner or stopping rule on the same trials
+    (benchmarks/pruner_replay.py)."""
+    return [
+        {
+            "trial": t.number,
+            "state": t.state.name,
+            "recipe": t.user_attrs.get("recipe"),
+            "config": t.user_attrs.get("config"),
+            "duplicate_of": t.user_attrs.get("duplicate_of"),
+            "values": [t.intermediate_values[s] for s in sorted(t.intermediate_values)],
+            "value": t.value,
+        }
+        for t in study.trials
+    ]
 
 
 def run_optuna_by_hand(setting, budget, seed, objective=None):
