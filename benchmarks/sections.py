@@ -20,6 +20,7 @@ ORDER = (
     "time-to-pick",
     "whole-budget",
     "image-searches",
+    "pruner-replay",
     "scaleout",
     "memory",
     "cli",
