@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_space(getattr(args, "space", None))
         _check_objective(getattr(args, "objective", None))
         args.file_data = _file_data(args)
-        if args.func is not cmd_spaces:
+        if args.func not in _WITHOUT_TENSORFLOW:
             _load_search_stack()
         args.func(args)
     except KeyboardInterrupt:
@@ -600,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lossearch: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, ValueError) else 1
     return 0
+
+
+# commands that read what a search stored, or the bundled files: they answer in a second
+_WITHOUT_TENSORFLOW = (cmd_spaces, cmd_export, cmd_report, cmd_repair)
 
 
 def _load_search_stack() -> None:

@@ -18,16 +18,17 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from lossearch import weights as weight_schemes
 from lossearch._files import write_text
 from lossearch._params import Param, number, number_or_list, plain, positive, resolve
 from lossearch._validation import shown
 from lossearch.decision import Decision
-from lossearch.losses import FAMILIES, TASKS
+from lossearch.losses.families import SPECS, TASKS
+
+if TYPE_CHECKING:
+    import keras
 
 FORMAT = "lossearch.loss/1"
 
@@ -41,7 +42,7 @@ _CONFIG_PARAMS = {
 
 def family_params(family: str) -> dict[str, Param]:
     """The parameters a user sets for ``family`` (class counts come from the config)."""
-    specs = {k: v for k, v in FAMILIES[family].params.items() if k != "class_counts"}
+    specs = {k: v for k, v in SPECS[family].params.items() if k != "class_counts"}
     for (fam, name), spec in _CONFIG_PARAMS.items():
         if fam == family:
             specs[name] = spec
@@ -116,17 +117,17 @@ class LossConfig:
             )
         if not isinstance(self.task, str) or self.task not in TASKS:
             raise ValueError(f"task: expected one of {list(TASKS)}, got {shown(self.task)}.")
-        if not isinstance(self.family, str) or self.family not in FAMILIES:
+        if not isinstance(self.family, str) or self.family not in SPECS:
             raise ValueError(
                 f"family: unknown loss family {shown(self.family)}; expected one of: "
-                f"{', '.join(FAMILIES)}."
+                f"{', '.join(SPECS)}."
             )
-        loss_class = FAMILIES[self.family]
-        if self.task not in loss_class.tasks:
+        spec = SPECS[self.family]
+        if self.task not in spec.tasks:
             raise ValueError(
                 f"family: {shown(self.family)} is not valid for task {shown(self.task)}; it "
                 f"supports "
-                f"{list(loss_class.tasks)}."
+                f"{list(spec.tasks)}."
             )
         if not isinstance(self.params, dict) or not isinstance(self.weight_params, dict):
             raise ValueError("params and weight_params: expected dicts of parameter values.")
@@ -136,7 +137,7 @@ class LossConfig:
         set_(self, "params", _frozen(params))
         weight_params = weight_schemes.resolve_scheme(self.weights, self.weight_params)
         set_(self, "weight_params", _frozen(weight_params))
-        self._check_needs_counts(loss_class)
+        self._check_needs_counts(spec)
         self._check_per_class_lengths()
         problem = number(0.0, 1.0, high_open=True)(self.label_smoothing)
         if problem:
@@ -181,10 +182,10 @@ class LossConfig:
             )
         return names
 
-    def _check_needs_counts(self, loss_class):
+    def _check_needs_counts(self, spec):
         if self.class_counts is not None:
             return
-        if loss_class.needs_counts:
+        if spec.needs_counts:
             raise ValueError(
                 f"class_counts: required by the {shown(self.family)} family (it uses the class "
                 "prior); pass the training count of each class."
@@ -268,7 +269,7 @@ class LossConfig:
             total = sum(self.class_counts) if self.task == "binary" else self.n_samples
             ratios = [(total - p) / p for p in positives]
             params["pos_weight"] = ratios[0] if self.task == "binary" else ratios
-        if FAMILIES[self.family].needs_counts:
+        if SPECS[self.family].needs_counts:
             params["class_counts"] = list(self.class_counts)
         return params
 
@@ -280,6 +281,8 @@ class LossConfig:
         Example:
             >>> loss = LossConfig("logit_adjusted", class_counts=[90, 10]).build()
         """
+        from lossearch.losses import FAMILIES  # Keras, loaded only to build
+
         per_batch = weight_schemes.SCHEMES[self.weights].per_batch
         return FAMILIES[self.family](
             **self._loss_params(),

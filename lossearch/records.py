@@ -38,6 +38,7 @@ PROCESS = "process"  # _processes.this_process() of the worker running the trial
 PARENT_RUN = "mlflow_parent_run_id"
 CHOICE = "lossearch_choice"  # Selection.to_dict(), written by the worker that closes
 SECONDS = "lossearch_seconds"  # wall time per phase of the worker that closed
+IMPORTANCES = "lossearch_importances"  # parameter importances when it closed (fANOVA)
 TEST = "lossearch_test"  # the pick and plain CE scored on test_data, when given
 PARENT_RUN_DESCRIPTION = "lossearch_parent_run"  # SearchRun.to_dict(): its params and tags
 WORKERS = "lossearch_workers"  # how many workers have joined

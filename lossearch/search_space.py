@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from lossearch._params import Param
 from lossearch._validation import shown
 from lossearch.config import LossConfig, family_params
-from lossearch.losses import FAMILIES, TASKS
+from lossearch.losses.families import SPECS, TASKS
 from lossearch.space_files import (
     SpaceError,
     bundled_path,
@@ -242,7 +242,7 @@ class SearchSpace:
         tasks = tuple(data.get("tasks", TASKS))
         if not tasks or any(t not in TASKS for t in tasks):
             fail("tasks", f"expected a list drawn from {list(TASKS)}")
-        families = _parse_section(data.get("families"), "families", FAMILIES, family_params, fail)
+        families = _parse_section(data.get("families"), "families", SPECS, family_params, fail)
         weights = _parse_section(
             data.get("weights", {"none": {}}),
             "weights",
@@ -298,7 +298,7 @@ class SearchSpace:
                 f"is {shown(task)}; "
                 "choose another space (lossearch spaces lists them)."
             )
-        families = {f: p for f, p in self.families.items() if task in FAMILIES[f].tasks}
+        families = {f: p for f, p in self.families.items() if task in SPECS[f].tasks}
         if not families:
             raise ValueError(
                 f"space: {shown(self.name)} has no loss family for a {shown(task)} task."
@@ -369,7 +369,7 @@ class SearchSpace:
                 fail(where, f"{name}={shown(value)} is not a parameter this space draws")
         if recipe.drw_start is not None and recipe.weights == "none":
             fail(where, "drw_start needs a weight scheme")
-        task = next((t for t in self.tasks if t in FAMILIES[recipe.family].tasks), None)
+        task = next((t for t in self.tasks if t in SPECS[recipe.family].tasks), None)
         if task is None:
             fail(where, f"family {shown(recipe.family)} supports none of the space's tasks")
         # Placeholder counts: validates every field that does not depend on the data.

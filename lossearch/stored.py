@@ -119,6 +119,11 @@ class StoredStudy:
         return [t.user_attrs[keys.FAIL_REASON] for t in trials if keys.FAIL_REASON in t.user_attrs]
 
     def importances(self) -> dict[str, float]:
+        """As the search computed them when it closed; else (a study of your own, or one
+        still running) computed now."""
+        stored = self.study.user_attrs.get(keys.IMPORTANCES)
+        if stored is not None and self.closed:
+            return dict(stored)
         return importances_of(self.study)
 
     def search_run(self, storage: str | None = None) -> SearchRun:

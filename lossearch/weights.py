@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from keras import ops
 
 from lossearch._params import Param, number, one_of, positive, resolve
 from lossearch._validation import shown
@@ -179,6 +178,8 @@ def class_weights(
 
 def batch_class_counts(labels, task: str):
     """Samples per class in one batch of dense labels (binary: ``[neg, pos]``)."""
+    from keras import ops  # Keras tensors, in training only
+
     flat = ops.reshape(labels, (-1, ops.shape(labels)[-1]))
     positives = ops.sum(flat, axis=0)
     if task == "binary":
@@ -193,6 +194,8 @@ def batch_class_weights(labels, *, task: str, smoothing: float = 1.0, normalize:
     ``w_j = 1 / (n_j + smoothing)``, rescaled over the classes present in the
     batch (absent classes get weight 0; they carry no samples anyway).
     """
+    from keras import ops  # Keras tensors, in training only
+
     counts = batch_class_counts(labels, task)
     present = ops.cast(counts > 0, counts.dtype)
     safe = ops.where(counts > 0, counts + smoothing, 1.0)

@@ -477,3 +477,22 @@ def test_test_data_is_scored_once_for_the_pick_and_plain_ce_and_chooses_nothing(
     )
     assert "test_baseline_balanced_accuracy" in parent.data.metrics
     assert StoredStudy.load(storage, "t").summary().text() == result.summary()
+
+
+def test_the_report_reads_the_importances_the_search_computed_when_it_closed(
+    tmp_path, mlflow_uri, experiment
+):
+    """`lossearch report` reads them from the study rather than loading scikit-learn to
+    compute them again (issue 41: every answer that needs no training within a second)."""
+    from lossearch import records as keys
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    result, _ = fake_search(
+        FakeRunner(), mlflow_uri, experiment, n_trials=8, storage=storage, study_name="s"
+    )
+    live = result.search_summary().importances
+    stored = StoredStudy.load(storage, "s")
+    assert stored.study.user_attrs[keys.IMPORTANCES] == live
+    assert stored.summary().importances == live and list(live)  # in the same order
+    stored.study.set_user_attr(keys.IMPORTANCES, {"family": 1.0})
+    assert StoredStudy.load(storage, "s").importances() == {"family": 1.0}  # read, not computed

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 
+import lossearch
 from lossearch import cli
 from tests.mlflow_store import new_store
 from tests.search_helpers import runs_of
@@ -260,16 +261,32 @@ def test_help_version_spaces_and_argument_errors_answer_without_tensorflow(argv,
     assert out.endswith(f"loaded: False {code}"), err
 
 
+def test_export_and_report_answer_without_tensorflow(tmp_path, mlflow_uri, experiment):
+    # on main: 9-14 s each, TensorFlow loaded to read a study and write JSON or HTML
+    from tests.fakes import FakeRunner, fake_search
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2, storage=storage, study_name="s")
+    where = ["--storage", storage, "--study", "s"]
+    for argv in (["export", *where, "-o", "b.json"], ["report", *where, "-o", "r.html"]):
+        out, err = _as_the_command(argv, cwd=tmp_path)
+        assert out.endswith("loaded: False 0"), err
+    config = json.loads((tmp_path / "b.json").read_text())
+    assert config["format"] == "lossearch.loss/1"
+    assert lossearch.LossConfig.from_dict(config).build()  # the exported loss builds in Keras
+    assert "<html" in (tmp_path / "r.html").read_text().lower()
+
+
 def test_the_command_loads_keras_itself_for_what_needs_it(tmp_path, mlflow_uri, experiment):
     from tests.fakes import FakeRunner, fake_search
 
     storage = f"sqlite:///{tmp_path}/study.db"
     fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2, storage=storage, study_name="s")
     out, err = _as_the_command(
-        ["export", "--storage", storage, "--study", "s", "-o", "b.json"], cwd=tmp_path
+        ["sync-mlflow", "--storage", storage, "--study", "s", "--tracking-uri", mlflow_uri],
+        cwd=tmp_path,
     )
     assert out.endswith("loaded: True 0"), err
-    assert json.loads((tmp_path / "b.json").read_text())["format"] == "lossearch.loss/1"
     assert not any(line in err for line in TF_STARTUP_LINES)  # loaded quietly, unasked
 
 

@@ -440,6 +440,8 @@ class OptunaDriver(BaseDriver):
     def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None):
         self.study.set_user_attr(keys.CHOICE, choice)
         self.study.set_user_attr(keys.SECONDS, seconds)
+        # computed once here, so that `lossearch report` reads them without scikit-learn
+        self.study.set_user_attr(keys.IMPORTANCES, importances_of(self.study))
         if test is not None:
             self.study.set_user_attr(keys.TEST, test)
 

@@ -26,18 +26,18 @@ import keras
 from keras import ops
 
 from lossearch import weights as weight_schemes
-from lossearch._params import Param, number, number_or_list, positive, resolve
+from lossearch._params import Param, number, resolve
 from lossearch._validation import shown
 from lossearch.losses import functional
-
-TASKS = ("binary", "multiclass", "multilabel")
+from lossearch.losses.families import SPECS, TASKS
 
 
 class LossearchLoss(keras.losses.Loss):
     """Base class: the shared arguments, class weights and the DRW switch.
 
-    Subclasses set ``family``, ``tasks``, ``params`` (their own arguments, as
-    :class:`lossearch._params.Param`), ``needs_counts`` and ``fn``.
+    Subclasses set ``family`` and ``fn``; their ``tasks``, ``params`` (their own arguments,
+    as :class:`lossearch._params.Param`) and ``needs_counts`` come from the family's entry
+    in :data:`lossearch.losses.families.SPECS`.
     """
 
     family: ClassVar[str]
@@ -45,6 +45,16 @@ class LossearchLoss(keras.losses.Loss):
     params: ClassVar[dict[str, Param]] = {}
     needs_counts: ClassVar[bool] = False
     fn: ClassVar[Any]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        spec = SPECS.get(cls.__dict__.get("family"))
+        if spec is not None:  # one of lossearch's families: the Keras-free facts say it
+            cls.tasks, cls.params, cls.needs_counts = (
+                spec.tasks,
+                dict(spec.params),
+                spec.needs_counts,
+            )
 
     def __init__(
         self,
@@ -136,16 +146,6 @@ def _register(cls):
     return keras.saving.register_keras_serializable(package="lossearch")(cls)
 
 
-def _check_counts(value) -> str | None:
-    if not isinstance(value, list | tuple) or len(value) < 2:
-        return f"expected the training count of each class (a list of >= 2), got {shown(value)}"
-    bad = [v for v in value if positive()(v)]
-    return f"expected positive counts, got {shown(bad[0])}" if bad else None
-
-
-_COUNTS = Param(None, _check_counts, "training samples per class")
-
-
 @_register
 class CrossEntropy(LossearchLoss):
     """Softmax cross-entropy (multiclass) or sigmoid binary cross-entropy.
@@ -179,10 +179,6 @@ class FocalLoss(LossearchLoss):
 
     family = "focal"
     fn = staticmethod(functional.focal)
-    params = {
-        "gamma": Param(2.0, number(0.0), "focusing exponent, >= 0"),
-        "alpha": Param(None, number_or_list(number(0.0), allow_none=True), "class balance"),
-    }
 
     def __init__(self, gamma: float = 2.0, alpha: float | list[float] | None = None, **common):
         super().__init__(gamma=gamma, alpha=alpha, **common)
@@ -194,7 +190,6 @@ class Poly1Loss(LossearchLoss):
 
     family = "poly1"
     fn = staticmethod(functional.poly1)
-    params = {"epsilon": Param(1.0, number(-1.0), "weight of the first polynomial term")}
 
     def __init__(self, epsilon: float = 1.0, **common):
         super().__init__(epsilon=epsilon, **common)
@@ -205,13 +200,7 @@ class LogitAdjustedLoss(LossearchLoss):
     """Logit-adjusted cross-entropy ``CE(z + tau * log(prior))``; tau=1 is Balanced Softmax."""
 
     family = "logit_adjusted"
-    tasks = ("multiclass", "binary")
-    needs_counts = True
     fn = staticmethod(functional.logit_adjusted)
-    params = {
-        "tau": Param(1.0, number(0.0), "strength of the prior adjustment"),
-        "class_counts": _COUNTS,
-    }
 
     def __init__(self, class_counts: list[int] | None = None, tau: float = 1.0, **common):
         super().__init__(class_counts=class_counts, tau=tau, **common)
@@ -226,14 +215,7 @@ class LDAMLoss(LossearchLoss):
     """
 
     family = "ldam"
-    tasks = ("multiclass",)
-    needs_counts = True
     fn = staticmethod(functional.ldam)
-    params = {
-        "max_margin": Param(0.5, positive(), "margin of the rarest class"),
-        "scale": Param(1.0, positive(), "logit scale s"),
-        "class_counts": _COUNTS,
-    }
 
     def __init__(
         self,
@@ -250,14 +232,7 @@ class VSLoss(LossearchLoss):
     """Vector-scaling loss ``CE(Delta * z + tau * log(prior))``, ``Delta_j = (n_j/n_max)^gamma``."""
 
     family = "vs"
-    tasks = ("multiclass",)
-    needs_counts = True
     fn = staticmethod(functional.vs)
-    params = {
-        "gamma": Param(0.3, number(0.0), "exponent of the multiplicative scaling"),
-        "tau": Param(1.0, number(0.0), "strength of the additive adjustment"),
-        "class_counts": _COUNTS,
-    }
 
     def __init__(
         self, class_counts: list[int] | None = None, gamma: float = 0.3, tau: float = 1.0, **common
@@ -274,9 +249,7 @@ class PosWeightedBCE(LossearchLoss):
     """
 
     family = "pos_weighted_bce"
-    tasks = ("binary", "multilabel")
     fn = staticmethod(functional.pos_weighted_bce)
-    params = {"pos_weight": Param(1.0, number_or_list(positive()), "scalar or one per label")}
 
     def __init__(self, pos_weight: float | list[float] = 1.0, **common):
         common.setdefault("task", "binary")
@@ -288,13 +261,7 @@ class AsymmetricLoss(LossearchLoss):
     """Asymmetric loss (ASL) for multi-label (and binary) outputs."""
 
     family = "asymmetric"
-    tasks = ("multilabel", "binary")
     fn = staticmethod(functional.asymmetric)
-    params = {
-        "gamma_pos": Param(0.0, number(0.0), "focusing exponent of positives"),
-        "gamma_neg": Param(4.0, number(0.0), "focusing exponent of negatives"),
-        "clip": Param(0.05, number(0.0, 1.0, high_open=True), "probability margin for negatives"),
-    }
 
     def __init__(
         self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05, **common
@@ -308,12 +275,7 @@ class NCERCELoss(LossearchLoss):
     """Active-passive loss ``alpha * NCE + beta * RCE``, robust to label noise."""
 
     family = "nce"
-    tasks = ("multiclass",)
     fn = staticmethod(functional.nce_rce)
-    params = {
-        "alpha": Param(1.0, number(0.0), "weight of normalized cross-entropy"),
-        "beta": Param(1.0, number(0.0), "weight of reverse cross-entropy"),
-    }
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, **common):
         super().__init__(alpha=alpha, beta=beta, **common)

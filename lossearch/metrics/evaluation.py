@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn import metrics as skm
 
 from lossearch.metrics.objectives import OBJECTIVES
 from lossearch.metrics.predictions import Predictions, expected_calibration_error
@@ -56,6 +55,8 @@ def evaluate(
     minority_classes: Sequence[int],
 ) -> Metrics:
     """All metrics of one set of predictions."""
+    from sklearn import metrics as skm  # loaded when first scored
+
     p = Predictions(
         y_true, y_prob, task=task, class_names=class_names, minority_classes=minority_classes
     )

@@ -21,7 +21,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from lossearch._validation import takes_positional
 from lossearch.metrics.predictions import Predictions, geometric_mean
@@ -115,6 +114,8 @@ class Objective:
 
 
 def _balanced_accuracy(p: Predictions) -> float:
+    from sklearn import metrics as skm  # loaded when first scored
+
     if p.task == "multilabel":  # the mean over labels of each label's balanced accuracy
         return p.per_label(skm.balanced_accuracy_score)
     return float(np.mean(p.recall[p.present]))
@@ -141,6 +142,8 @@ def _g_mean(p: Predictions) -> float:
 
 
 def _mcc(p: Predictions) -> float:
+    from sklearn import metrics as skm  # loaded when first scored
+
     if p.task == "multilabel":
         return p.per_label(skm.matthews_corrcoef)
     return float(skm.matthews_corrcoef(p.y_true, p.y_pred))
