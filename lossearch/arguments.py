@@ -51,6 +51,9 @@ FORBIDDEN_FIT_KWARGS = (
 POSITIVE_INT = Interval(int, 1, None)
 # Trial and confirmation seeds add offsets to it, and NumPy's seeds end at 2**32.
 MAX_SEED = 2**31 - 1
+# Each thread trains a model of its own: more than this is a typo, and more parallel work
+# belongs in `lossearch worker` processes sharing the storage.
+MAX_THREADS = 256
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,7 @@ _ARGUMENTS = (
     Argument(
         "n_jobs",
         1,
-        (POSITIVE_INT, Options((-1,), "-1 for all cores")),
+        (Interval(int, 1, MAX_THREADS), Options((-1,), "-1 for all cores")),
         "trials run in threads of this process",
     ),
     Argument(

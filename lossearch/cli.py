@@ -303,10 +303,16 @@ def _data(spec: str, target: str | None = None):
 
 
 def _check_space(space: str | None) -> None:
-    """``--space``: a bundled space's name or a space file that exists."""
+    """``--space``: a bundled space's name, or a space file that reads as a valid space
+    (the space's own checks need no Keras, so a bad file answers at once)."""
     from lossearch.space_files import bundled_path, bundled_spaces
 
-    if space is None or bundled_path(space) is not None or Path(space).is_file():
+    if space is None or bundled_path(space) is not None:
+        return
+    if Path(space).is_file():
+        from lossearch.search_space import SearchSpace
+
+        SearchSpace.from_file(space)  # raises naming the file, the key and the reason
         return
     raise ValueError(
         f"--space: no bundled space or file {space!r}; bundled spaces: "
@@ -480,13 +486,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"lossearch: error: {where}{message} (see '{self.prog} --help')\n")
 
 
+def _imbalance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= 1 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return value
+
+
 def _search_commands(sub) -> None:
     demo = sub.add_parser("demo", help="search on long-tailed digits (bundled, no download)")
     # the demo's own folder: a best_loss.json of the user's own is never replaced by it
     _search_arguments(demo, output=DEMO_OUTPUT, n_trials=10, epochs=8, space="quick", seed=0)
     demo.add_argument(
         "--imbalance",
-        type=float,
+        type=_imbalance,
         default=20.0,
         help="how long the tail is: class c keeps imbalance**(-c/9) of its samples, so digit 0 "
         "keeps all 178 and digit 9 keeps 1/imbalance of them",

@@ -162,6 +162,15 @@ def _check_pair(x, y, name: str):
     return x, y
 
 
+def _whole_numbers(values: np.ndarray) -> bool:
+    return bool(np.all(values >= 0) and np.all(np.mod(values, 1) == 0))
+
+
+def _few(values: np.ndarray, limit: int = 5) -> str:
+    shown_ = ", ".join(str(int(v)) for v in values[:limit])
+    return shown_ + (", ..." if len(values) > limit else "")
+
+
 def _label_format(
     y: np.ndarray, output_shape: tuple, activation: str | None, task: str | None = None
 ) -> str:
@@ -256,6 +265,13 @@ def _counts(y: np.ndarray, label_format: str, width: int, name: str) -> np.ndarr
         return y.reshape(-1, width).sum(0).astype(np.int64)
     flat = y.reshape(-1, width)
     if not np.all((flat == 0) | (flat == 1)):
+        if label_format == "binary" and _whole_numbers(flat):  # class indices, one output
+            classes = len(np.unique(flat))
+            raise ValueError(
+                f"data: {name} y has {classes} distinct labels ({_few(np.unique(flat))}), but "
+                f"the model has 1 output, which makes it a binary (0/1) classifier; give its "
+                f"last layer {int(flat.max()) + 1} units for {int(flat.max()) + 1} classes."
+            )
         raise ValueError(f"data: {name} y must be 0/1 for a model with sigmoid outputs.")
     if label_format == "binary":
         positives = int(flat.sum())

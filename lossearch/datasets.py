@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lossearch._validation import Interval, check
+
 
 def long_tailed_digits(imbalance: float = 20.0, seed: int = 0, test_size: float = 0.0):
     """scikit-learn's digits with class sizes decaying geometrically.
@@ -20,6 +22,7 @@ def long_tailed_digits(imbalance: float = 20.0, seed: int = 0, test_size: float 
     """
     from sklearn.datasets import load_digits
 
+    check("imbalance", imbalance, [Interval(float, 1, None)])
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
     rng = np.random.default_rng(seed)

@@ -51,7 +51,19 @@ MAX_SPACE_FILE_BYTES = 1_000_000  # a space is a page of YAML; anything bigger i
 
 class _AliasFreeSafeLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses aliases: ``*name`` lets a few hundred bytes expand
-    to gigabytes (a "billion laughs" file), and a space never needs one."""
+    to gigabytes (a "billion laughs" file), and a space never needs one. It refuses a key
+    given twice in one mapping too, where YAML would keep the last silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice; keep one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):

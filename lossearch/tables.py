@@ -62,18 +62,11 @@ def read_data_file(path: str | os.PathLike, target: str | None) -> tuple[np.ndar
     if target not in table.columns:
         raise ValueError(
             f"--target: no column {shown(target)} in {path.name}; its columns: "
-            f"{shown(list(table.columns))}."
+            f"{shown(list(table.columns))}{_separator_hint(table.columns)}."
         )
     if len(table) == 0:
         raise ValueError(f"--data: {path.name} has a header but no rows.")
-    labels = table[target]
-    missing = np.flatnonzero(labels.isna().to_numpy())
-    if missing.size:
-        raise ValueError(
-            f"--target: {missing.size} row(s) of {path.name} have no {shown(target)} label: "
-            f"data row(s) {_rows(missing)} (the first data row is 1). Label them, or drop "
-            "them first."
-        )
+    labels = _labels(table[target], target, path.name)
     features = table.drop(columns=[target])
     text = [c for c in features.columns if not is_numeric_dtype(features[c].dtype)]
     if text:
@@ -84,6 +77,43 @@ def read_data_file(path: str | os.PathLike, target: str | None) -> tuple[np.ndar
     if features.shape[1] == 0:
         raise ValueError(f"--data: {path.name} has no feature column beside {shown(target)}.")
     return features.to_numpy(dtype="float32"), labels.to_numpy()
+
+
+def _labels(labels, target: str, name: str):
+    """The label column, refused where a row has none or where it holds measurements
+    (non-integer numbers) rather than classes."""
+    missing = np.flatnonzero(labels.isna().to_numpy())
+    if missing.size:
+        raise ValueError(
+            f"--target: {missing.size} row(s) of {name} have no {shown(target)} label: "
+            f"data row(s) {_rows(missing)} (the first data row is 1). Label them, or drop "
+            "them first."
+        )
+    if labels.dtype.kind == "f":
+        fractional = np.flatnonzero(np.mod(labels.to_numpy(), 1) != 0)
+        if fractional.size:
+            raise ValueError(
+                f"--target: {shown(target)} of {name} holds numbers with a fraction (data "
+                f"row(s) {_rows(fractional)}: {float(labels.iloc[fractional[0]]):g}, ...); "
+                "lossearch trains classifiers, so the target must name classes (integers or "
+                "text), not a measured quantity."
+            )
+    return labels
+
+
+def _separator_hint(columns) -> str:
+    if len(columns) == 1 and any(sep in str(columns[0]) for sep in ";\t|"):
+        return " (one column: the file looks separated by another character than a comma)"
+    return ""
+
+
+def _duplicate_header(path: Path) -> list[str]:
+    """The CSV header's repeated names (pandas would rename them 'a.1', 'a.2' silently)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return sorted({name for name in header if header.count(name) > 1})
 
 
 def _rows(indices: np.ndarray, limit: int = 5) -> str:
@@ -106,6 +136,12 @@ def _table(path: Path):
     if path.stat().st_size == 0:
         raise ValueError(f"--data: {path.name} is empty.")
     if path.suffix.lower() == ".csv":
+        repeated = _duplicate_header(path)
+        if repeated:
+            raise ValueError(
+                f"--data: {path.name} names column(s) {shown(repeated)} more than once; give "
+                "each column its own name."
+            )
         try:
             return pd.read_csv(path)
         except pd.errors.EmptyDataError:  # blank lines only
@@ -119,10 +155,21 @@ def _table(path: Path):
         raise ValueError(
             "--data: reading Parquet needs pyarrow (pip install pyarrow), or save the table as CSV."
         ) from None
+    except Exception as exc:  # pyarrow's ArrowInvalid, OSError: a damaged or other file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--data: {path.name} is not a readable Parquet file ({first}).") from None
 
 
 def _npz(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path, allow_pickle=False) as arrays:
+    try:
+        arrays = np.load(path, allow_pickle=False)
+    except Exception as exc:  # not a zip, damaged, or an .npy renamed
+        raise ValueError(
+            f"--data: {path.name} is not a readable .npz file ({type(exc).__name__}: {exc})."
+        ) from None
+    if not hasattr(arrays, "files"):  # a plain .npy array under an .npz name
+        raise ValueError(f"--data: {path.name} holds one array, not the arrays 'x' and 'y'.")
+    with arrays:
         names = list(arrays.files)
         label = target or "y"
         feature = "x" if "x" in names else "X"

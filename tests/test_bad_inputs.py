@@ -71,8 +71,14 @@ def via_cli(*argv, files=None):
     def attempt(ctx):
         if any("{tmp_path}/study.db" in a for a in argv):  # an existing study file
             optuna.create_study(storage=f"sqlite:///{ctx['tmp_path']}/study.db", study_name="s1")
-        for name, text in (files or {}).items():
-            (ctx["tmp_path"] / name).write_text(text)
+        for name, content in (files or {}).items():
+            path = ctx["tmp_path"] / name
+            if callable(content):  # writes a binary file (an .npz, say) itself
+                content(path)
+            elif isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
@@ -154,6 +160,278 @@ def _single_sample_class():
     y[np.flatnonzero(y == 8)[0]] = 9
     return y
 
+
+def _npz(**arrays):
+    return lambda path: np.savez(path, **arrays)
+
+
+def _csv(header: str, rows: int = 40, label=lambda i: i % 2, sep=","):
+    lines = [header] + [
+        sep.join([f"{i * 0.1:.1f}", f"{i % 7}", f"{label(i)}"]) for i in range(rows)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _with_inf():
+    x = X.copy()
+    x[0, 7] = np.inf
+    return x
+
+
+def _none_model():
+    return lambda: None
+
+
+def _raising_model():
+    def build():
+        raise RuntimeError("boom in builder")
+
+    return build
+
+
+SECRET = "hunter2"  # no message may hold it, whatever the case
+PETS = _csv("a,b,label")
+
+# Issue 41's own adversarial round (2026-12-07): cases no earlier round tried. Each was first
+# run as a user would; the ones marked "was:" failed then and are fixed.
+ROUND_FIVE = [
+    ("labels with a fraction", via_optimize(data=(X, Y + 0.5)), ["non-integer class labels"]),
+    ("infinite feature", via_optimize(data=(_with_inf(), Y)), ["infinite", "sample 0"]),
+    ("features 1-D", via_optimize(data=(X[:, 0], Y)), ["do not fit the model's input (64,)"]),
+    ("NaN labels", via_optimize(data=(X, np.where(Y == 3, np.nan, Y))), ["NaN or infinite labels"]),
+    ("object features", via_optimize(data=(X.astype(object), Y)), ["numeric array", "object"]),
+    ("no samples", via_optimize(data=(X[:0], Y[:0])), ["training set is empty"]),
+    ("data a triple", via_optimize(data=(X, Y, Y)), ["data: expected (x, y)"]),
+    ("validation zero", via_optimize(validation=0.0), ["validation: expected a number in (0, 1)"]),
+    ("validation negative", via_optimize(validation=-0.1), ["validation:"]),
+    ("validation as text", via_optimize(validation="20%"), ["validation:", "'20%'"]),
+    ("epochs fractional", via_optimize(epochs=1.5), ["epochs: expected an integer >= 1"]),
+    ("epochs a bool", via_optimize(epochs=True), ["epochs: expected an integer", "True"]),
+    ("n_trials as text", via_optimize(n_trials="10"), ["n_trials: expected an integer", "'10'"]),
+    ("seed negative", via_optimize(seed=-1), ["seed: expected an integer in [0, 2147483647]"]),
+    ("seed as text", via_optimize(seed="abc"), ["seed:", "'abc'"]),
+    ("objective empty", via_optimize(objective=""), ["objective: unknown objective ''"]),
+    ("objective a number", via_optimize(objective=123), ["objective: expected a name"]),
+    ("objective taking no arguments", via_optimize(objective=lambda: 1.0), ["two arguments"]),
+    ("space without families", via_optimize(space={}), ["'families'", "non-empty mapping"]),
+    (
+        "space: log scale from zero",
+        via_optimize(
+            space={
+                "families": {
+                    "focal": {"gamma": {"type": "float", "low": 0, "high": 1, "log": True}}
+                }
+            }
+        ),
+        ["families.focal.gamma", "log-scale range needs 'low' > 0"],
+    ),
+    ("class_names repeated", via_optimize(class_names=["a"] * 10), ["10 unique names"]),
+    ("minority_classes empty", via_optimize(minority_classes=[]), ["minority_classes:"]),
+    ("timeout NaN", via_optimize(timeout=float("nan")), ["timeout: expected a number > 0"]),
+    ("storage empty", via_optimize(storage=""), ["storage: expected an Optuna storage URL"]),
+    ("storage a folder", via_optimize(storage="sqlite:///{tmp_path}"), ["storage: cannot open"]),
+    ("study_name empty", via_optimize(study_name=""), ["study_name: expected a non-empty"]),
+    ("experiment_name empty", via_optimize(experiment_name=""), ["experiment_name:"]),
+    ("backend in capitals", via_optimize(backend="Optuna"), ["backend: expected one of"]),
+    ("callbacks of another kind", via_optimize(callbacks=[object()]), ["callbacks:"]),
+    (
+        "fit_kwargs: validation_data",
+        via_optimize(fit_kwargs={"validation_data": (X, Y)}),
+        ["fit_kwargs"],
+    ),
+    (
+        "fit_kwargs: a list",
+        via_optimize(fit_kwargs=[("verbose", 0)]),
+        ["fit_kwargs: expected a dict"],
+    ),
+    (
+        "build_model returns None",
+        via_optimize(build_model=_none_model()),
+        ["must return a keras.Model"],
+    ),
+    (
+        "build_model raises",
+        via_optimize(build_model=_raising_model()),
+        ["build_model: raised", "boom"],
+    ),
+    # was: "training y must be 0/1 for a model with sigmoid outputs"
+    (
+        "ten classes, a model of one output",
+        via_optimize(build_model=dense_model(64, 1)),
+        ["10 distinct labels", "the model has 1 output", "give its last layer 10 units"],
+    ),
+    (
+        "model input narrower",
+        via_optimize(build_model=dense_model(32, 10)),
+        ["model's input (32,)"],
+    ),
+    ("images for a dense model", via_optimize(data=(X.reshape(-1, 8, 8), Y)), ["shape (8, 8)"]),
+    ("confirm_seeds negative", via_optimize(confirm_seeds=-1), ["confirm_seeds:"]),
+    ("early_stop as text", via_optimize(early_stop="yes"), ["early_stop: expected True or False"]),
+    ("pruner by name", via_optimize(pruner="median"), ["pruner: expected an Optuna pruner"]),
+    ("sampler by name", via_optimize(sampler="tpe"), ["sampler: expected an Optuna sampler"]),
+    ("decision None", via_optimize(decision=None), ["decision: expected True or False"]),
+    ("task unknown", via_optimize(task="regression"), ["task: expected one of"]),
+    ("cv in words", via_optimize(cv="five"), ["cv: expected an integer number of folds"]),
+    # was: RuntimeError "can't start new thread" after the search had started
+    ("a million threads", via_optimize(n_jobs=10**6), ["n_jobs: expected an integer in [1, 256]"]),
+    ("recycle_every fractional", via_optimize(recycle_every=2.5), ["recycle_every:"]),
+    (
+        "labels mixing text and numbers",
+        via_optimize(
+            data=(X, np.array([str(v) if i % 2 else v for i, v in enumerate(Y)], dtype=object))
+        ),
+        ["training y", "object"],
+    ),
+    ("test_data with NaN", via_optimize(test_data=(_nan_features(), Y)), ["test x", "NaN"]),
+    (
+        "a password in the storage URL's query",
+        via_optimize(storage=f"postgresql://u@127.0.0.1:1/db?password={SECRET}"),
+        ["storage: cannot open", "password=***"],
+    ),
+    (
+        "a token in the tracking URI's query",
+        via_optimize(tracking_uri=f"http://127.0.0.1:9/?token={SECRET}"),
+        ["tracking_uri:", "token=***"],
+    ),
+    # the command line, with files of one's own
+    (
+        "npz without x",
+        via_cli("optimize", "--data", "a.npz", files={"a.npz": _npz(features=X, y=Y)}),
+        ["expected 'x' and 'y'"],
+    ),
+    (
+        "npz of two lengths",
+        via_cli("optimize", "--data", "a.npz", files={"a.npz": _npz(x=X, y=Y[:50])}),
+        ["training x has", "training y has 50"],
+    ),
+    # was: pyarrow's own words, naming no option
+    (
+        "damaged Parquet",
+        via_cli(
+            "optimize", "--data", "p.parquet", "--target", "label", files={"p.parquet": "text"}
+        ),
+        ["--data: p.parquet is not a readable Parquet file"],
+    ),
+    (
+        "damaged npz",
+        via_cli("optimize", "--data", "a.npz", files={"a.npz": b"PK not a zip"}),
+        ["--data: a.npz is not a readable .npz file"],
+    ),
+    (
+        "only the target column",
+        via_cli(*CSV_CLI, files={"pets.csv": "label\n0\n1\n"}),
+        ["no feature column beside 'label'"],
+    ),
+    # was: "class '-1.935' has fewer than 2 samples"
+    (
+        "a measured target",
+        via_cli(*CSV_CLI, files={"pets.csv": _csv("a,b,label", label=lambda i: i / 3)}),
+        ["--target: 'label' of pets.csv holds numbers with a fraction"],
+    ),
+    # was: "no column 'label'", nothing about the separator
+    (
+        "semicolon-separated CSV",
+        via_cli(*CSV_CLI, files={"pets.csv": _csv("a;b;label", sep=";")}),
+        ["looks separated by another character"],
+    ),
+    # was: a whole search, pandas having renamed the second 'a' to 'a.1'
+    (
+        "a column name twice",
+        via_cli(*CSV_CLI, files={"pets.csv": _csv("a,a,label")}),
+        ["names column(s) ['a'] more than once"],
+    ),
+    (
+        "space a list",
+        via_cli("demo", "--space", "s.yaml", files={"s.yaml": "- ce\n- focal\n"}),
+        ["expected a mapping at the top level"],
+    ),
+    (
+        "space with aliases",
+        via_cli(
+            "demo",
+            "--space",
+            "s.yaml",
+            files={"s.yaml": "a: &a [x]\nb: [*a, *a]\nfamilies: {ce: {}}\n"},
+        ),
+        ["aliases (*name) are not allowed"],
+    ),
+    # was: the last 'families' kept silently, and a whole search run on it
+    (
+        "space key twice",
+        via_cli(
+            "demo",
+            "--space",
+            "s.yaml",
+            files={"s.yaml": "families: {ce: {}}\nfamilies: {focal: {}}\n"},
+        ),
+        ["key 'families' is given twice"],
+    ),
+    (
+        "space step zero",
+        via_cli(
+            "demo",
+            "--space",
+            "s.yaml",
+            files={
+                "s.yaml": "families: {focal: {gamma: {type: float, low: 0, high: 2, step: 0}}}\n"
+            },
+        ),
+        ["'step' must be > 0"],
+    ),
+    (
+        "space recipes a mapping",
+        via_cli(
+            "demo",
+            "--space",
+            "s.yaml",
+            files={"s.yaml": "families: {ce: {}}\nrecipes: {family: ce}\n"},
+        ),
+        ["recipes[0]"],
+    ),
+    (
+        "objective with a space",
+        via_cli("demo", "--objective", "balanced accuracy"),
+        ["--objective: unknown objective"],
+    ),
+    (
+        "repair a journal that is not there",
+        via_cli("repair", "--storage", "journal:///{tmp_path}/no.log"),
+        ["no journal file"],
+    ),
+    (
+        "repair an SQLite study",
+        via_cli("repair", "--storage", "sqlite:///{tmp_path}/study.db"),
+        ["repair takes a journal file URL"],
+    ),
+    # was: a whole demo on a "long tail" whose head is the smallest class
+    (
+        "imbalance below one",
+        via_cli("demo", "--imbalance", "0.5"),
+        ["--imbalance: expected a number >= 1"],
+    ),
+    ("cv negative", via_cli("demo", "--cv", "-2"), ["--cv: expected an integer number of folds"]),
+    (
+        "a slash in the password",
+        via_cli("demo", "--storage", f"postgresql://u:pa/{SECRET}@127.0.0.1:1/db"),
+        ["u:***@127.0.0.1"],
+    ),
+    (
+        "a percent-encoded password",
+        via_cli("demo", "--tracking-uri", f"http://bob:p%40{SECRET}@127.0.0.1:9"),
+        ["bob:***@"],
+    ),
+    (
+        "model into a missing folder",
+        via_cli("demo", "-m", "{tmp_path}/no/model.keras"),
+        ["--model: the folder"],
+    ),
+    (
+        "report into a folder",
+        via_cli("report", *STUDY_DB, "-o", "{tmp_path}"),
+        ["--output:", "is a folder"],
+    ),
+]
 
 # (id, attempt, fragments the message must hold)
 CASES = [
@@ -611,6 +889,7 @@ CASES = [
         via_optimize(data=(X, np.array([f"d{v}" for v in Y])), test_data=(X, Y)),
         ["test_data: the training labels are text", "the test labels are not"],
     ),
+    *ROUND_FIVE,
 ]
 
 
@@ -625,6 +904,7 @@ def test_bad_input_is_rejected_naming_the_argument(
     message = attempt({"tmp_path": tmp_path, "mlflow_uri": mlflow_uri, "experiment": experiment})
     for fragment in fragments:
         assert fragment in message, message
+    assert SECRET not in message  # a credential, in whatever form it came, stays masked
     assert not (tmp_path / "pwned").exists()
     assert not (tmp_path / "missing.db").exists()  # read-only commands create no file
 
