@@ -267,7 +267,7 @@ class SearchSession:
         if stood_in == declared:
             return selection
         return selection.with_warning(
-            f"the declared incumbent, recipe {declared!r}, did not complete; recipe "
+            f"the declared recipe to beat, {declared!r}, did not complete; recipe "
             f"{stood_in!r} stood in for it"
         )
 

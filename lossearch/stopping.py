@@ -142,7 +142,7 @@ class NoChallengerStopper(BaseStopper):
         return (
             f"no challenger after {progress.sampled_finished} sampled trials "
             f"({len(sampled)} completed, the others pruned or failed{trainings}): none completed "
-            f"{_bar(self.margin)} the incumbent {_name(incumbent)} ({incumbent.value:.4f})"
+            f"{_bar(self.margin)} the recipe to beat, {_name(incumbent)} ({incumbent.value:.4f})"
             + ("" if closest is None else f"; the closest, {_closest(closest)}")
         )
 

@@ -139,7 +139,7 @@ def test_candidates_within_noise_of_each_other_keep_the_incumbent():
     picked = race(records, runner, BACC, confirm_seeds=2, seed=0)
     assert picked.leader is not picked.chosen  # someone else confirmed highest ...
     assert picked.chosen.recipe == "logit_adjusted"  # ... but not clearly
-    assert "incumbent" in picked.reason and "within" in picked.reason
+    assert "recipe to beat" in picked.reason and "within" in picked.reason
     # like for like: the pick and the baseline have every run; a challenger has them too
     # unless it stopped behind the incumbent
     assert (
@@ -179,7 +179,7 @@ def test_a_challenger_behind_the_incumbent_stops_early_and_a_clear_one_runs_on_a
     assert runner.calls.count(records[2].config.describe()) == 1
     assert [len(by_number[n].values) for n in (0, 1, 3)] == [3, 3, 3]
     assert not any(by_number[n].stopped for n in (0, 1, 3))
-    assert picked.chosen is by_number[3] and "challenger" in picked.reason
+    assert picked.chosen is by_number[3] and "-> trial 3 is kept" in picked.reason
     assert "stopped early" in picked.reason and "trial 2 (2 runs)" in picked.reason
     assert {row["trial"]: row["stopped"] for row in picked.table()}[2] is True
     for row in picked.table():  # each run's score is kept, for a replay to reweigh
@@ -305,7 +305,7 @@ def test_a_declared_incumbent_that_did_not_complete_is_said_to_have_been_replace
     runner = FakeRunner(fail=("logit_adjusted",))
     result, _ = fake_search(runner, mlflow_uri, experiment, n_trials=4, confirm_seeds=1)
     assert result.selection.incumbent.recipe == "ce_baseline"
-    note = "the declared incumbent, recipe 'logit_adjusted', did not complete; recipe "
+    note = "the declared recipe to beat, 'logit_adjusted', did not complete; recipe "
     assert note + "'ce_baseline' stood in for it" in result.summary()
     fine, _ = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=4, confirm_seeds=1)
-    assert "declared incumbent" not in fine.summary()
+    assert "declared recipe to beat" not in fine.summary()

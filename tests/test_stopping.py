@@ -58,7 +58,7 @@ def test_no_challenger_stops_after_the_patience_and_says_why(tmp_path, mlflow_ur
     assert " completed, the others pruned or failed): none completed " in reason
     # what the confirmation asks, each trial against the noise of its own paired gain
     assert "none completed 1.64 standard errors of its paired gain better than" in reason
-    assert " the incumbent recipe 'logit_adjusted' (" in reason
+    assert " the recipe to beat, recipe 'logit_adjusted' (" in reason
     assert f"stopped:   early, {reason}" in result.summary()
     assert result.selection.recipe == "logit_adjusted"
     run = mlflow.MlflowClient(mlflow_uri).get_run(result.mlflow_run_id)
@@ -98,7 +98,7 @@ def test_after_the_stop_only_the_incumbent_is_confirmed(mlflow_uri, experiment):
     assert result.selection.baseline_runs == 1 and result.selection.runs == 3
     assert driver.study.user_attrs[keys.CONTENDERS] == [result.selection.incumbent.number]
     assert "not raced, the search having stopped early: " in result.selection.reason
-    assert "(no clear gain over the incumbent on their search runs)" in result.selection.reason
+    assert "(no clear gain over the recipe to beat on their search runs)" in result.selection.reason
     text = result.summary()
     assert "no other config came near enough to be raced once the search stopped early" in text
     assert "3 runs against 1: too few to tell from noise" in text
@@ -190,7 +190,7 @@ def test_a_positive_margin_counts_trials_close_behind_the_incumbent(mlflow_uri, 
     # and where it does stop, it says so in its own terms
     result, _ = fake_search(IncumbentFar(), mlflow_uri, experiment, **common, early_stop=lax)
     reason = result.search_summary().stopped_early
-    assert "none completed within 1 standard error of its paired gain of the incumbent" in reason
+    assert "none completed within 1 standard error of its paired gain of the recipe" in reason
 
 
 class PrunedAtOnce(optuna.pruners.BasePruner):

@@ -234,11 +234,13 @@ def race(
     if aside:
         verdict.reason += (
             f"; not raced, the search having stopped early: {', '.join(aside)} "
-            f"(no clear gain over the incumbent on their search runs)"
+            f"(no clear gain over the recipe to beat on their search runs)"
         )
     stopped = [f"trial {c.trial_number} ({len(c.values)} runs)" for c in candidates if c.stopped]
     if stopped:
-        verdict.reason += "; stopped early, no better than the incumbent: " + ", ".join(stopped)
+        verdict.reason += "; stopped early, no better than the recipe to beat: " + ", ".join(
+            stopped
+        )
     if unstable:
         verdict.reason += "; dropped as unstable under other seeds: " + ", ".join(unstable)
     return verdict
@@ -254,11 +256,10 @@ def choose(candidates, objective, y_true, context, maximize, seed) -> Verdict:
     leader = max(racing, key=lambda c: sign * c.mean)
     incumbent = _incumbent(candidates)
     if incumbent is None:
-        return Verdict(leader, leader, candidates, reason="no incumbent to compare with")
+        return Verdict(leader, leader, candidates, reason="no recipe to beat to compare with")
     if leader is incumbent:
-        return Verdict(
-            leader, leader, candidates, reason=f"the incumbent {_name(leader)} confirmed best"
-        )
+        reason = f"the recipe to beat, {_name(leader)}, confirmed best"
+        return Verdict(leader, leader, candidates, reason=reason)
     boot_std = paired_std(
         lambda y, p: objective(y, p, **context),
         y_true,
@@ -289,8 +290,8 @@ def decide(leader: Candidate, incumbent: Candidate, boot_std: float, maximize: b
     clear = gain > Z_CLEAR * se
     chosen = leader if clear else incumbent
     reason = (
-        f"gain {gain:+.4f} of {_name(leader)} over the incumbent {_name(incumbent)} is "
+        f"gain {gain:+.4f} of {_name(leader)} over the recipe to beat, {_name(incumbent)}, is "
         f"{'above' if clear else 'within'} {Z_CLEAR} x its standard error {se:.4f}"
-        f" -> {'the challenger' if clear else 'the incumbent'} is kept"
+        f" -> {_name(leader) if clear else 'the recipe to beat'} is kept"
     )
     return Verdict(chosen, leader, candidates, gain, se, reason)
