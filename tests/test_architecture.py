@@ -130,3 +130,20 @@ def test_reading_a_stored_study_loads_no_mlflow():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+def test_configs_spaces_and_stored_studies_load_no_keras():
+    """A config, a search space and a stored study are data: reading, checking, exporting
+    and reporting them (`lossearch export`, `report`) needs neither Keras nor TensorFlow,
+    nor scikit-learn; building the loss does (lossearch/losses/families.py)."""
+    script = (
+        "import sys; sys.argv[0] = 'lossearch'\n"  # as the command imports the package
+        "import lossearch.config, lossearch.search_space, lossearch.stored, lossearch.report\n"
+        "config = lossearch.config.LossConfig('ldam', class_counts=[90, 10], drw_start=0.5,"
+        " weights='inverse')\n"
+        "lossearch.config.LossConfig.from_json(config.to_json())\n"
+        "lossearch.search_space.SearchSpace.load('default')\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'sklearn') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]", done.stderr[-2000:]
