@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lossearch._secrets import mask_credentials
+from lossearch.capabilities import refuse_unsupported
 
 DEFAULT_STORAGE = "sqlite:///lossearch.db"  # where a named study goes without storage=
 
@@ -79,18 +80,18 @@ def storage_name(storage: Any) -> str | None:
 
 def _check_combinations(s: SearchSettings) -> None:
     """Settings valid alone but not together: refused before the model is even probed."""
-    if s.backend == "keras_tuner" and (
-        s.sampler is not None or s.pruner is not None or s.storage is not None or s.callbacks
-    ):
-        raise ValueError(
-            "sampler, pruner, storage and callbacks: Optuna settings; the Keras Tuner backend "
-            "takes tuner= (and study_name= to resume a tuner project)."
-        )
-    if s.backend == "keras_tuner" and not isinstance(s.early_stop, bool):
-        raise ValueError(
-            "early_stop: a stopper of your own applies to the Optuna backend; Keras Tuner's "
-            "oracle decides its own budget (pass early_stop=True or False)."
-        )
+    refuse_unsupported(
+        s.backend,
+        {
+            "timeout": s.timeout is not None,
+            "threads": s.n_jobs != 1,
+            "stopper": not isinstance(s.early_stop, bool),
+            "sampler": s.sampler is not None,
+            "pruner": s.pruner is not None,
+            "storage": s.storage is not None,
+            "callbacks": bool(s.callbacks),
+        },
+    )
     name = s.study_name
     if s.backend == "keras_tuner" and name is not None and not plain_name(name):
         raise ValueError(

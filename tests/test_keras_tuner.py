@@ -291,3 +291,67 @@ def test_a_space_name_never_leads_the_tuner_project_out_of_its_folder():
     assert folder.startswith(os.path.realpath(default_directory()) + os.sep)
     with pytest.raises(ValueError, match="outside"):
         _project_name("../escaped")
+
+
+def test_keras_tuner_keeps_the_timeout(tmp_path, monkeypatch, mlflow_uri, experiment):
+    """On main `timeout` was ignored on Keras Tuner. As on Optuna, no trial starts once it
+    has passed; the first always runs."""
+    monkeypatch.chdir(tmp_path)
+    x, y = digits()
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        data=(x, y),
+        backend="keras_tuner",
+        tuner="random",
+        n_trials=6,
+        timeout=1e-6,
+        confirm_seeds=0,
+        refit=False,
+    )
+    assert len(result.search.trial_states()) == 1
+
+
+def _unsupported_on_keras_tuner():
+    import optuna
+
+    from lossearch.capabilities import CAPABILITIES, FEATURES
+    from lossearch.stopping import NoChallengerStopper
+
+    passed = {
+        "threads": {"n_jobs": 2},
+        "stopper": {"early_stop": NoChallengerStopper()},
+        "sampler": {"sampler": optuna.samplers.RandomSampler()},
+        "pruner": {"pruner": optuna.pruners.NopPruner()},
+        "storage": {"storage": "sqlite:///kt.db"},
+        "callbacks": {"callbacks": [lambda study, trial: None]},
+    }
+    missing = set(FEATURES) - CAPABILITIES["keras_tuner"].supported
+    assert missing == set(passed)  # a feature added to the table gets a case here
+    return [pytest.param(feature, passed[feature], id=feature) for feature in sorted(missing)]
+
+
+@pytest.mark.parametrize(("feature", "kwargs"), _unsupported_on_keras_tuner())
+def test_what_keras_tuner_lacks_is_refused_before_any_trial(
+    feature, kwargs, tmp_path, monkeypatch, mlflow_uri, experiment
+):
+    from lossearch.capabilities import CAPABILITIES
+
+    monkeypatch.chdir(tmp_path)
+    x, y = digits()
+    with pytest.raises(ValueError) as info:
+        lossearch.optimize(
+            dense_model(64, 10),
+            (x, y),
+            backend="keras_tuner",
+            tracking_uri=mlflow_uri,
+            experiment_name=experiment,
+            n_trials=1,
+            epochs=1,
+            show_progress=False,
+            **kwargs,
+        )
+    message = str(info.value)
+    assert message.startswith(f"{next(iter(kwargs))}: the keras_tuner backend does not support")
+    assert CAPABILITIES["keras_tuner"].instead[feature] in message
+    assert not (tmp_path / ".lossearch").exists()  # refused before any tuner project opened

@@ -261,7 +261,7 @@ def test_early_stop_is_checked_before_any_trial():
     data = (np.zeros((4, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="early_stop"):
         optimize(lambda: None, data, early_stop="yes")
-    with pytest.raises(ValueError, match="early_stop: a stopper of your own applies to the Optuna"):
+    with pytest.raises(ValueError, match="early_stop: the keras_tuner backend does not support"):
         optimize(lambda: None, data, early_stop=NoChallengerStopper(), backend="keras_tuner")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import keras_tuner as kt
 from tqdm.auto import tqdm
@@ -84,12 +85,25 @@ def make_oracle(tuner: str, recipes: list[dict], *, objective, n_trials, epochs,
     return oracle
 
 
+class _OutOfTime(Exception):
+    """``timeout`` has passed: no further trial starts (Optuna's meaning of it)."""
+
+
 class _LossTuner(kt.engine.base_tuner.BaseTuner):
     """A Keras Tuner tuner whose trials the driver runs."""
 
     def __init__(self, driver: KerasTunerDriver, recipes: list[tuple[str, dict]], **kwargs):
         self.driver, self.recipes = driver, recipes
+        self.deadline: float | None = None  # time.monotonic() after which no trial starts
+        self.started = 0
         super().__init__(**kwargs)
+
+    def pre_create_trial(self):
+        # As Optuna's timeout: checked between trials, so the first one always runs.
+        if self.started and self.deadline is not None and time.monotonic() >= self.deadline:
+            raise _OutOfTime
+        self.started += 1
+        super().pre_create_trial()
 
     def run_trial(self, trial, *args, **kwargs):
         return self.driver.run_kt_trial(trial, self.recipes)
@@ -207,11 +221,8 @@ class KerasTunerDriver(BaseDriver):
         self._save_state(**{keys.CHOICE: choice, keys.SECONDS: seconds, keys.TEST: test})
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
-        if n_jobs != 1:
-            raise ValueError(
-                "n_jobs: the Keras Tuner backend runs one trial at a time per "
-                "process; use its distributed mode for parallel workers."
-            )
+        # n_jobs is 1: the settings refuse others (lossearch.capabilities)
+        self.tuner.deadline = None if timeout is None else time.monotonic() + timeout
         # Keras Tuner's own per-trial tables (verbose=1) repeat what MLflow shows; one bar
         # like the Optuna driver's instead (Hyperband decides its own number of trials).
         total = None if self.tuner_name == "hyperband" else n_trials
@@ -219,6 +230,8 @@ class KerasTunerDriver(BaseDriver):
             self.progress = bar
             try:
                 self.tuner.search(verbose=0)
+            except _OutOfTime:
+                self.tuner.on_search_end()
             finally:
                 self.progress = None
 
