@@ -23,8 +23,9 @@ Intervals cluster on :meth:`efficacy_data.Problem.cluster` (an MNIST seed's shar
 Development problems only, unless ``--problems`` names others.
 
 Run: .venv/bin/python benchmarks/image_searches.py [--trials 40] [--epochs 12]
-     [--seeds 0 1 2 3 4] [--methods ...] [--jobs 2] [--add]   (`--add` keeps the saved rows
-     it does not redo; `--render` rewrites the section from the saved JSON)
+     [--seeds 0 1 2 3 4] [--methods ...] [--jobs 2] [--add] [--results PATH]   (`--add`
+     keeps the saved rows it does not redo; `--render` rewrites the section from the saved
+     JSON; `--results` writes another JSON and no section)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from pathlib import Path
 
 from efficacy_data import BY_NAME, PROBLEMS
 from efficacy_report import GAP, clustered, equivalent
@@ -369,10 +371,19 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--add", action="store_true", help="add these rows to the saved ones (same budget)"
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=PATH,
+        help="the JSON to write; another than the default one publishes no section (the "
+        "searches benchmarks/pruner_replay.py replays go to pruner_replay_searches.json)",
+    )
     args = parser.parse_args(argv)
     if not args.render:
-        measure(args, None, saver(PATH, args, "benchmarks/image_searches.py", argv), regret=True)
-    publish("image-searches", PATH, render)
+        save = saver(args.results, args, "benchmarks/image_searches.py", argv)
+        measure(args, None, save, regret=True)
+    if args.results == PATH:
+        publish("image-searches", PATH, render)
     return 0
 
 

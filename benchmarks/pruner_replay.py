@@ -2,7 +2,8 @@
 
 A whole-budget search (``early_stop=False``, no pruner) trains every sampled configuration
 every epoch, and `benchmarks/image_searches.py` keeps each trial's validation curve
-(``efficacy.curves``). This script hands those trials, in their order and epoch by epoch, to
+(``efficacy.curves``; run with ``--results`` into ``pruner_replay_searches.json``, apart from
+that benchmark's paired rows). This script hands those trials, in their order and epoch by epoch, to
 each candidate pruner of :data:`CANDIDATES` — a real Optuna pruner on a fresh in-memory study
 — under lossearch's own rules: a recipe is never pruned, and a trial is judged only from its
 first judged epoch of each fold (its deferred re-weighting's start, and for the "from half"
@@ -17,8 +18,11 @@ The sampler's sequence is held fixed: a pruned trial would have changed what TPE
 next, which no replay can know, so this judges a pruner's mechanism, not what it delivers
 (docs/selection.md, "Round two", says how its choice is then run for real).
 
-Run: .venv/bin/python benchmarks/pruner_replay.py [--problems mnist-LT100]
-     (reads benchmarks/results/image_searches.json; writes pruner_replay.json and its section)
+Run: .venv/bin/python benchmarks/image_searches.py --problems mnist-LT100 --seeds 0 1 2 3 4
+         --methods lossearch_whole_budget --jobs 2
+         --results benchmarks/results/pruner_replay_searches.json
+     then .venv/bin/python benchmarks/pruner_replay.py [--problems mnist-LT100]
+     (writes pruner_replay.json and its section of BENCHMARKS.md)
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from sections import machine, publish
 from time_to_pick import RESULTS
 from whole_budget import METHOD as WHOLE
 
-SOURCE = RESULTS / "image_searches.json"
+SOURCE = RESULTS / "pruner_replay_searches.json"
 PATH = RESULTS / "pruner_replay.json"
 
 
@@ -148,7 +152,7 @@ def render(saved: dict) -> str:
         "## Pruners replayed on the whole budget's curves",
         "",
         f"Computed {saved['date']} with `benchmarks/pruner_replay.py` on {meta['machine']} from "
-        f"the whole-budget searches of `image_searches.json` ({meta['searches']}, code "
+        f"the whole-budget searches of `pruner_replay_searches.json` ({meta['searches']}, code "
         f"{meta['commits']}). Each candidate, a real Optuna pruner, sees each search's trials in "
         "their order under lossearch's rules (recipes never pruned; a deferred schedule not "
         "judged before it starts); the sampler's sequence is held fixed, so this judges a "
