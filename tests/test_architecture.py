@@ -122,31 +122,33 @@ def test_no_function_is_longer_than_80_lines():
     assert long == [] and optimize.end_lineno - optimize.lineno + 1 <= 60
 
 
-def test_reading_a_stored_study_loads_no_mlflow():
-    script = (
-        "import sys\n"
-        "import lossearch.stored, lossearch.report, lossearch.storages, lossearch.settings\n"
-        "print('mlflow' in sys.modules)"
-    )
+def _loaded_after(code: str, modules: tuple[str, ...], command: bool = False) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``code``
+    (``command``: imported as the ``lossearch`` command imports the package)."""
+    start = "import sys\n" + ("sys.argv[0] = 'lossearch'\n" if command else "")
+    script = f"{start}{code}\nprint(sorted(m for m in {modules!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
-    assert done.stdout.strip() == "False", done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
+def test_reading_a_stored_study_loads_no_mlflow():
+    code = "import lossearch.stored, lossearch.report, lossearch.storages, lossearch.settings"
+    assert _loaded_after(code, ("mlflow",)) == []
 
 
 def test_configs_spaces_and_stored_studies_load_no_keras():
     """A config, a search space and a stored study are data: reading, checking, exporting
     and reporting them (`lossearch export`, `report`) needs neither Keras nor TensorFlow,
     nor scikit-learn; building the loss does (lossearch/losses/families.py)."""
-    script = (
-        "import sys; sys.argv[0] = 'lossearch'\n"  # as the command imports the package
+    code = (
         "import lossearch.config, lossearch.search_space, lossearch.stored, lossearch.report\n"
         "config = lossearch.config.LossConfig('ldam', class_counts=[90, 10], drw_start=0.5,"
         " weights='inverse')\n"
         "lossearch.config.LossConfig.from_json(config.to_json())\n"
-        "lossearch.search_space.SearchSpace.load('default')\n"
-        "print(sorted(m for m in ('keras', 'tensorflow', 'sklearn') if m in sys.modules))"
+        "lossearch.search_space.SearchSpace.load('default')"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
-    assert done.stdout.strip() == "[]", done.stderr[-2000:]
+    assert _loaded_after(code, ("keras", "tensorflow", "sklearn"), command=True) == []
 
 
 def test_docs_architecture_names_every_module():

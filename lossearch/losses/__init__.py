@@ -13,20 +13,6 @@ from typing import TYPE_CHECKING
 
 from lossearch.losses.families import SPECS, TASKS
 
-_KERAS_NAMES = (
-    "FAMILIES",
-    "AsymmetricLoss",
-    "CrossEntropy",
-    "FocalLoss",
-    "LDAMLoss",
-    "LogitAdjustedLoss",
-    "LossearchLoss",
-    "NCERCELoss",
-    "Poly1Loss",
-    "PosWeightedBCE",
-    "VSLoss",
-)
-
 if TYPE_CHECKING:
     from lossearch.losses import functional
     from lossearch.losses.losses import (
@@ -42,14 +28,6 @@ if TYPE_CHECKING:
         PosWeightedBCE,
         VSLoss,
     )
-
-
-def __getattr__(name: str):
-    if name == "functional":
-        return importlib.import_module("lossearch.losses.functional")
-    if name in _KERAS_NAMES:
-        return getattr(importlib.import_module("lossearch.losses.losses"), name)
-    raise AttributeError(f"module 'lossearch.losses' has no attribute {name!r}")
 
 
 __all__ = [
@@ -68,3 +46,14 @@ __all__ = [
     "VSLoss",
     "functional",
 ]
+
+# what needs Keras: loaded on first use
+_KERAS_NAMES = frozenset(__all__) - {"SPECS", "TASKS", "functional"}
+
+
+def __getattr__(name: str):
+    if name == "functional":
+        return importlib.import_module("lossearch.losses.functional")
+    if name in _KERAS_NAMES:
+        return getattr(importlib.import_module("lossearch.losses.losses"), name)
+    raise AttributeError(f"module 'lossearch.losses' has no attribute {name!r}")
