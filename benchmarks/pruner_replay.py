@@ -65,7 +65,7 @@ CANDIDATES = (
     ),
     Candidate("median, from half the epochs", optuna.pruners.MedianPruner, 0.5),
     Candidate(
-        "25th percentile, from half the epochs",
+        "25th percentile (the top quarter kept), from half the epochs",
         lambda: optuna.pruners.PercentilePruner(25.0),
         0.5,
     ),
