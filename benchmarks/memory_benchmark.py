@@ -27,7 +27,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+SAVED = RESULTS / "memory_benchmark.json"
 sys.path.insert(0, str(ROOT))
+
+from sections import committed_in, machine, publish  # noqa: E402  (benchmarks/sections.py)
+
 EPOCHS = 2
 CHECKPOINTS = (10, 100, 1000)
 
@@ -121,6 +125,26 @@ def _ratio(run: dict) -> float:
     return (last[0] + last[1]) / (first[0] + first[1])
 
 
+def summarize(result: dict) -> str:
+    base, *recycled = result["runs"]
+    lines = [
+        f"Measured {result['date']} (results committed in {committed_in(SAVED)}; "
+        "`benchmarks/memory_benchmark.py`): one `optimize` of "
+        f"{result['trials']} trials per row, RSS of the search and its training children; "
+        "one run per row, no interval.",
+        "",
+        f"- Trainings in the search's process: RSS after the last training {_ratio(base):.2f}× "
+        "that after the first ten.",
+    ]
+    lines += [
+        f"- `recycle_every={run['recycle_every']}` (trainings in a child process replaced "
+        f"every {run['recycle_every']}): {_ratio(run):.2f}× (goal ≤ 1.1×: "
+        f"**{'met' if _ratio(run) <= 1.1 else 'missed'}**)."
+        for run in recycled
+    ]
+    return "\n".join(lines)
+
+
 def render(result: dict) -> str:
     runs = result["runs"]
     points = [k for k in CHECKPOINTS if k <= result["trials"]]
@@ -179,9 +203,7 @@ def main(argv=None):
         trials, recycle, folder = args.child
         print(json.dumps(search_child(int(trials), int(recycle), folder)))
         return 0
-    from sections import machine, publish
-
-    saved = RESULTS / "memory_benchmark.json"
+    saved = SAVED
     if not args.render:
         with tempfile.TemporaryDirectory() as folder:
             runs = [run_mode(args.trials, r, folder) for r in (0, *args.recycle)]
@@ -193,7 +215,7 @@ def main(argv=None):
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(result, indent=2))
-    publish("memory", saved, render)
+    publish("memory", saved, render, summarize)
     return 0
 
 

@@ -246,6 +246,35 @@ def _measured(saved: dict) -> str:
     return " ".join(sentences)
 
 
+def summarize(saved: dict) -> str:
+    """Each part's headline ratio, with when and where it was measured."""
+    lines = [f"{_measured(saved)} Ratios of medians in interleaved rounds of one run.", ""]
+    if "step" in saved:
+        lines.append(
+            f"- Train step against Keras' own loss, this CPU: {train_step.summary(saved['step'])}"
+        )
+        for path in sorted(RESULTS.glob("train_step_*.json")):
+            other = json.loads(path.read_text())
+            lines.append(
+                f"- Train step, {other['device'].split(' (')[0]}, {other['backend']} "
+                f"(`{other.get('harness', 'fit')}`): {train_step.summary(other)}"
+            )
+    if "overhead" in saved:
+        cost = saved["overhead"]
+        rounds = ", ".join(f"{r:.3f}" for r in cost["ratios"])
+        lines.append(
+            f"- Wall time per trial, `optimize` / a hand-written Optuna + Keras loop: "
+            f"**{cost['ratio']:.3f}×** (rounds {rounds}; goal ≤ 1.05×)."
+        )
+    if "scoring" in saved:
+        ratios = ", ".join(
+            f"{r['problem']} {r['seconds']['fit validation'] / r['seconds']['callback']:.2f}×"
+            for r in saved["scoring"]["rows"]
+        )
+        lines.append(f"- `fit`'s own validation step / lossearch's epoch-end scoring: {ratios}.")
+    return "\n".join(lines)
+
+
 def render(saved: dict) -> str:
     lines = [
         "## Performance",
@@ -270,7 +299,7 @@ def render(saved: dict) -> str:
             "",
             train_step.describe(step),
             "",
-            "![train-step ratios](benchmarks/results/train_step_ratio.png)",
+            "![train-step ratios](train_step_ratio.png)",
             "",
             *train_step.table(step),
             "",
@@ -287,7 +316,7 @@ def render(saved: dict) -> str:
                 "",
                 train_step.describe(other),
                 "",
-                f"![{path.stem}](benchmarks/results/{path.stem}.png)",
+                f"![{path.stem}]({path.stem}.png)",
                 "",
                 *train_step.table(other),
                 "",
@@ -313,7 +342,7 @@ def render(saved: dict) -> str:
             "pruning reports run inside `model.fit` (epoch-end callback) and are part of its "
             "time.",
             "",
-            "![per-trial time](benchmarks/results/trial_overhead.png)",
+            "![per-trial time](trial_overhead.png)",
             "",
             "| seconds per trial (median) | hand-written | lossearch | difference |",
             "|---|---|---|---|",
@@ -389,7 +418,8 @@ def main(argv=None) -> int:
             train_step.plot(other, path.with_suffix(".png"), title)
     if "overhead" in saved:
         plot_overhead(saved["overhead"], RESULTS / "trial_overhead.png")
-    write_section("performance", render(saved))
+    write_section("performance", render(saved), summarize(saved))
+    print(summarize(saved))
     return 0
 
 

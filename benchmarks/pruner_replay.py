@@ -146,6 +146,25 @@ def chosen(results: list[dict]) -> str:
     )
 
 
+def summarize(saved: dict) -> str:
+    results, meta = saved["results"], saved["meta"]
+    searches = len({(r["setting"], r["seed"]) for r in results})
+    lines = [
+        f"Computed {saved['date']} (`benchmarks/pruner_replay.py`, no training) from "
+        f"{searches} whole-budget searches ({meta['searches']}, code {meta['commits']}); "
+        "counts, no interval.",
+        "",
+    ]
+    for candidate in CANDIDATES:
+        mine = [r for r in results if r["candidate"] == candidate.label]
+        lines.append(
+            f"- {candidate.label}: keeps the selection's winners in "
+            f"{sum(r['keeps_winners'] for r in mine)} of {len(mine)} searches, at "
+            f"{statistics.mean(r['epoch_share'] for r in mine):.2f} of the sampled epochs."
+        )
+    return "\n".join([*lines, "", f"Chosen under the rule: **{saved['chosen']}**."])
+
+
 def render(saved: dict) -> str:
     results, meta = saved["results"], saved["meta"]
     lines = [
@@ -210,7 +229,7 @@ def main(argv=None) -> int:
                 indent=1,
             )
         )
-    publish("pruner-replay", PATH, render)
+    publish("pruner-replay", PATH, render, summarize)
     return 0
 
 

@@ -36,10 +36,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import efficacy_data  # noqa: E402  (benchmarks/efficacy_data.py)
 import numpy as np  # noqa: E402
-from sections import machine, write_section  # noqa: E402
+from sections import committed_in, machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+SAVED = RESULTS / "pruning_benchmark.json"
+SHIPPED = "default (lossearch's)"
 RECORDINGS = RESULTS / "pruning_recordings.jsonl"
 PROBLEMS = (
     ("digits", "multiclass", 50),
@@ -180,7 +182,7 @@ def pruners(epochs: int, n_recipes: int) -> dict:
     startup = max(5, n_recipes)
     return {
         "none": p.NopPruner,
-        "default (lossearch's)": default_pruner,
+        SHIPPED: default_pruner,
         "median, warm-up 1/3 (the former default)": lambda: p.MedianPruner(
             startup, max(1, epochs // 3)
         ),
@@ -403,6 +405,29 @@ def _family_rows(results: dict, names) -> list[str]:
     return lines
 
 
+def summarize(saved: dict) -> str:
+    summ = summary(saved["results"])
+    best, meta = winner(summ), saved["meta"]
+    w, shipped = summ[best], summ.get(SHIPPED)
+    lines = [
+        f"Measured {saved['date']} (results committed in {committed_in(SAVED)}; "
+        "`benchmarks/pruning_benchmark.py`): "
+        f"{len(meta['problems'])} problems × {len(meta['seeds'])} seeds, unpruned searches of "
+        f"{meta['trials']} trials replayed under each pruner; no interval (8 recordings).",
+        "",
+        f"- Winner under the rule (mean test quality of the pick ≥ 99% of the unpruned pick's, "
+        f"worst ≥ 97%, fewest epochs): **{best}**, {100 * w['quality_mean']:.1f}% of the "
+        f"quality (worst {100 * w['quality_worst']:.1f}%) at {100 * w['epochs_mean']:.0f}% of "
+        f"the epochs; it stopped {w['top5_pruned']} of the {5 * w['n']} unpruned top-5 trials.",
+    ]
+    if shipped is not None and shipped["epochs_mean"] != w["epochs_mean"]:
+        lines.append(
+            f"- {SHIPPED}: {100 * shipped['quality_mean']:.1f}% of the quality at "
+            f"{100 * shipped['epochs_mean']:.0f}% of the epochs."
+        )
+    return "\n".join(lines)
+
+
 def render(saved: dict) -> str:
     results, meta = saved["results"], saved["meta"]
     summ = summary(results)
@@ -424,7 +449,7 @@ def render(saved: dict) -> str:
         "Recipes are never pruned, as in `optimize`. Recording took "
         f"{meta['record_seconds'] / 60:.0f} min of searches; the replays take seconds.",
         "",
-        "![pruners](benchmarks/results/pruning_pruners.png)",
+        "![pruners](pruning_pruners.png)",
         "",
         "| pruner | test quality of the pick / unpruned (mean, worst) | epochs / unpruned (mean) "
         "| recordings meeting both goals | unpruned top-5 trials it stopped | validation "
@@ -471,8 +496,14 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--replay-only", action="store_true", help="use the cached recordings")
+    parser.add_argument("--render", action="store_true", help="rewrite from the saved JSON")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.render:
+        saved = json.loads(SAVED.read_text())
+        write_section("pruning", render(saved), summarize(saved))
+        print(summarize(saved))
+        return 0
     if args.replay_only:
         recordings = _recordings(args.trials, args.epochs)
     else:
@@ -490,11 +521,10 @@ def main(argv=None) -> int:
         },
         "results": results,
     }
-    (RESULTS / "pruning_benchmark.json").write_text(json.dumps(saved))
+    SAVED.write_text(json.dumps(saved))
     plot(results, RESULTS / "pruning_pruners.png")
-    text = render(saved)
-    write_section("pruning", text)
-    print(text)
+    write_section("pruning", render(saved), summarize(saved))
+    print(summarize(saved))
     return 0
 
 

@@ -32,7 +32,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+SAVED = RESULTS / "scaleout_benchmark.json"
 sys.path.insert(0, str(ROOT))
+
+from sections import committed_in, write_section  # noqa: E402  (benchmarks/sections.py)
 
 
 def _worker(storage, study, uri, trials, epochs):
@@ -280,6 +283,32 @@ def _why(by, cores: int, met: bool) -> str:
     )
 
 
+def summarize(result: dict) -> str:
+    w, m = result["workers"], result["memory"]
+    med = {
+        k: statistics.median(r["trials_per_minute"] for r in w["rounds"] if r["workers"] == k)
+        for k in (1, 2)
+    }
+    small, large, keras_loop, _ = m["runs"]
+    ratio = med[2] / med[1]
+    ones = [r["trials_per_minute"] for r in w["rounds"] if r["workers"] == 1]
+    return "\n".join(
+        [
+            f"Measured {result['date']} (results committed in {committed_in(SAVED)}; "
+            "`benchmarks/scaleout_benchmark.py`); medians of alternating rounds, no interval.",
+            "",
+            f"- 2 workers / 1 worker on one PostgreSQL study: **{ratio:.2f}×** trials per minute "
+            f"on {result['cores']} cores (goal ≥ 1.8×: **{'met' if ratio >= 1.8 else 'missed'}**"
+            f"; the one-worker rounds differ by {max(ones) / min(ones) - 1:.0%} between each "
+            "other, so the ratio is that uncertain too).",
+            f"- Peak RSS, {large['n']} vs {small['n']} trials of `optimize` in one process: "
+            f"{large['peak_rss_mb'] / small['peak_rss_mb']:.2f}×; growth per training "
+            f"{_growth(large) / _growth(keras_loop):.2f}× a plain Keras loop's "
+            f"({_growth(large):+.2f} vs {_growth(keras_loop):+.2f} MiB).",
+        ]
+    )
+
+
 def render(result: dict) -> str:
     w, m = result["workers"], result["memory"]
     storage = "PostgreSQL" if w["rounds"][0].get("storage") == "postgresql" else "SQLite"
@@ -362,11 +391,10 @@ def main(argv=None):
         kind, n, epochs, folder = args.memory_child
         print(json.dumps(memory_child(kind, int(n), int(epochs), folder)))
         return 0
-    from sections import write_section
-
-    saved = RESULTS / "scaleout_benchmark.json"
+    saved = SAVED
     if args.render:
-        write_section("scaleout", render(json.loads(saved.read_text())))
+        figures = json.loads(saved.read_text())
+        write_section("scaleout", render(figures), summarize(figures))
         return 0
     from tests.mlflow_server import MlflowServer
 
@@ -401,9 +429,8 @@ def main(argv=None):
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(result, indent=2))
-    text = render(result)
-    write_section("scaleout", text)
-    print(text)
+    write_section("scaleout", render(result), summarize(result))
+    print(summarize(result))
     return 0
 
 

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
-from sections import write_section  # noqa: E402  (benchmarks/sections.py)
+from sections import results_stamp, write_section  # noqa: E402  (benchmarks/sections.py)
 from sklearn.metrics import balanced_accuracy_score, recall_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
@@ -44,6 +44,8 @@ from lossearch.search_space import SearchSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+SAVED = RESULTS / "search_benchmark.json"
+PICK = "lossearch default pick"
 RECIPES = {
     "CE": {"family": "ce"},
     "inverse-weighted CE": {"family": "ce", "weights": "inverse"},
@@ -145,7 +147,7 @@ def quality(imbalances, seeds, n_trials, epochs, batch_size, tracking_uri):
                 experiment_name=f"quality-{imbalance}-{seed}",
             )
             search_seconds = time.perf_counter() - start
-            scores["lossearch default pick"] = test_scores(result.model, x_test, y_test, minority)
+            scores[PICK] = test_scores(result.model, x_test, y_test, minority)
             plain = plain_optuna_pick(x, y, counts, n_trials, epochs, batch_size, seed)
             scores["plain Optuna loop"] = test_scores(
                 train(plain, x, y, epochs, batch_size, seed), x_test, y_test, minority
@@ -180,7 +182,7 @@ def _verdict(subset, methods) -> str:
     def mean(method, key="balanced_accuracy"):
         return statistics.mean(r["scores"][method][key] for r in subset)
 
-    ours = mean("lossearch default pick")
+    ours = mean(PICK)
     fixed = [m for m in methods if m in RECIPES]
     best_fixed = max(fixed, key=mean)
     plain = mean("plain Optuna loop")
@@ -194,18 +196,35 @@ def _verdict(subset, methods) -> str:
     )
 
 
+def summarize(rows) -> str:
+    """Per imbalance: the pick against the best fixed recipe (with hindsight) and the loop."""
+    lines = [f"Measured {results_stamp(SAVED)} (`benchmarks/search_benchmark.py`):"]
+    methods = list(rows[0]["scores"])
+    for imbalance in sorted({r["imbalance"] for r in rows}):
+        subset = [r for r in rows if r["imbalance"] == imbalance]
+
+        def score(method, subset=subset):
+            return _mean_std([r["scores"][method]["balanced_accuracy"] for r in subset])
+
+        best = max((m for m in methods if m in RECIPES), key=lambda m: score(m)[0])
+        ours, plain, fixed = score(PICK), score("plain Optuna loop"), score(best)
+        lines.append(
+            f"- digits, imbalance {imbalance}: test balanced accuracy {ours[0]:.3f} ± "
+            f"{ours[1]:.3f} (mean ± std over {len(subset)} seeds) against the best fixed "
+            f"recipe's {fixed[0]:.3f} ± {fixed[1]:.3f} ({best}, chosen on test) and the plain "
+            f"Optuna loop's {plain[0]:.3f} ± {plain[1]:.3f}."
+        )
+    return "\n".join(lines)
+
+
 def render(rows, args) -> str:
     methods = list(rows[0]["scores"])
     lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d')} with `make benchmark` "
-        f"(`benchmarks/search_benchmark.py{' --quick' if args.quick else ''}`) on "
-        f"{platform.machine()}, {os.cpu_count()} cores, CPU only, "
-        f"Python {platform.python_version()}, "
-        f"TensorFlow/Keras {keras.__version__}, Optuna {optuna.__version__}.",
-        "",
         "## Search quality on long-tailed digits",
+        "",
+        f"Measured {results_stamp(SAVED)} with `make benchmark` "
+        f"(`benchmarks/search_benchmark.py{' --quick' if args.quick else ''}`) on "
+        f"{platform.machine()}, {os.cpu_count()} cores, CPU only.",
         "",
         "scikit-learn's digits, class sizes decaying geometrically to `1/imbalance`; a balanced "
         "test set (30% of the rarest class's size per class) is held out first and never seen by "
@@ -230,7 +249,7 @@ def render(rows, args) -> str:
         for method in methods:
             bacc = _mean_std([r["scores"][method]["balanced_accuracy"] for r in subset])
             mrec = _mean_std([r["scores"][method]["minority_recall"] for r in subset])
-            bold = "**" if method == "lossearch default pick" else ""
+            bold = "**" if method == PICK else ""
             lines.append(
                 f"| {bold}{method}{bold} | {bacc[0]:.3f} ± {bacc[1]:.3f} | "
                 f"{mrec[0]:.3f} ± {mrec[1]:.3f} |"
@@ -245,7 +264,7 @@ def render(rows, args) -> str:
         lines.append("")
     lines += [
         "Per-trial wall time against a hand-written loop: see "
-        "[Performance](#wall-time-per-trial-optimize-vs-a-hand-written-loop).",
+        "[Performance](performance.md#wall-time-per-trial-optimize-vs-a-hand-written-loop).",
         "",
     ]
     return "\n".join(lines)
@@ -267,18 +286,17 @@ def main(argv=None):
     args.batch_size = 32
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.render:
-        saved = json.loads((RESULTS / "search_benchmark.json").read_text())
+        saved = json.loads(SAVED.read_text())
         args.quick = len({r["seed"] for r in saved["quality"]}) == 1
         args.seeds = sorted({r["seed"] for r in saved["quality"]})
-        write_section("search", render(saved["quality"], args))
+        write_section("search", render(saved["quality"], args), summarize(saved["quality"]))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
         rows = quality(args.imbalances, args.seeds, args.trials, args.epochs, args.batch_size, uri)
-    (RESULTS / "search_benchmark.json").write_text(json.dumps({"quality": rows}, indent=2))
-    text = render(rows, args)
-    write_section("search", text)
-    print(text)
+    SAVED.write_text(json.dumps({"quality": rows}, indent=2))
+    write_section("search", render(rows, args), summarize(rows))
+    print(summarize(rows))
     return 0
 
 

@@ -102,3 +102,64 @@ def fail_running_trial(study, trial) -> bool:
         return study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
+
+
+def rdb_storage_for_reading(url: str, engine_kwargs: dict):
+    """Optuna's ``RDBStorage`` on a database whose schema is this Optuna's, opened without
+    the schema bookkeeping: ``RDBStorage.__init__`` always sets up alembic (a fifth of a
+    second to import), which a command that only reads a study (``lossearch export``,
+    ``report``) cannot afford in its one second. The storage's attributes are those its
+    ``__init__`` sets in Optuna 5 (``tests/test_compat.py`` compares what the two read).
+
+    Falls back to the full ``RDBStorage`` where the database's alembic revision is not this
+    Optuna's head (an older schema, or none): Optuna then says what to do.
+    """
+    import sqlalchemy
+    from optuna.storages import RDBStorage
+    from sqlalchemy import orm
+
+    engine = sqlalchemy.engine.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as connection:
+            revision = connection.execute(
+                sqlalchemy.text("SELECT version_num FROM alembic_version")
+            ).scalar()
+    except sqlalchemy.exc.SQLAlchemyError:
+        revision = None
+    if revision is None or revision != _optuna_schema_head():
+        engine.dispose()
+        return RDBStorage(url, skip_table_creation=True, engine_kwargs=engine_kwargs)
+    storage = RDBStorage.__new__(RDBStorage)
+    storage.__dict__.update(
+        engine_kwargs=engine_kwargs,
+        url=url,
+        skip_compatibility_check=True,
+        heartbeat_interval=None,
+        grace_period=None,
+        heartbeat_stale_trial_callback=None,
+        failed_trial_callback=None,
+        engine=engine,
+        scoped_session=orm.scoped_session(orm.sessionmaker(bind=engine)),
+        _version_manager=None,  # upgrades only: a reader never upgrades
+    )
+    return storage
+
+
+def _optuna_schema_head() -> str | None:
+    """The newest alembic revision among Optuna's own migration scripts (the one no other
+    script names as its ``down_revision``), read as text: importing alembic is what the
+    reading storage saves."""
+    import re
+    from pathlib import Path
+
+    import optuna.storages._rdb as rdb
+
+    revisions, parents = set(), set()
+    for script in (Path(rdb.__file__).parent / "alembic" / "versions").glob("*.py"):
+        text = script.read_text()
+        found = re.search(r'^revision\s*=\s*["\']([^"\']+)', text, re.M)
+        parent = re.search(r'^down_revision\s*=\s*["\']([^"\']+)', text, re.M)
+        revisions |= {found.group(1)} if found else set()
+        parents |= {parent.group(1)} if parent else set()
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None

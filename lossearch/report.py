@@ -1,8 +1,10 @@
 """A finished search as one self-contained HTML page, for people who share results by file.
 
 The page holds the chosen loss config, the per-class metrics of the best trial against the
-cross-entropy baseline, the optimisation history and the parameter importances. Plots are
-PNGs embedded as ``data:`` URIs and the page has no script, so it opens anywhere, offline.
+cross-entropy baseline, the optimisation history and the parameter importances. Its charts
+are inline SVG drawn by :mod:`lossearch.charts` (no matplotlib: the page is written in well
+under a second) and it has no script, so it opens anywhere, offline. The PNG figures of
+:mod:`lossearch.plots` go to MLflow beside it.
 
 The page renders a :class:`~lossearch.summary.SearchSummary`, so a live result
 (``result.report("report.html")``) and a stored Optuna study (``lossearch report --storage
@@ -11,7 +13,6 @@ URL --study NAME``, which needs neither the data nor MLflow) give the same page.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -20,7 +21,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from lossearch import plots
+from lossearch import charts
 from lossearch._files import write_text
 from lossearch.summary import SearchSummary
 
@@ -28,24 +29,38 @@ PER_CLASS_KEYS = ("recall", "precision", "f1", "ap")
 
 
 def search_figures(summary: SearchSummary) -> dict[str, Any]:
-    """The search's plots as ``{artifact name: matplotlib figure}``; close with ``plots.close``."""
-    figures = {
-        "plots/optimization_history.png": plots.optimization_history(
+    """The search's plots as ``{artifact name: matplotlib figure}`` (MLflow's PNGs); close
+    them with ``plots.close``."""
+    from lossearch import plots  # matplotlib: only where PNGs are wanted
+
+    return _drawn(summary, plots)
+
+
+def report_charts(summary: SearchSummary) -> dict[str, str]:
+    """The same plots as SVG for the page, keyed by the name of the PNG each stands for."""
+    return _drawn(summary, charts)
+
+
+def _drawn(summary: SearchSummary, draw) -> dict[str, Any]:
+    """Each plot ``summary`` has data for, drawn by ``draw``: :mod:`lossearch.plots` or
+    :mod:`lossearch.charts`, which name their functions alike."""
+    drawn = {
+        "plots/optimization_history.png": draw.optimization_history(
             summary.history, summary.direction, summary.objective
         )
     }
     if summary.importances:
-        figures["plots/param_importances.png"] = plots.param_importances(summary.importances)
+        drawn["plots/param_importances.png"] = draw.param_importances(summary.importances)
     per_class = summary.metrics.get("per_class", {})
     if per_class:
-        figures["plots/per_class_recall.png"] = plots.per_class_recall(
+        drawn["plots/per_class_recall.png"] = draw.per_class_recall(
             summary.class_names, per_class, summary.baseline_metrics.get("per_class")
         )
     if summary.metrics.get("confusion"):
-        figures["plots/confusion_matrix.png"] = plots.confusion_matrix(
+        drawn["plots/confusion_matrix.png"] = draw.confusion_matrix(
             summary.metrics["confusion"], summary.class_names
         )
-    return figures
+    return drawn
 
 
 def parent_artifacts(summary: SearchSummary, trials_frame) -> dict[str, Any]:
@@ -58,7 +73,7 @@ def parent_artifacts(summary: SearchSummary, trials_frame) -> dict[str, Any]:
         "trials.csv": _csv(trials_frame),
         "selection.json": summary.selection.to_dict(),
         "summary.txt": summary.text(),
-        "report.html": render_html(summary, figures),
+        "report.html": render_html(summary),
         **figures,
     }
 
@@ -69,9 +84,9 @@ def _csv(frame) -> str:
     return buffer.getvalue()
 
 
-def render_html(summary: SearchSummary, figures: dict[str, Any]) -> str:
-    """The report page, with ``figures`` embedded as PNG ``data:`` URIs."""
-    images = {name: _png_data_uri(figure) for name, figure in figures.items()}
+def render_html(summary: SearchSummary) -> str:
+    """The report page, its charts inline."""
+    images = report_charts(summary)
     s = summary.selection
     trial = s.chosen.number
     states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary.states.items()))
@@ -141,22 +156,11 @@ def _no_metrics() -> str:
 
 def write_report(summary: SearchSummary, path: str | os.PathLike) -> str:
     """Render ``summary`` to ``path`` (folders must exist); returns the path."""
-    figures = search_figures(summary)
-    try:
-        page = render_html(summary, figures)
-    finally:
-        plots.close(*figures.values())
-    return write_text(path, page)
+    return write_text(path, render_html(summary))
 
 
 def _now() -> str:
     return f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-
-
-def _png_data_uri(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _e(value: Any) -> str:
@@ -201,10 +205,7 @@ def _per_class_table(summary: SearchSummary) -> str:
 def _figure(images: dict[str, str], name: str, caption: str) -> str:
     if name not in images:
         return ""
-    return (
-        f'<figure><img src="{images[name]}" alt="{_e(caption)}">'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
-    )
+    return f"<figure>{images[name]}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
 _STYLE = """
@@ -215,7 +216,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}
 table.headline td{text-align:left}table.headline thead{display:none}
-figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}
+figure{margin:1em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#59636e;font-size:.9em}.muted{color:#59636e}
 pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.85em}
 """

@@ -42,6 +42,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+from lossearch._compat import rdb_storage_for_reading
 from lossearch._secrets import mask_credentials
 
 HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats
@@ -122,7 +123,7 @@ def open_storage(
             if sqlite_file:
                 _check_sqlite_file(Path(sqlite_file), shown)
             if existing:  # as plain Optuna reads it: no file or lock is written
-                return RDBStorage(storage, skip_table_creation=True, engine_kwargs=_engine())
+                return rdb_storage_for_reading(storage, _engine())
             return _rdb_storage(storage, heartbeat_interval, grace_period, max_retry)
         if scheme == "journal":
             path = _journal_path(storage)

@@ -81,3 +81,34 @@ def test_fail_running_trial_fails_a_running_trial_once(tmp_path):
     assert _compat.fail_running_trial(study, running)
     assert study.get_trials(deepcopy=False)[0].state == TrialState.FAIL
     assert not _compat.fail_running_trial(study, running)  # finished already
+
+
+def test_the_reading_storage_reads_what_optunas_own_storage_reads(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    study.set_user_attr("lossearch.choice", {"trial": 1})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    reading = _compat.rdb_storage_for_reading(url, {})
+    assert reading._version_manager is None  # the fast path was taken: alembic not set up
+    full = optuna.storages.RDBStorage(url)
+    for storage in (reading, full):
+        loaded = optuna.load_study(study_name="s", storage=storage)
+        assert loaded.user_attrs == {"lossearch.choice": {"trial": 1}}
+        assert [t.params for t in loaded.trials] == [t.params for t in study.trials]
+        assert loaded.best_value == study.best_value
+
+
+def test_the_reading_storage_leaves_an_older_schema_to_optuna(tmp_path):
+    import sqlite3
+
+    import optuna
+    import pytest
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    optuna.create_study(storage=url, study_name="s")
+    with sqlite3.connect(tmp_path / "old.db") as db:  # as an older Optuna left it
+        db.execute("UPDATE alembic_version SET version_num = 'v3.0.0.d'")
+    with pytest.raises(RuntimeError, match="optuna storage upgrade"):  # Optuna's own advice
+        _compat.rdb_storage_for_reading(url, {})

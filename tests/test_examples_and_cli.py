@@ -222,13 +222,14 @@ def test_help_shows_every_default_and_describes_the_imbalance(capsys):
     assert "--study STUDY study name (resumable) --tracking-uri" in worker
 
 
-def _as_the_command(argv, cwd=ROOT):
-    """``lossearch ARGV`` in a fresh process: its exit code, and whether Keras got loaded."""
+def _as_the_command(argv, cwd=ROOT, heavy=("tensorflow", "keras")):
+    """``lossearch ARGV`` in a fresh process: its exit code, and whether any of the ``heavy``
+    modules (Keras by default) got loaded."""
     script = (
         f"import sys; sys.argv = ['lossearch', *{argv!r}]\n"
         "from lossearch import cli\n"
         "try:\n    code = cli.main()\nexcept SystemExit as done:\n    code = done.code\n"
-        "print('loaded:', 'tensorflow' in sys.modules or 'keras' in sys.modules, code)"
+        f"print('loaded:', any(m in sys.modules for m in {heavy!r}), code)"
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as users run it
     done = subprocess.run(
@@ -262,14 +263,16 @@ def test_help_version_spaces_and_argument_errors_answer_without_tensorflow(argv,
 
 
 def test_export_and_report_answer_without_tensorflow(tmp_path, mlflow_uri, experiment):
-    # on main: 9-14 s each, TensorFlow loaded to read a study and write JSON or HTML
+    # on main: 9-14 s each, TensorFlow loaded to read a study and write JSON or HTML; then
+    # 1-2 s with matplotlib drawing the report's charts and alembic opening the storage
     from tests.fakes import FakeRunner, fake_search
 
     storage = f"sqlite:///{tmp_path}/study.db"
     fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=2, storage=storage, study_name="s")
     where = ["--storage", storage, "--study", "s"]
     for argv in (["export", *where, "-o", "b.json"], ["report", *where, "-o", "r.html"]):
-        out, err = _as_the_command(argv, cwd=tmp_path)
+        heavy = ("tensorflow", "keras", "sklearn", "matplotlib", "alembic", "mlflow")
+        out, err = _as_the_command(argv, cwd=tmp_path, heavy=heavy)
         assert out.endswith("loaded: False 0"), err
     config = json.loads((tmp_path / "b.json").read_text())
     assert config["format"] == "lossearch.loss/1"

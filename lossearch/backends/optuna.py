@@ -159,6 +159,7 @@ class OptunaDriver(BaseDriver):
         self.storage = settings.storage
         self.lock = StudyLock.for_storage(self.storage, study.study_name)
         self.stopper = default_stopper(settings.early_stop)
+        self._importances: dict[str, float] | None = None  # as computed at the close
         stale = stale_trial_callback(self.storage)
         if stale is not None:
             stale.hooks.append(self._close_stale_run)
@@ -441,7 +442,8 @@ class OptunaDriver(BaseDriver):
         self.study.set_user_attr(keys.CHOICE, choice)
         self.study.set_user_attr(keys.SECONDS, seconds)
         # computed once here, so that `lossearch report` reads them without scikit-learn
-        self.study.set_user_attr(keys.IMPORTANCES, importances_of(self.study))
+        self._importances = importances_of(self.study)
+        self.study.set_user_attr(keys.IMPORTANCES, self._importances)
         if test is not None:
             self.study.set_user_attr(keys.TEST, test)
 
@@ -472,6 +474,7 @@ class OptunaDriver(BaseDriver):
         return True
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
+        self._importances = None  # more trials: the close computes them again
         with self.lock.claim():  # two workers starting together queue the recipes once
             if self.stopper is None and self.study.user_attrs.get(keys.STOPPED_EARLY):
                 self.study.set_user_attr(keys.STOPPED_EARLY, None)  # searched on past it
@@ -505,7 +508,9 @@ class OptunaDriver(BaseDriver):
         return frame.drop(columns=[c for c in frame.columns if c in bulky])
 
     def importances(self) -> dict[str, float]:
-        return importances_of(self.study)
+        if self._importances is None:
+            self._importances = importances_of(self.study)
+        return dict(self._importances)
 
 
 def _retry_history(trial: optuna.trial.FrozenTrial) -> list[int]:
