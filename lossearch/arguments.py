@@ -67,6 +67,8 @@ class Argument:
         help: one line saying what it does.
         flag: its command-line option (``--trials``), or None when it has none.
         parse: the option's text to a value; by default the type of ``default``.
+        off_help: the help of a ``--no-...`` flag (a boolean that defaults to True), which
+            turns the argument off: what the command does then.
     """
 
     name: str
@@ -75,6 +77,7 @@ class Argument:
     help: str
     flag: str | None = None
     parse: Callable[[str], Any] | None = None
+    off_help: str | None = None
 
 
 def _instance_of(path: str, doc: str) -> Satisfies:
@@ -322,7 +325,14 @@ _ARGUMENTS = (
         "retrain the pick, log it to MLflow and register it in the model registry as NAME",
         flag="--register-model",
     ),
-    Argument("show_progress", True, (BOOL,), "no progress bar", flag="--no-progress"),
+    Argument(
+        "show_progress",
+        True,
+        (BOOL,),
+        "show a progress bar of the trials",
+        flag="--no-progress",
+        off_help="no progress bar",
+    ),
     Argument(
         "selection",
         "robust",
@@ -343,16 +353,21 @@ _ARGUMENTS = (
         "decision",
         True,
         (BOOL,),
-        "keep arg-max / 0.5 instead of tuning a decision rule",
+        "tune a decision rule (logit adjustment, or a threshold) with each trial and export it "
+        "with the loss",
         flag="--no-decision",
+        off_help="keep arg-max / 0.5 instead of tuning a decision rule",
     ),
     Argument(
         "early_stop",
         True,
         (BOOL, _instance_of("lossearch.stopping.BaseStopper", "a lossearch.stopping.BaseStopper")),
-        "search the whole budget even when no sampled trial beats the recipe declared "
-        "before the search by more than its noise (Optuna backend)",
+        "stop once 10 sampled trials have not beaten the recipe declared before the search by "
+        "more than its noise (Optuna backend; a stopper of lossearch.stopping chooses another "
+        "rule)",
         flag="--no-early-stop",
+        off_help="search the whole budget even when no sampled trial beats the recipe declared "
+        "before the search by more than its noise",
     ),
     Argument("backend", "optuna", (Options(BACKENDS),), "who proposes configs"),
     Argument("tuner", "hyperband", (Options(TUNERS),), "Keras Tuner's oracle"),
@@ -388,8 +403,9 @@ def cli_options(argument: Argument) -> dict[str, Any]:
     """``add_argument`` keywords for ``argument``'s option (a ``--no-...`` flag for a
     boolean that defaults to True)."""
     if isinstance(argument.default, bool):
-        action = "store_false" if argument.default else "store_true"
-        return {"dest": argument.name, "action": action, "help": argument.help}
+        if argument.default:
+            return {"dest": argument.name, "action": "store_false", "help": argument.off_help}
+        return {"dest": argument.name, "action": "store_true", "help": argument.help}
     return {
         "dest": argument.name,
         "metavar": argument.flag.lstrip("-").upper().replace("-", "_"),

@@ -41,11 +41,11 @@ from lossearch.selection.roles import incumbent_record
 
 PATIENCE = 10  # sampled trials to finish before the search may stop
 # What patience counts: finished sampled trials, or their epochs in whole trainings. A pruned
-# trial is little evidence where the winners start slowly (docs/selection.md).
+# trial is little evidence where the winners start slowly (docs/stopping.md).
 EVIDENCE = ("trials", "epochs")
 # standard errors of a trial's paired gain over the incumbent: closer is a contender
 # (negative: a contender must beat the incumbent by that many). The default asks what the
-# confirmation asks (docs/selection.md, "Stopping early").
+# confirmation asks (docs/stopping.md).
 MARGIN = -Z_CLEAR
 
 

@@ -3,6 +3,7 @@ checks and the command line all follow the declarations, and disagreeing fails h
 
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,32 @@ def test_options_parse_to_what_optimize_takes():
     assert args.show_progress is True and args.seed == 0  # the command line's own seed
     worker = ["worker", "m:b", "--data", "m:d", "--storage", "s", "--study", "x"]
     assert make_parser().parse_args(worker).seed is None
+
+
+def test_an_argument_says_what_it_does_and_its_off_flag_what_turning_it_off_does():
+    for argument in OPTIMIZE_ARGUMENTS.values():
+        inverted = argument.flag and argument.flag.startswith("--no-")
+        assert bool(inverted) == bool(argument.off_help), argument.name
+        if inverted:
+            assert argument.help != argument.off_help
+            assert not argument.help.startswith(("no ", "keep ", "search the whole")), argument.name
+
+
+def _documented() -> tuple[str, set[str]]:
+    """docs/arguments.md: its signature block, and the names in its table's first column."""
+    text = (Path(__file__).parent.parent / "docs" / "arguments.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    table = text.split("\n| argument |", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    names = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    return " ".join(block.split()), names
+
+
+def test_the_arguments_page_shows_the_declared_signature_and_every_argument():
+    block, names = _documented()
+    shown = ", ".join(
+        name if a.default is REQUIRED else f"{name}={a.default!r}".replace("'", '"')
+        for name, a in OPTIMIZE_ARGUMENTS.items()
+    )
+    assert " ".join(shown.replace("data, ", "data, *, ", 1).split()) in block
+    assert set(OPTIMIZE_ARGUMENTS) <= names

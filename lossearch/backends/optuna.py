@@ -80,7 +80,7 @@ class _OptunaHooks(TrialHooks):
     is never pruned, whatever the pruner: the pick is judged against them. Nor is a trial
     in the epochs of each fold (of ``epochs``) before ``judged_from``, where it trains
     another loss than its own (deferred re-weighting before its start): its scores there
-    are reported, not judged (docs/selection.md, "Judging a deferred schedule")."""
+    are reported, not judged (docs/stopping.md, "Judging a deferred schedule")."""
 
     def __init__(
         self, trial: optuna.Trial, prunable: bool = True, judged_from: int = 0, epochs: int = 1
