@@ -539,10 +539,17 @@ def _data_arguments(parser, builder_help: str, builder_optional: bool) -> None:
     parser.add_argument("--target", default=None, help="the label column of a CSV or Parquet file")
 
 
+# what reads a stored search takes either backend's
+STORED_SEARCH = (
+    "an Optuna storage URL, or keras_tuner:///FOLDER for a Keras Tuner search "
+    "(its projects' folder, .lossearch/tuner by default)"
+)
+
+
 def _study_commands(sub) -> None:
     sync = sub.add_parser("sync-mlflow", help="log the trials MLflow missed (no duplicates)")
-    sync.add_argument("--storage", required=True, help="Optuna storage URL")
-    sync.add_argument("--study", required=True, help="study name")
+    sync.add_argument("--storage", required=True, help=STORED_SEARCH)
+    sync.add_argument("--study", required=True, help="study name (Keras Tuner: project name)")
     sync.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     sync.add_argument("--experiment", default="lossearch", help="for a study without parent run")
     sync.set_defaults(func=cmd_sync_mlflow)
@@ -551,8 +558,10 @@ def _study_commands(sub) -> None:
         ("report", "write a stored study's HTML report (no MLflow)", "report.html"),
     ):
         command = sub.add_parser(name, help=helps)
-        command.add_argument("--storage", required=True, help="Optuna storage URL")
-        command.add_argument("--study", required=True, help="study name")
+        command.add_argument("--storage", required=True, help=STORED_SEARCH)
+        command.add_argument(
+            "--study", required=True, help="study name (Keras Tuner: project name)"
+        )
         command.add_argument("-o", "--output", default=default, help="the file to write")
         command.set_defaults(func=cmd_export if name == "export" else cmd_report)
     repair = sub.add_parser(

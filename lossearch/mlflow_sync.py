@@ -1,7 +1,8 @@
-"""``lossearch sync-mlflow``: bring MLflow up to date with an Optuna study.
+"""``lossearch sync-mlflow``: bring MLflow up to date with a stored search (an Optuna study
+or a Keras Tuner project).
 
 A search goes on when MLflow stops answering; every trial's config, metrics and
-per-epoch scores stay in the study as trial user attributes. This writes what
+per-epoch scores stay with the search (:mod:`lossearch.records`). This writes what
 MLflow misses: one child run per finished trial under the study's parent run.
 It never duplicates: a trial whose child run exists and has ended is skipped,
 and a run left RUNNING (MLflow dropped mid-trial, or the worker died) is
@@ -13,16 +14,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from optuna.trial import FrozenTrial, TrialState
-
 from lossearch import records as keys
 from lossearch._secrets import mask_credentials
 from lossearch._validation import NON_EMPTY_STR, validate_params
-from lossearch.records import config_of, record_of, user_hp_values
+from lossearch.records import FINISHED, StoredTrial, config_of, record_of, user_hp_values
 from lossearch.stored import StoredStudy
 from lossearch.tracking import Tracker, TrialRun
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass
@@ -54,11 +51,8 @@ def sync_mlflow(
         ...             tracking_uri="http://127.0.0.1:5000")
     """
     stored = StoredStudy.load(storage, study_name, require_results=False)
-    study = stored.study
-    ours = [
-        t for t in study.get_trials(deepcopy=False, states=FINISHED) if keys.CONFIG in t.user_attrs
-    ]
-    if keys.OBJECTIVE not in study.user_attrs and not ours:  # before writing anything
+    ours = [t for t in stored.state.trials(FINISHED) if keys.CONFIG in t.user_attrs]
+    if keys.OBJECTIVE not in stored.state.attrs and not ours:  # before writing anything
         raise ValueError(
             f"study: {study_name!r} was not written by lossearch (no trial holds a loss "
             "config); sync-mlflow logs lossearch searches only."
@@ -96,20 +90,19 @@ def sync_mlflow(
 def open_parent(tracker: Tracker, stored: StoredStudy, *, storage: str | None = None) -> str:
     """The study's MLflow parent run, reopened; a new one (saved in the study) opened with
     the params the search kept, when the study has none or MLflow lost it."""
-    study = stored.study
-    existing = study.user_attrs.get(keys.PARENT_RUN)
+    existing = stored.state.attrs.get(keys.PARENT_RUN)
     run = stored.search_run(storage)
     parent_id = tracker.open_search(
         dataclasses.replace(run, tags={**run.tags, "lossearch.synced": "true"}), existing
     )
     if parent_id != existing:
-        study.set_user_attr(keys.PARENT_RUN, parent_id)
+        stored.state.set(keys.PARENT_RUN, parent_id)
     return parent_id
 
 
 def log_trial(
     tracker: Tracker,
-    trial: FrozenTrial,
+    trial: StoredTrial,
     objective: str,
     *,
     run_id=None,
@@ -129,8 +122,8 @@ def log_trial(
     _log_trial(tracker, run, trial, objective)
 
 
-def _log_trial(tracker: Tracker, run: TrialRun, trial: FrozenTrial, objective: str):
-    state = trial.state.name
+def _log_trial(tracker: Tracker, run: TrialRun, trial: StoredTrial, objective: str):
+    state = trial.state
     if state == "FAIL" and trial.user_attrs.get(keys.INTERRUPTED):
         state = "INTERRUPTED"
     losses = trial.user_attrs.get(keys.EPOCH_LOSS, [])
@@ -156,7 +149,7 @@ def _log_trial(tracker: Tracker, run: TrialRun, trial: FrozenTrial, objective: s
 def _close_parent(tracker: Tracker, stored: StoredStudy):
     """Close the parent run as the search would have, had MLflow answered when it ended:
     once no trial runs, if the search closed and its parent is still RUNNING."""
-    running = stored.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    running = stored.state.trials(("RUNNING",))
     if running or not stored.closed or tracker.parent_status() != "RUNNING":
         return
-    tracker.close_search(stored.summary(), stored.study.trials_dataframe())
+    tracker.close_search(stored.summary(), stored.state.trials_dataframe())

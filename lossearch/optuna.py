@@ -98,7 +98,7 @@ def suggest_loss(
         space, class_counts, task, class_names, from_logits, n_samples
     )
     config = search_space.sample(OptunaSource(trial), **facts)
-    trial.set_user_attr(keys.CONFIG, config.to_dict())  # export and report read it
+    keys.set_trial_attrs(trial, {keys.CONFIG: config.to_dict()})  # export and report read it
     return config
 
 
@@ -183,12 +183,17 @@ class MLflowCallback:
 
         if keys.CONFIG not in trial.user_attrs:  # the objective failed before suggest_loss
             return
-        open_parent(self.tracker, StoredStudy(study, study.study_name))
-        log_trial(self.tracker, trial, self.metric_name, tags={"study": study.study_name})
+        open_parent(self.tracker, StoredStudy.of_study(study))
+        log_trial(
+            self.tracker,
+            keys.stored_trial(trial),
+            self.metric_name,
+            tags={"study": study.study_name},
+        )
         self.tracker.end_search("FINISHED")  # reopened by the next trial
 
 
 def best_config(study: optuna.Study) -> LossConfig:
     """The loss config of the study's chosen trial (a study ``optimize`` closed) or of
     its best completed trial."""
-    return StoredStudy(study, study.study_name).best_config()
+    return StoredStudy.of_study(study).best_config()

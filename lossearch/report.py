@@ -2,9 +2,9 @@
 
 The page holds the chosen loss config, the per-class metrics of the best trial against the
 cross-entropy baseline, the optimisation history and the parameter importances. Its charts
-are inline SVG drawn by :mod:`lossearch.charts` (no matplotlib: the page is written in well
-under a second) and it has no script, so it opens anywhere, offline. The PNG figures of
-:mod:`lossearch.plots` go to MLflow beside it.
+are SVG drawn by :mod:`lossearch.charts` (no matplotlib: the page is written in well under a
+second), embedded as ``data:`` URIs, and it has no script, so it opens anywhere, offline.
+The PNG figures of :mod:`lossearch.plots` go to MLflow beside it.
 
 The page renders a :class:`~lossearch.summary.SearchSummary`, so a live result
 (``result.report("report.html")``) and a stored Optuna study (``lossearch report --storage
@@ -13,6 +13,7 @@ URL --study NAME``, which needs neither the data nor MLflow) give the same page.
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
@@ -205,7 +206,11 @@ def _per_class_table(summary: SearchSummary) -> str:
 def _figure(images: dict[str, str], name: str, caption: str) -> str:
     if name not in images:
         return ""
-    return f"<figure>{images[name]}<figcaption>{_e(caption)}</figcaption></figure>"
+    svg = base64.b64encode(images[name].encode("utf-8")).decode("ascii")
+    return (
+        f'<figure><img src="data:image/svg+xml;base64,{svg}" alt="{_e(caption)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 _STYLE = """
@@ -216,7 +221,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}
 table.headline td{text-align:left}table.headline thead{display:none}
-figure{margin:1em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}
+figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}
 figcaption{color:#59636e;font-size:.9em}.muted{color:#59636e}
 pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.85em}
 """

@@ -1,9 +1,10 @@
-"""A lossearch study read back from its storage, for ``export``, ``report`` and ``sync-mlflow``.
+"""A lossearch search read back from its storage, for ``export``, ``report`` and
+``sync-mlflow``: an Optuna study, or a Keras Tuner project (``keras_tuner:///FOLDER``).
 
-:class:`StoredStudy` reads what :mod:`lossearch.records` says a study stores, and asks
-:mod:`lossearch.selection` which trial is the pick and which the baseline, so that every
-reader names the same trials as the live search did. It needs neither the data nor
-MLflow.
+:class:`StoredStudy` reads what :mod:`lossearch.records` says a search stores, through its
+:class:`~lossearch.records.StudyState`, and asks :mod:`lossearch.selection` which trial is
+the pick and which the baseline, so that every reader names the same trials as the live
+search did. It needs neither the data nor MLflow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from lossearch import records as keys
 from lossearch.config import LossConfig
-from lossearch.records import TrialRecord, record_of
+from lossearch.records import OptunaStudyState, StudyState, TrialRecord, open_state, record_of
 from lossearch.selection import Selection, top_trial
 from lossearch.summary import SearchRun, SearchSummary
 
@@ -32,25 +33,30 @@ class StoredStudy:
         >>> stored.best_config().to_json("best_loss.json")                  # doctest: +SKIP
     """
 
-    study: Any  # optuna.Study
+    state: StudyState
     name: str
 
     @classmethod
     def load(cls, storage: str, study_name: str, *, require_results=True) -> StoredStudy:
         """Raises ``ValueError`` for a bad URL, an unknown study, or (``require_results``)
         a study without a completed lossearch trial."""
-        from lossearch.storages import load_study
-
-        stored = cls(load_study(storage, study_name), study_name)
+        stored = cls(open_state(storage, study_name), study_name)
         if require_results and not stored.records():
             raise ValueError(f"study: {study_name!r} has no completed lossearch trial yet.")
         return stored
 
-    def completed(self) -> list:
-        from optuna.trial import TrialState
+    @classmethod
+    def of_study(cls, study) -> StoredStudy:
+        """An Optuna study already open."""
+        return cls(OptunaStudyState(study), study.study_name)
 
-        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return [t for t in trials if keys.is_lossearch_trial(t)]
+    @property
+    def study(self) -> Any:
+        """The Optuna study (None for a Keras Tuner search)."""
+        return getattr(self.state, "study", None)
+
+    def completed(self) -> list:
+        return [t for t in self.state.trials(("COMPLETE",)) if keys.is_lossearch_trial(t)]
 
     def records(self) -> list[TrialRecord]:
         return [record_of(t) for t in self.completed()]
@@ -58,18 +64,17 @@ class StoredStudy:
     @property
     def objective(self) -> str:
         """The objective's name: lossearch's, else the study's own metric name, else value."""
-        names = getattr(self.study, "metric_names", None) or ["value"]
-        return self.study.user_attrs.get(keys.OBJECTIVE, names[0])
+        return self.state.attrs.get(keys.OBJECTIVE, self.state.metric_name)
 
     @property
     def own(self) -> bool:
         """A study of the user's own (``lossearch.optuna.suggest_loss`` in their objective),
         not one ``optimize`` ran: nothing was chosen, the best trial stands."""
-        return keys.OBJECTIVE not in self.study.user_attrs
+        return keys.OBJECTIVE not in self.state.attrs
 
     @property
     def direction(self) -> str:
-        return self.study.direction.name.lower()
+        return self.state.direction
 
     def selection(self) -> Selection:
         """The search's selection, as it closed; before it closes, the top trial so far (a
@@ -85,14 +90,11 @@ class StoredStudy:
         """Whether the search has closed and kept its selection in the study (a study of
         the user's own: whether no trial still runs or waits)."""
         if self.own:
-            from optuna.trial import TrialState
-
-            busy = (TrialState.RUNNING, TrialState.WAITING)
-            return not self.study.get_trials(deepcopy=False, states=busy)
+            return not self.state.trials(("RUNNING", "WAITING"))
         return self._closing_selection() is not None
 
     def _closing_selection(self) -> Selection | None:
-        stored = self.study.user_attrs.get(keys.CHOICE)
+        stored = self.state.attrs.get(keys.CHOICE)
         return Selection.from_dict(stored, self._records_or_raise()) if stored else None
 
     def _records_or_raise(self) -> list[TrialRecord]:
@@ -112,24 +114,24 @@ class StoredStudy:
         return self.selection().config
 
     def states(self) -> dict[str, int]:
-        return dict(Counter(t.state.name for t in self.study.get_trials(deepcopy=False)))
+        return dict(Counter(t.state for t in self.state.trials()))
 
     def failures(self) -> list[str]:
-        trials = self.study.get_trials(deepcopy=False)
+        trials = self.state.trials()
         return [t.user_attrs[keys.FAIL_REASON] for t in trials if keys.FAIL_REASON in t.user_attrs]
 
     def importances(self) -> dict[str, float]:
         """As the search computed them when it closed; else (a study of your own, or one
-        still running) computed now."""
-        stored = self.study.user_attrs.get(keys.IMPORTANCES)
+        still running) computed now (Optuna's fANOVA; a Keras Tuner search has none)."""
+        stored = self.state.attrs.get(keys.IMPORTANCES)
         if stored is not None and self.closed:
             return dict(stored)
-        return importances_of(self.study)
+        return {} if self.study is None else importances_of(self.study)
 
     def search_run(self, storage: str | None = None) -> SearchRun:
         """What the search's MLflow parent run was opened with (a study that lossearch did
         not start: its name and backend)."""
-        saved = self.study.user_attrs.get(keys.PARENT_RUN_DESCRIPTION)
+        saved = self.state.attrs.get(keys.PARENT_RUN_DESCRIPTION)
         if saved:
             run = SearchRun.from_dict(self.name, saved)
         else:
@@ -154,10 +156,10 @@ class StoredStudy:
             history=[(r.number, r.value) for r in self.records()],
             failures=self.failures(),
             importances=self.importances(),
-            seconds=dict(self.study.user_attrs.get(keys.SECONDS, {})),
+            seconds=dict(self.state.attrs.get(keys.SECONDS) or {}),
             closed=self.closed,
-            test=self.study.user_attrs.get(keys.TEST),
-            stopped_early=self.study.user_attrs.get(keys.STOPPED_EARLY),
+            test=self.state.attrs.get(keys.TEST),
+            stopped_early=self.state.attrs.get(keys.STOPPED_EARLY),
         )
 
 

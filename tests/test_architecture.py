@@ -93,6 +93,25 @@ def test_only_tracking_talks_to_mlflow():
     assert offenders == []
 
 
+def test_only_the_state_module_writes_what_a_search_stores():
+    """An Optuna study's (and its trials') attributes and a Keras Tuner search's file are
+    written by lossearch.records alone (its StudyState); the drivers call it."""
+    offenders = []
+    for name, tree in TREES.items():
+        if name == "lossearch.records":
+            continue
+        for node in ast.walk(tree):
+            written = isinstance(node, ast.Attribute) and node.attr in (
+                "set_user_attr",
+                "set_system_attr",
+                "KERAS_TUNER_FILE",
+            )
+            named = isinstance(node, ast.Constant) and node.value == "lossearch.json"
+            if written or named:
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == [], "write through lossearch.records.StudyState"
+
+
 def test_one_baseline_function_and_no_locals_routing():
     defined = [
         f"{name}.{node.name}"

@@ -355,3 +355,52 @@ def test_what_keras_tuner_lacks_is_refused_before_any_trial(
     assert message.startswith(f"{next(iter(kwargs))}: the keras_tuner backend does not support")
     assert CAPABILITIES["keras_tuner"].instead[feature] in message
     assert not (tmp_path / ".lossearch").exists()  # refused before any tuner project opened
+
+
+def test_a_keras_tuner_search_is_exported_reported_and_synced_from_the_command_line(
+    tmp_path, monkeypatch, mlflow_uri, experiment, capsys
+):
+    """On main a Keras Tuner search kept only its choice in a file StoredStudy could not read:
+    export, report and sync-mlflow answered for Optuna studies only."""
+    from lossearch.cli import main
+    from lossearch.records import KERAS_TUNER_FILE
+    from lossearch.stored import StoredStudy
+
+    monkeypatch.chdir(tmp_path)
+    x, y = digits()
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        data=(x, y),
+        backend="keras_tuner",
+        tuner="random",
+        n_trials=3,
+        study_name="kt",
+        confirm_seeds=0,
+        refit=False,
+    )
+    assert (tmp_path / ".lossearch" / "tuner" / "kt" / KERAS_TUNER_FILE).is_file()
+    storage = "keras_tuner:///.lossearch/tuner"
+    stored = StoredStudy.load(storage, "kt")
+    assert stored.best_config().to_dict() == result.best_config.to_dict()
+    assert stored.states() == {"COMPLETE": 3} and stored.closed
+    assert [r.number for r in stored.records()] == [
+        r.number for r in result.search.completed_records()
+    ]
+    where = ["--storage", storage, "--study", "kt"]
+    assert main(["export", *where, "-o", str(tmp_path / "best.json")]) == 0
+    exported = json.loads((tmp_path / "best.json").read_text())
+    assert exported == result.best_config.to_dict()
+    assert main(["report", *where, "-o", str(tmp_path / "report.html")]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/svg+xml;base64," in page
+    assert result.best_config.describe().split("(")[0] in page
+    # a new MLflow store: sync-mlflow logs the search again from what the project kept
+    fresh = f"sqlite:///{tmp_path}/fresh.db"
+    assert main(["sync-mlflow", *where, "--tracking-uri", fresh]) == 0
+    _, parents, children = runs_of(fresh, "lossearch")
+    assert len(parents) == 1 and len(children) == 3
+    assert all("loss.family" in c.data.params for c in children)
+    assert all("val_balanced_accuracy" in c.data.metrics for c in children)
+    assert main(["export", "--storage", storage, "--study", "nope", "-o", "x.json"]) == 2
+    assert "searches there: ['kt']" in capsys.readouterr().err  # the projects it holds

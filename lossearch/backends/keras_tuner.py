@@ -5,12 +5,13 @@
 * :data:`ORACLES` hand out the space's recipes before their own samples (grid
   search enumerates them anyway).
 * :class:`KerasTunerDriver` runs the oracle's trials through the shared
-  per-trial routine of :class:`lossearch.backends.base.BaseDriver`.
+  per-trial routine of :class:`lossearch.backends.base.BaseDriver`, and keeps what the
+  search stores in the project's :class:`~lossearch.records.KerasTunerState`, which
+  ``lossearch export``, ``report`` and ``sync-mlflow`` read (``keras_tuner:///FOLDER``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -22,9 +23,9 @@ from lossearch import records as keys
 from lossearch._compat import RecipesFirst
 from lossearch._validation import Options, check
 from lossearch.arguments import TUNERS
-from lossearch.backends.base import BaseDriver, TrialFailed
+from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
 from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
-from lossearch.records import TrialRecord
+from lossearch.records import KerasTunerState, StoredTrial, TrialRecord
 from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
 from lossearch.selection.roles import recipes_in_running_order
@@ -121,6 +122,7 @@ class KerasTunerDriver(BaseDriver):
         self.tuner_name = settings.tuner
         self.states: dict[int, str] = {}
         self.tuner: _LossTuner | None = None
+        self.state: KerasTunerState | None = None  # what the search keeps, read and written
         self.progress = None  # the progress bar while a search runs
 
     @classmethod
@@ -147,6 +149,10 @@ class KerasTunerDriver(BaseDriver):
             project_name=_project_name(settings.study_name or readable_study_name(space.name)),
             overwrite=settings.study_name is None,
         )
+        driver.state = KerasTunerState(
+            driver.tuner.project_dir, driver.tuner.project_name, direction
+        )
+        driver.state.set(keys.OBJECTIVE, runner.objective.name)
         return driver
 
     def run_kt_trial(self, trial, recipes: list[tuple[str, dict]]) -> float:
@@ -154,22 +160,37 @@ class KerasTunerDriver(BaseDriver):
         number = int(trial.trial_id)
         config = self.space.sample(KerasTunerSource(hp), **self.runner.config_facts())
         loss_values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        recipe = _recipe_of(loss_values, recipes)
+        hooks = _EpochsKept()
+        kept = StoredTrial(number, "FAIL", params=dict(hp.values))
+        kept.user_attrs.update({keys.CONFIG: config.to_dict(), keys.RECIPE: recipe})
         try:
             record = self.run_trial(
                 number,
                 config,
                 hp,
-                recipe=_recipe_of(loss_values, recipes),
+                recipe=recipe,
                 tags={"tuner_trial_id": trial.trial_id},
+                hooks=hooks,
                 epochs=int(hp.values.get("tuner/epochs", self.runner.epochs)),
             )
         except TrialFailed as exc:
             self.states[number] = "FAIL"
+            kept.user_attrs[keys.FAIL_REASON] = str(exc)[:2000]
             raise kt.errors.FailedTrialError(str(exc)) from exc
+        except KeyboardInterrupt:
+            kept.user_attrs[keys.INTERRUPTED] = True
+            raise
+        else:
+            self.states[number] = "COMPLETE"
+            kept.state, kept.value = "COMPLETE", record.value
+            kept.user_attrs.update(keys.completed_attrs(record))
         finally:
+            kept.intermediate_values = hooks.values
+            kept.user_attrs[keys.EPOCH_LOSS] = hooks.losses
+            self.state.save_trial(kept)
             if self.progress is not None:
                 self.progress.update(1)
-        self.states[number] = "COMPLETE"
         return record.value
 
     def trial_states(self) -> list[tuple[int, str, float | None]]:
@@ -196,29 +217,17 @@ class KerasTunerDriver(BaseDriver):
     def describe(self) -> dict:
         return {"backend": "keras_tuner", "tuner": self.tuner_name}
 
-    def _state_file(self) -> str:
-        return os.path.join(self.tuner.project_dir, "lossearch.json")
-
-    def _state(self) -> dict:
-        try:
-            with open(self._state_file(), encoding="utf-8") as handle:
-                return json.load(handle)
-        except FileNotFoundError:
-            return {}
-
-    def _save_state(self, **values):
-        state = {**self._state(), **values}
-        with open(self._state_file(), "w", encoding="utf-8") as handle:
-            json.dump(state, handle)
-
     def saved_parent_run(self) -> str | None:
-        return self._state().get(keys.PARENT_RUN)
+        return self.state.attrs.get(keys.PARENT_RUN)
 
     def save_parent_run(self, run_id: str, description: dict):
-        self._save_state(**{keys.PARENT_RUN: run_id, keys.PARENT_RUN_DESCRIPTION: description})
+        self.state.set(keys.PARENT_RUN, run_id)
+        self.state.set(keys.PARENT_RUN_DESCRIPTION, description)
 
     def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None):
-        self._save_state(**{keys.CHOICE: choice, keys.SECONDS: seconds, keys.TEST: test})
+        self.state.set(keys.CHOICE, choice)
+        self.state.set(keys.SECONDS, seconds)
+        self.state.set(keys.TEST, test)
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         # n_jobs is 1: the settings refuse others (lossearch.capabilities)
@@ -267,6 +276,20 @@ class KerasTunerDriver(BaseDriver):
                 }
             )
         return pd.DataFrame(rows).sort_values("number").reset_index(drop=True)
+
+
+class _EpochsKept(TrialHooks):
+    """The objective and the training loss after each epoch, kept with the trial for
+    ``sync-mlflow`` (as the Optuna driver keeps them in the study)."""
+
+    def __init__(self):
+        self.values: dict[int, float] = {}
+        self.losses: list[float | None] = []
+
+    def epoch(self, step: int, value: float, logs: dict[str, float]) -> bool:
+        self.values[step] = value
+        self.losses.append(logs.get("loss"))
+        return False
 
 
 def _reason_of(trial) -> str | None:

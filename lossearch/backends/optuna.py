@@ -91,9 +91,9 @@ class _OptunaHooks(TrialHooks):
 
     def started(self, run: TrialRun) -> None:
         # who runs it: a rerun on this host fails it at once should this process die
-        self.trial.set_user_attr(keys.PROCESS, this_process())
+        keys.set_trial_attrs(self.trial, {keys.PROCESS: this_process()})
         if run.run_id is not None:  # lets whoever finds this trial stale close its run
-            self.trial.set_user_attr(keys.MLFLOW_RUN, run.run_id)
+            keys.set_trial_attrs(self.trial, {keys.MLFLOW_RUN: run.run_id})
 
     def epoch(self, step: int, value: float, logs: dict[str, float]) -> bool:
         self.trial.report(value, step)
@@ -102,7 +102,7 @@ class _OptunaHooks(TrialHooks):
         return self.prunable and judged and self.trial.should_prune()
 
     def ended(self) -> None:  # for `lossearch sync-mlflow`, should MLflow miss this trial
-        self.trial.set_user_attr(keys.EPOCH_LOSS, self.losses)
+        keys.set_trial_attrs(self.trial, {keys.EPOCH_LOSS: self.losses})
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,7 @@ class OptunaDriver(BaseDriver):
     def __init__(self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, study, settings):
         super().__init__(runner, space, tracker, settings.seed)
         self.study, self.settings = study, settings
+        self.state = keys.OptunaStudyState(study)  # what the search keeps, read and written
         # The storage object we opened: create_study wraps it, the lock needs the original.
         self.storage = settings.storage
         self.lock = StudyLock.for_storage(self.storage, study.study_name)
@@ -188,10 +189,10 @@ class OptunaDriver(BaseDriver):
         """Count this worker in; the 2nd, 3rd... worker samples with a seed of its own."""
         with self.lock.claim():
             self._check_started_with()
-            index = self.study.user_attrs.get(keys.WORKERS, 0)
-            self.study.set_user_attr(keys.WORKERS, index + 1)
+            index = self.state.attrs.get(keys.WORKERS, 0)
+            self.state.set(keys.WORKERS, index + 1)
             if index == 0:  # names the per-epoch series for `lossearch sync-mlflow`
-                self.study.set_user_attr(keys.OBJECTIVE, self.runner.objective.name)
+                self.state.set(keys.OBJECTIVE, self.runner.objective.name)
         seed = self.settings.seed
         if index and self.settings.sampler is None:
             # Same seed in every worker would make their random start-up trials identical.
@@ -202,9 +203,9 @@ class OptunaDriver(BaseDriver):
     def _check_started_with(self) -> None:
         """Refuse to join a study started with another space, objective or data."""
         mine = keys.search_signature(self.space, self.runner, self.settings.seed)
-        started = self.study.user_attrs.get(keys.STARTED_WITH)
+        started = self.state.attrs.get(keys.STARTED_WITH)
         if started is None:
-            self.study.set_user_attr(keys.STARTED_WITH, mine)
+            self.state.set(keys.STARTED_WITH, mine)
             return
         differences = keys.signature_differences(started, mine)
         if differences:
@@ -332,14 +333,14 @@ class OptunaDriver(BaseDriver):
         study, so every other worker stops at its next trial too (call under the lock)."""
         if self.stopper is None:
             return None
-        reason = self.study.user_attrs.get(keys.STOPPED_EARLY)
+        reason = self.state.attrs.get(keys.STOPPED_EARLY)
         if reason is None:
             progress = self.progress()
             reason = self.stopper.reason_to_stop(progress)
             if reason is not None:
                 # the contenders first: a worker that sees the reason finds them beside it
-                self.study.set_user_attr(keys.CONTENDERS, self.stopper.contenders(progress))
-                self.study.set_user_attr(keys.STOPPED_EARLY, reason)
+                self.state.set(keys.CONTENDERS, self.stopper.contenders(progress))
+                self.state.set(keys.STOPPED_EARLY, reason)
         return reason
 
     def progress(self) -> SearchProgress:
@@ -368,7 +369,7 @@ class OptunaDriver(BaseDriver):
         duplicate = self._completed_twin(trial)
         if duplicate is not None:
             return self._replay(trial, duplicate, config)
-        trial.set_user_attr(keys.CONFIG, config.to_dict())
+        keys.set_trial_attrs(trial, {keys.CONFIG: config.to_dict()})
         recipe = trial.user_attrs.get(keys.RECIPE)
         try:
             record = self.run_trial(
@@ -387,10 +388,10 @@ class OptunaDriver(BaseDriver):
         except TrialPruned as exc:
             raise optuna.TrialPruned(str(exc)) from None
         except KeyboardInterrupt:
-            trial.set_user_attr(keys.INTERRUPTED, True)  # a rerun queues its recipe again
+            keys.set_trial_attrs(trial, {keys.INTERRUPTED: True})  # a rerun queues its recipe again
             raise
         except TrialFailed as exc:
-            trial.set_user_attr(keys.FAIL_REASON, str(exc)[:2000])
+            keys.set_trial_attrs(trial, {keys.FAIL_REASON: str(exc)[:2000]})
             raise
         write_completed(trial, record)
         return record.value
@@ -404,9 +405,14 @@ class OptunaDriver(BaseDriver):
 
     def _replay(self, trial: optuna.Trial, twin, config) -> float:
         """Record a re-drawn config with its twin's result instead of training it again."""
-        trial.set_user_attr(keys.DUPLICATE_OF, twin.number)
-        trial.set_user_attr(keys.CONFIG, config.to_dict())
-        trial.set_user_attr(keys.METRICS, twin.user_attrs[keys.METRICS])
+        keys.set_trial_attrs(
+            trial,
+            {
+                keys.DUPLICATE_OF: twin.number,
+                keys.CONFIG: config.to_dict(),
+                keys.METRICS: twin.user_attrs[keys.METRICS],
+            },
+        )
         run = self.tracker.start_trial(
             trial.number, config, {keys.DUPLICATE_OF: twin.number, "study": self.study.study_name}
         )
@@ -432,53 +438,53 @@ class OptunaDriver(BaseDriver):
         }
 
     def saved_parent_run(self) -> str | None:
-        return self.study.user_attrs.get(keys.PARENT_RUN)
+        return self.state.attrs.get(keys.PARENT_RUN)
 
     def save_parent_run(self, run_id: str, description: dict):
-        self.study.set_user_attr(keys.PARENT_RUN, run_id)
-        self.study.set_user_attr(keys.PARENT_RUN_DESCRIPTION, description)
+        self.state.set(keys.PARENT_RUN, run_id)
+        self.state.set(keys.PARENT_RUN_DESCRIPTION, description)
 
     def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None):
-        self.study.set_user_attr(keys.CHOICE, choice)
-        self.study.set_user_attr(keys.SECONDS, seconds)
+        self.state.set(keys.CHOICE, choice)
+        self.state.set(keys.SECONDS, seconds)
         # computed once here, so that `lossearch report` reads them without scikit-learn
         self._importances = importances_of(self.study)
-        self.study.set_user_attr(keys.IMPORTANCES, self._importances)
+        self.state.set(keys.IMPORTANCES, self._importances)
         if test is not None:
-            self.study.set_user_attr(keys.TEST, test)
+            self.state.set(keys.TEST, test)
 
     def exclusive(self):
         return self.lock.claim()
 
     def complete_choice(self, n_trials: int) -> dict | None:
         usage = self.usage()
-        attrs = self.study.user_attrs
+        attrs = self.state.attrs
         closed = attrs.get(keys.FINISHED_WITH) == usage.finished and keys.CHOICE in attrs
         idle = not usage.running and not usage.waiting
         done = usage.finished >= n_trials or self.stopped_early() is not None
         return attrs[keys.CHOICE] if closed and idle and done else None
 
     def stopped_early(self) -> str | None:
-        return self.study.user_attrs.get(keys.STOPPED_EARLY) if self.stopper else None
+        return self.state.attrs.get(keys.STOPPED_EARLY) if self.stopper else None
 
     def contenders(self) -> list[int] | None:
         if self.stopped_early() is None:
             return None
-        return self.study.user_attrs.get(keys.CONTENDERS)
+        return self.state.attrs.get(keys.CONTENDERS)
 
     def claim_finish(self) -> bool:
         usage = self.usage()
-        if usage.running or self.study.user_attrs.get(keys.FINISHED_WITH) == usage.finished:
+        if usage.running or self.state.attrs.get(keys.FINISHED_WITH) == usage.finished:
             return False
-        self.study.set_user_attr(keys.FINISHED_WITH, usage.finished)
+        self.state.set(keys.FINISHED_WITH, usage.finished)
         return True
 
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         self._importances = None  # more trials: the close computes them again
         with self.lock.claim():  # two workers starting together queue the recipes once
-            if self.stopper is None and self.study.user_attrs.get(keys.STOPPED_EARLY):
-                self.study.set_user_attr(keys.STOPPED_EARLY, None)  # searched on past it
-                self.study.set_user_attr(keys.CONTENDERS, None)
+            if self.stopper is None and self.state.attrs.get(keys.STOPPED_EARLY):
+                self.state.set(keys.STOPPED_EARLY, None)  # searched on past it
+                self.state.set(keys.CONTENDERS, None)
             self.enqueue_recipes(n_trials)
         self.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
 
@@ -501,11 +507,7 @@ class OptunaDriver(BaseDriver):
         ]
 
     def trials_dataframe(self):
-        frame = self.study.trials_dataframe(
-            attrs=("number", "state", "value", "params", "duration", "user_attrs")
-        )
-        bulky = {f"user_attrs_{k}" for k in (keys.CONFIG, keys.METRICS, keys.DECISION)}
-        return frame.drop(columns=[c for c in frame.columns if c in bulky])
+        return self.state.trials_dataframe()
 
     def importances(self) -> dict[str, float]:
         if self._importances is None:
