@@ -363,8 +363,7 @@ _ARGUMENTS = (
         True,
         (BOOL, _instance_of("lossearch.stopping.BaseStopper", "a lossearch.stopping.BaseStopper")),
         "stop once 10 sampled trials have not beaten the recipe declared before the search by "
-        "more than its noise (Optuna backend; a stopper of lossearch.stopping chooses another "
-        "rule)",
+        "more than its noise (a stopper of lossearch.stopping chooses another rule)",
         flag="--no-early-stop",
         off_help="search the whole budget even when no sampled trial beats the recipe declared "
         "before the search by more than its noise",

@@ -41,11 +41,9 @@ CAPABILITIES = {
     "optuna": Capabilities("optuna", frozenset(FEATURES), {}),
     "keras_tuner": Capabilities(
         "keras_tuner",
-        frozenset({"timeout"}),
+        frozenset({"timeout", "stopper"}),
         {
             "threads": "run one process per worker in Keras Tuner's distributed mode",
-            "stopper": "Keras Tuner's oracle decides its own budget (Hyperband ends brackets "
-            "early); pass early_stop=True or False",
             "sampler": "pass tuner= ('hyperband', 'bayesian', 'random', 'grid')",
             "pruner": "Hyperband (tuner='hyperband', the default) stops weak trials early",
             "storage": "the tuner's project folder keeps the search; name it with study_name=",

@@ -327,28 +327,37 @@ class KerasTunerState(StudyState):
         # written before trials were kept here: the search's values were the whole file
         return saved if "attrs" in saved else {"attrs": saved, "trials": {}}
 
-    def _write(self) -> None:
+    def _update(self, section: str, key: str, value: Any) -> None:
+        """Set one entry and rewrite the file, under a lock and over what is on disk: the
+        workers of Keras Tuner's distributed mode each keep their own trials here."""
+        import fcntl
+
         from lossearch._files import write_text
 
-        self._saved.update(name=self.name, direction=self.direction)
-        write_text(self.path, json.dumps(self._saved))
+        with open(self.path.with_name(f".{self.path.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.exists():
+                self._saved = self._read()
+            self._saved.setdefault(section, {})[key] = value
+            self._saved.update(name=self.name, direction=self.direction)
+            write_text(self.path, json.dumps(self._saved))
 
     @property
     def attrs(self) -> Mapping[str, Any]:
         return self._saved.get("attrs", {})
 
     def set(self, key: str, value: Any) -> None:
-        self._saved.setdefault("attrs", {})[key] = value
-        self._write()
+        self._update("attrs", key, value)
 
     def save_trial(self, trial: StoredTrial) -> None:
         """Keep ``trial`` (a trial run again, as Hyperband does, replaces its entry)."""
         entry = asdict(trial)
         entry["intermediate_values"] = {str(k): v for k, v in trial.intermediate_values.items()}
-        self._saved.setdefault("trials", {})[str(trial.number)] = entry
-        self._write()
+        self._update("trials", str(trial.number), entry)
 
     def trials(self, states: Iterable[str] | None = None) -> list[StoredTrial]:
+        if self.path.exists():  # with the trials other workers kept meanwhile
+            self._saved = self._read()
         wanted = None if states is None else set(states)
         out = []
         for entry in self._saved.get("trials", {}).values():

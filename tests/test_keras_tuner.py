@@ -316,11 +316,9 @@ def _unsupported_on_keras_tuner():
     import optuna
 
     from lossearch.capabilities import CAPABILITIES, FEATURES
-    from lossearch.stopping import NoChallengerStopper
 
     passed = {
         "threads": {"n_jobs": 2},
-        "stopper": {"early_stop": NoChallengerStopper()},
         "sampler": {"sampler": optuna.samplers.RandomSampler()},
         "pruner": {"pruner": optuna.pruners.NopPruner()},
         "storage": {"storage": "sqlite:///kt.db"},
@@ -355,6 +353,37 @@ def test_what_keras_tuner_lacks_is_refused_before_any_trial(
     assert message.startswith(f"{next(iter(kwargs))}: the keras_tuner backend does not support")
     assert CAPABILITIES["keras_tuner"].instead[feature] in message
     assert not (tmp_path / ".lossearch").exists()  # refused before any tuner project opened
+
+
+def test_keras_tuner_stops_early_as_optuna_does(tmp_path, monkeypatch, mlflow_uri, experiment):
+    """On main `early_stop` was accepted and ignored on Keras Tuner. Now its stopper is asked
+    between trials, as on Optuna: here one that stops once a sampled trial has finished."""
+    from lossearch.stopping import BaseStopper
+
+    class AfterOneSampled(BaseStopper):
+        def reason_to_stop(self, progress):
+            done = progress.sampled_finished >= 1 and not progress.recipes_pending
+            return "one sampled trial is enough here" if done else None
+
+    monkeypatch.chdir(tmp_path)
+    x, y = digits()
+    result = tiny_search(
+        mlflow_uri,
+        experiment,
+        data=(x, y),
+        backend="keras_tuner",
+        tuner="random",
+        n_trials=8,
+        early_stop=AfterOneSampled(),
+        confirm_seeds=0,
+        refit=False,
+    )
+    records = result.search.completed_records()
+    sampled = [r for r in records if r.recipe is None]
+    assert len(sampled) == 1 and len(records) < 8  # the recipes, then one sampled trial
+    assert len(result.search.trial_states()) == len(records)
+    assert result.search.stopped_early() == "one sampled trial is enough here"
+    assert "one sampled trial is enough here" in result.summary()
 
 
 def test_a_keras_tuner_search_is_exported_reported_and_synced_from_the_command_line(

@@ -30,6 +30,7 @@ from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
 from lossearch.selection.roles import recipes_in_running_order
 from lossearch.settings import SearchSettings, plain_name, readable_study_name
+from lossearch.stopping import SearchProgress, default_stopper
 from lossearch.tracking import Tracker
 
 
@@ -87,7 +88,8 @@ def make_oracle(tuner: str, recipes: list[dict], *, objective, n_trials, epochs,
 
 
 class _OutOfTime(Exception):
-    """``timeout`` has passed: no further trial starts (Optuna's meaning of it)."""
+    """``timeout`` has passed, or the early stop has ended the search: no further trial
+    starts (Optuna's meaning of both)."""
 
 
 class _LossTuner(kt.engine.base_tuner.BaseTuner):
@@ -102,6 +104,8 @@ class _LossTuner(kt.engine.base_tuner.BaseTuner):
     def pre_create_trial(self):
         # As Optuna's timeout: checked between trials, so the first one always runs.
         if self.started and self.deadline is not None and time.monotonic() >= self.deadline:
+            raise _OutOfTime
+        if self.driver.stop_reason() is not None:  # as the Optuna driver's, between trials
             raise _OutOfTime
         self.started += 1
         super().pre_create_trial()
@@ -123,6 +127,7 @@ class KerasTunerDriver(BaseDriver):
         self.states: dict[int, str] = {}
         self.tuner: _LossTuner | None = None
         self.state: KerasTunerState | None = None  # what the search keeps, read and written
+        self.stopper = default_stopper(settings.early_stop)
         self.progress = None  # the progress bar while a search runs
 
     @classmethod
@@ -229,8 +234,43 @@ class KerasTunerDriver(BaseDriver):
         self.state.set(keys.SECONDS, seconds)
         self.state.set(keys.TEST, test)
 
+    def stop_reason(self) -> str | None:
+        """Why the search stops before its budget (the stopper's rule, as on Optuna), kept
+        with the search once decided; None while it goes on."""
+        if self.stopper is None:
+            return None
+        reason = self.state.attrs.get(keys.STOPPED_EARLY)
+        if reason is None:
+            progress = self.search_progress()
+            reason = self.stopper.reason_to_stop(progress)
+            if reason is not None:
+                self.state.set(keys.CONTENDERS, self.stopper.contenders(progress))
+                self.state.set(keys.STOPPED_EARLY, reason)
+        return reason
+
+    def search_progress(self) -> SearchProgress:
+        """What a stopper sees: the completed records and the sampled trials finished."""
+        sampled = [t for t in self.state.trials(keys.FINISHED) if not t.user_attrs.get(keys.RECIPE)]
+        training = self.runner.epochs * max(1, len(self.runner.data.splits))
+        return SearchProgress(
+            records=self.completed_records(),
+            sampled_finished=len(sampled),
+            sampled_trainings=sum(len(t.intermediate_values) for t in sampled) / training,
+            recipes_pending=bool(getattr(self.tuner.oracle, "pending_recipes", None)),
+            runner=self.runner,
+        )
+
+    def stopped_early(self) -> str | None:
+        return self.state.attrs.get(keys.STOPPED_EARLY) if self.stopper else None
+
+    def contenders(self) -> list[int] | None:
+        return self.state.attrs.get(keys.CONTENDERS) if self.stopped_early() else None
+
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         # n_jobs is 1: the settings refuse others (lossearch.capabilities)
+        if self.stopper is None and self.state.attrs.get(keys.STOPPED_EARLY):
+            self.state.set(keys.STOPPED_EARLY, None)  # searched on past it
+            self.state.set(keys.CONTENDERS, None)
         self.tuner.deadline = None if timeout is None else time.monotonic() + timeout
         # Keras Tuner's own per-trial tables (verbose=1) repeat what MLflow shows; one bar
         # like the Optuna driver's instead (Hyperband decides its own number of trials).
