@@ -24,9 +24,8 @@ from typing import Any
 
 from lossearch import charts
 from lossearch._files import write_text
+from lossearch.metrics.evaluation import PER_CLASS_KEYS
 from lossearch.summary import SearchSummary
-
-PER_CLASS_KEYS = ("recall", "precision", "f1", "ap")
 
 
 def search_figures(summary: SearchSummary) -> dict[str, Any]:

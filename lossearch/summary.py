@@ -19,10 +19,12 @@ from typing import Any
 
 from lossearch._noise import Z_CLEAR
 from lossearch.config import LossConfig
+from lossearch.metrics.evaluation import PER_CLASS_SHORT
 from lossearch.metrics.objectives import summary_metrics
 from lossearch.selection import Selection
 
 PHASES = ("search", "confirmation", "refit")  # result.seconds, in this order
+_SHORT_NAMES = {"recall": "recall", "f1": "F1", "ap": "AP"}  # as the header shows them
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,9 @@ class SearchSummary:
         base = self.baseline_metrics.get("per_class", {})
         width = max([5, *map(len, best)])
         header = f"{'class':<{width}} {'train':>8} {'val':>6} " + " ".join(
-            f"{k + '(' + who + ')':>11}" for k in ("recall", "F1", "AP") for who in ("CE", "pick")
+            f"{_SHORT_NAMES[k] + '(' + who + ')':>11}"
+            for k in PER_CLASS_SHORT
+            for who in ("CE", "pick")
         )
         rows = [
             f"validation metrics, {scope}",
@@ -267,7 +271,7 @@ class SearchSummary:
             count = counts[i] if i < len(counts) else ""
             cells = [
                 _cell(source.get(name, {}).get(key), 11)
-                for key in ("recall", "f1", "ap")
+                for key in PER_CLASS_SHORT
                 for source in (base, best)
             ]
             support = best.get(name, {}).get("support", "")

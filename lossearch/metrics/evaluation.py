@@ -29,12 +29,18 @@ class Metrics:
         """``{"balanced_accuracy": .., "recall.<class>": .., ...}`` for logging."""
         out = dict(self.summary)
         for name, values in self.per_class.items():
-            for key in ("precision", "recall", "f1", "ap"):
+            for key in PER_CLASS_KEYS:
                 out[f"{key}.{name}"] = values[key]
         return out
 
     def to_dict(self) -> dict:
         return {"summary": self.summary, "per_class": self.per_class, "confusion": self.confusion}
+
+
+# what each class gets (besides its support), in the order tables show them
+PER_CLASS_KEYS = ("recall", "precision", "f1", "ap")
+# the ones a text summary has room for
+PER_CLASS_SHORT = ("recall", "f1", "ap")
 
 
 def default_minority_classes(class_counts: Sequence[int], task: str) -> list[int]:

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from lossearch._validation import takes_positional
+from lossearch.decision import THRESHOLD_RULES
 from lossearch.metrics.predictions import Predictions, geometric_mean
 
 DIRECTIONS = ("maximize", "minimize")
-THRESHOLD_RULES = ("balanced_log_loss", "f1")
 
 
 @dataclass(frozen=True)
