@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +10,7 @@ from lossearch._files import refuse_inputs
 from lossearch.config import LossConfig
 from lossearch.report import write_report
 from lossearch.selection import Selection
+from lossearch.stored import StoredStudy
 from lossearch.summary import SearchSummary
 
 
@@ -123,20 +123,12 @@ class SearchResult:
 
     def search_summary(self) -> SearchSummary:
         """What :meth:`summary`, :meth:`report` and the MLflow parent run show."""
-        trials = self.search.trial_states()
-        return SearchSummary(
-            name=self.search.name,
-            objective=self.objective,
-            direction=self.direction,
-            selection=self.selection,
-            states=dict(Counter(state for _, state, _ in trials)),
-            history=[(n, v) for n, state, v in trials if state == "COMPLETE"],
-            failures=self.search.failure_reasons(),
+        return StoredStudy(self.search.state, self.search.name).summary_with(
+            self.selection,
             importances=self.search.importances(),
             seconds=dict(self.seconds),
             closed=self.closed,
             test=self.test_metrics,
-            stopped_early=self.search.stopped_early(),
         )
 
     def report(self, path: str | os.PathLike) -> str:

@@ -146,19 +146,38 @@ class StoredStudy:
 
     def summary(self) -> SearchSummary:
         """What the study shows: the same object a live search's result gives."""
-        closing = self._closing_selection()
-        return SearchSummary(
-            name=self.name,
-            objective=self.objective,
-            direction=self.direction,
-            selection=closing or self.selection(),
-            states=self.states(),
-            history=[(r.number, r.value) for r in self.records()],
-            failures=self.failures(),
+        return self.summary_with(
+            self._closing_selection() or self.selection(),
             importances=self.importances(),
             seconds=dict(self.state.attrs.get(keys.SECONDS) or {}),
             closed=self.closed,
             test=self.state.attrs.get(keys.TEST),
+        )
+
+    def summary_with(
+        self,
+        selection: Selection,
+        *,
+        importances: dict[str, float],
+        seconds: dict[str, float],
+        closed: bool,
+        test: dict | None,
+    ) -> SearchSummary:
+        """The one builder of a :class:`SearchSummary`: the stored trials' counts, history and
+        failures, around a selection and timings that a live search passes from memory
+        (``SearchResult.search_summary``) and a stored one reads back (:meth:`summary`)."""
+        return SearchSummary(
+            name=self.name,
+            objective=self.objective,
+            direction=self.direction,
+            selection=selection,
+            states=self.states(),
+            history=[(r.number, r.value) for r in self.records()],
+            failures=self.failures(),
+            importances=importances,
+            seconds=seconds,
+            closed=closed,
+            test=test,
             stopped_early=self.state.attrs.get(keys.STOPPED_EARLY),
         )
 
