@@ -17,9 +17,10 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from lossearch import _interrupt
+from lossearch import records as keys
 from lossearch._secrets import one_line_reason
 from lossearch.config import LossConfig
-from lossearch.records import TrialRecord, user_hp_values
+from lossearch.records import StudyState, TrialRecord, is_lossearch_trial, record_of, user_hp_values
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.tracking import Tracker, TrialRun
@@ -60,9 +61,12 @@ class _EpochReporter:
 class BaseDriver(abc.ABC):
     """A backend driving a search over ``space`` through the shared ``runner``.
 
-    Subclasses implement the abstract methods; the hooks ``join``, ``exclusive``,
-    ``claim_finish`` and ``importances`` have single-worker defaults.
+    Subclasses implement the abstract methods and set ``state``, the
+    :class:`~lossearch.records.StudyState` their search keeps; the hooks ``join``,
+    ``exclusive``, ``claim_finish`` and ``importances`` have single-worker defaults.
     """
+
+    state: StudyState
 
     def __init__(self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, seed: int | None):
         self.runner, self.space, self.tracker, self.seed = runner, space, tracker, seed
@@ -88,31 +92,45 @@ class BaseDriver(abc.ABC):
     def run(self, n_trials: int, *, timeout, n_jobs: int, show_progress: bool) -> None:
         """Run trials (recipes first) until the search holds ``n_trials`` finished ones."""
 
-    @abc.abstractmethod
-    def completed_records(self) -> list[TrialRecord]:
-        """Every completed trial, including those other workers ran."""
+    # -- what the search keeps: written and read through its state, the same on every backend
 
-    @abc.abstractmethod
+    def completed_records(self) -> list[TrialRecord]:
+        """Every completed trial, including those other workers ran: from memory when this
+        process ran it (with its predictions), else as the search keeps it."""
+        return [
+            self.records.get(t.number) or record_of(t)
+            for t in self.state.trials(("COMPLETE",))
+            if is_lossearch_trial(t)  # a replayed twin is not a measurement
+        ]
+
     def trial_states(self) -> list[tuple[int, str, float | None]]:
         """``(number, state, value)`` per trial; state COMPLETE, PRUNED, FAIL, ..."""
+        return [(t.number, t.state, t.value) for t in self.state.trials()]
 
-    @abc.abstractmethod
-    def failure_reasons(self) -> list[str]: ...
+    def failure_reasons(self) -> list[str]:
+        trials = self.state.trials()
+        return [t.user_attrs[keys.FAIL_REASON] for t in trials if keys.FAIL_REASON in t.user_attrs]
 
-    @abc.abstractmethod
-    def trials_dataframe(self): ...
+    def trials_dataframe(self):
+        return self.state.trials_dataframe()
 
-    @abc.abstractmethod
     def saved_parent_run(self) -> str | None:
         """The MLflow parent run saved with the search (a resumed search reuses it)."""
+        return self.state.attrs.get(keys.PARENT_RUN)
 
-    @abc.abstractmethod
     def save_parent_run(self, run_id: str, description: dict) -> None:
         """Keep the parent run's id and its ``SearchRun.to_dict()`` with the search."""
+        self.state.set(keys.PARENT_RUN, run_id)
+        self.state.set(keys.PARENT_RUN_DESCRIPTION, description)
 
-    @abc.abstractmethod
     def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None) -> None:
-        """Keep the ``Selection.to_dict()``, the phases' wall time and the test scores."""
+        """Keep the ``Selection.to_dict()``, the phases' wall time, the importances (so
+        that ``lossearch report`` reads them without scikit-learn) and the test scores."""
+        self.state.set(keys.CHOICE, choice)
+        self.state.set(keys.SECONDS, seconds)
+        self.state.set(keys.IMPORTANCES, self.importances())
+        if test is not None:
+            self.state.set(keys.TEST, test)
 
     # -- hooks for many workers; one worker by default ---------------------------------------
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -25,7 +24,7 @@ from lossearch._validation import Options, check
 from lossearch.arguments import TUNERS
 from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
 from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
-from lossearch.records import KerasTunerState, StoredTrial, TrialRecord
+from lossearch.records import KerasTunerState, StoredTrial
 from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
 from lossearch.selection.roles import recipes_in_running_order
@@ -124,7 +123,6 @@ class KerasTunerDriver(BaseDriver):
     def __init__(self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, settings):
         super().__init__(runner, space, tracker, settings.seed)
         self.tuner_name = settings.tuner
-        self.states: dict[int, str] = {}
         self.tuner: _LossTuner | None = None
         self.state: KerasTunerState | None = None  # what the search keeps, read and written
         self.stopper = default_stopper(settings.early_stop)
@@ -167,7 +165,8 @@ class KerasTunerDriver(BaseDriver):
         loss_values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
         recipe = _recipe_of(loss_values, recipes)
         hooks = _EpochsKept()
-        kept = StoredTrial(number, "FAIL", params=dict(hp.values))
+        drawn = {k: v for k, v in hp.values.items() if v is not None and v != "null"}
+        kept = StoredTrial(number, "FAIL", params=drawn)  # "null": a choice not drawn
         kept.user_attrs.update({keys.CONFIG: config.to_dict(), keys.RECIPE: recipe})
         try:
             record = self.run_trial(
@@ -180,14 +179,12 @@ class KerasTunerDriver(BaseDriver):
                 epochs=int(hp.values.get("tuner/epochs", self.runner.epochs)),
             )
         except TrialFailed as exc:
-            self.states[number] = "FAIL"
             kept.user_attrs[keys.FAIL_REASON] = str(exc)[:2000]
             raise kt.errors.FailedTrialError(str(exc)) from exc
         except KeyboardInterrupt:
             kept.user_attrs[keys.INTERRUPTED] = True
             raise
         else:
-            self.states[number] = "COMPLETE"
             kept.state, kept.value = "COMPLETE", record.value
             kept.user_attrs.update(keys.completed_attrs(record))
         finally:
@@ -197,16 +194,6 @@ class KerasTunerDriver(BaseDriver):
             if self.progress is not None:
                 self.progress.update(1)
         return record.value
-
-    def trial_states(self) -> list[tuple[int, str, float | None]]:
-        """``(number, state, value)`` of every trial this tuner holds."""
-        out = []
-        for trial in self.tuner.oracle.trials.values():
-            number = int(trial.trial_id)
-            value = trial.score if trial.score is not None and math.isfinite(trial.score) else None
-            state = self.states.get(number, "COMPLETE" if value is not None else "FAIL")
-            out.append((number, state, value))
-        return sorted(out)
 
     # -- BaseDriver ------------------------------------------------------------------------
 
@@ -221,18 +208,6 @@ class KerasTunerDriver(BaseDriver):
 
     def describe(self) -> dict:
         return {"backend": "keras_tuner", "tuner": self.tuner_name}
-
-    def saved_parent_run(self) -> str | None:
-        return self.state.attrs.get(keys.PARENT_RUN)
-
-    def save_parent_run(self, run_id: str, description: dict):
-        self.state.set(keys.PARENT_RUN, run_id)
-        self.state.set(keys.PARENT_RUN_DESCRIPTION, description)
-
-    def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None):
-        self.state.set(keys.CHOICE, choice)
-        self.state.set(keys.SECONDS, seconds)
-        self.state.set(keys.TEST, test)
 
     def stop_reason(self) -> str | None:
         """Why the search stops before its budget (the stopper's rule, as on Optuna), kept
@@ -284,39 +259,6 @@ class KerasTunerDriver(BaseDriver):
             finally:
                 self.progress = None
 
-    def completed_records(self) -> list[TrialRecord]:
-        return [
-            self.records[n]
-            for n, state, _ in self.trial_states()
-            if state == "COMPLETE" and n in self.records
-        ]
-
-    def failure_reasons(self) -> list[str]:
-        reasons = (_reason_of(t) for t in self.tuner.oracle.trials.values())
-        return [reason for reason in reasons if reason]
-
-    def trials_dataframe(self):
-        import pandas as pd
-
-        # Optuna's columns and words: its state names (COMPLETE, not Keras Tuner's COMPLETED),
-        # NaN for no value and for a parameter the trial did not draw (not None or "null")
-        states = {number: (state, value) for number, state, value in self.trial_states()}
-        rows = []
-        for trial in self.tuner.oracle.trials.values():
-            number = int(trial.trial_id)
-            state, value = states[number]
-            drawn = trial.hyperparameters.values.items()
-            rows.append(
-                {
-                    "number": number,
-                    "state": state,
-                    "value": math.nan if value is None else value,
-                    **{f"params_{k}": v for k, v in drawn if v is not None and v != "null"},
-                    "user_attrs_fail_reason": _reason_of(trial),
-                }
-            )
-        return pd.DataFrame(rows).sort_values("number").reset_index(drop=True)
-
 
 class _EpochsKept(TrialHooks):
     """The objective and the training loss after each epoch, kept with the trial for
@@ -330,12 +272,6 @@ class _EpochsKept(TrialHooks):
         self.values[step] = value
         self.losses.append(logs.get("loss"))
         return False
-
-
-def _reason_of(trial) -> str | None:
-    """A failed Keras Tuner trial's reason: the last line of its traceback message."""
-    message = (getattr(trial, "message", None) or "").strip()
-    return message.splitlines()[-1][:300] if message else None
 
 
 def _recipe_of(values: dict, recipes: list[tuple[str, dict]]) -> str | None:

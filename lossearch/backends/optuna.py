@@ -26,7 +26,7 @@ from lossearch._processes import is_gone, this_process
 from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
 from lossearch.callbacks import first_final_epoch
 from lossearch.hyperparameters import HyperParameters
-from lossearch.records import TrialRecord, record_of, write_completed
+from lossearch.records import record_of, write_completed
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.selection.roles import recipes_in_running_order
@@ -437,22 +437,6 @@ class OptunaDriver(BaseDriver):
             "pruner": type(self.study.pruner).__name__,
         }
 
-    def saved_parent_run(self) -> str | None:
-        return self.state.attrs.get(keys.PARENT_RUN)
-
-    def save_parent_run(self, run_id: str, description: dict):
-        self.state.set(keys.PARENT_RUN, run_id)
-        self.state.set(keys.PARENT_RUN_DESCRIPTION, description)
-
-    def remember_choice(self, choice: dict, seconds: dict[str, float], test: dict | None):
-        self.state.set(keys.CHOICE, choice)
-        self.state.set(keys.SECONDS, seconds)
-        # computed once here, so that `lossearch report` reads them without scikit-learn
-        self._importances = importances_of(self.study)
-        self.state.set(keys.IMPORTANCES, self._importances)
-        if test is not None:
-            self.state.set(keys.TEST, test)
-
     def exclusive(self):
         return self.lock.claim()
 
@@ -487,27 +471,6 @@ class OptunaDriver(BaseDriver):
                 self.state.set(keys.CONTENDERS, None)
             self.enqueue_recipes(n_trials)
         self.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
-
-    def completed_records(self) -> list[TrialRecord]:
-        """Completed trials: from memory when this process ran them, else from the study."""
-        records = []
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if keys.is_lossearch_trial(trial):  # a replayed twin is not a measurement
-                records.append(self.records.get(trial.number) or record_of(trial))
-        return records
-
-    def trial_states(self) -> list[tuple[int, str, float | None]]:
-        return [(t.number, t.state.name, t.value) for t in self.study.get_trials(deepcopy=False)]
-
-    def failure_reasons(self) -> list[str]:
-        return [
-            t.user_attrs[keys.FAIL_REASON]
-            for t in self.study.get_trials(deepcopy=False)
-            if keys.FAIL_REASON in t.user_attrs
-        ]
-
-    def trials_dataframe(self):
-        return self.state.trials_dataframe()
 
     def importances(self) -> dict[str, float]:
         if self._importances is None:
