@@ -92,6 +92,11 @@ def optimization_history(values: Sequence[tuple[int, float]], direction: str, na
         y = _scale(low - pad, high + pad, height - _BOTTOM, _TOP)
         body += _y_axis(_ticks(low - pad, high + pad), y, _LEFT, WIDTH - _RIGHT)
         body += [
+            f'<text x="{x(t):.1f}" y="{height - _BOTTOM + 14}" text-anchor="middle">{t:g}</text>'
+            for t in _ticks(min(numbers), max(numbers), 8)
+            if float(t).is_integer()
+        ]
+        body += [
             f'<circle cx="{x(n):.1f}" cy="{y(s):.1f}" r="3" fill="{BLUE}" fill-opacity="0.6"/>'
             for n, s in values
         ]
@@ -113,7 +118,7 @@ def param_importances(importances: dict[str, float]) -> str:
     row, left = 18, 180
     height = _TOP + row * len(importances) + _BOTTOM
     top = max(importances.values(), default=1.0) or 1.0
-    x = _scale(0.0, top, left, WIDTH - _RIGHT)
+    x = _scale(0.0, top, left, WIDTH - _RIGHT - 40)  # room for the value after the bar
     body = [
         f'<text x="{(left + WIDTH) / 2:.0f}" y="{height - 6}" text-anchor="middle">'
         "importance (fANOVA)</text>"
