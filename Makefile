@@ -60,6 +60,7 @@ benchmark: $(STAMP) benchmark-performance
 benchmark-efficacy: $(STAMP)
 	$(BIN)/python benchmarks/efficacy.py --jobs 2
 	$(BIN)/python benchmarks/selection_replay.py
+	$(BIN)/python benchmarks/incumbent_replay.py
 
 # Long-tailed MNIST (imbalance 100, a small CNN, 5 seeds): the whole budget unpruned against
 # the default and the candidate default (patience in epochs), side by side, 40 trials of 12

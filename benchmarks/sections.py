@@ -29,6 +29,7 @@ ORDER = (
     "search",
     "efficacy",
     "selection-replay",
+    "incumbent-replay",
     "performance",
     "pruning",
     "time-to-pick",
