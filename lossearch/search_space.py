@@ -187,6 +187,9 @@ class SearchSpace:
     tasks: tuple[str, ...] = TASKS
     description: str = ""
     source: str = "<dict>"
+    # recipes left out because a value of theirs lies outside this space (a narrowed copy of
+    # a bundled file): "recipe 'focal': focal.gamma=2.0 is outside ...", said in the summary
+    skipped_recipes: tuple[str, ...] = ()
 
     # -- loading ------------------------------------------------------------------------
 
@@ -276,9 +279,15 @@ class SearchSpace:
         )
         recipes = tuple(_parse_recipe(r, i, fail) for i, r in enumerate(data.get("recipes") or []))
         space = replace(space, recipes=recipes)
+        kept, skipped = [], []
         for recipe in recipes:
+            outside = space.outside(recipe)
+            if outside:  # a value the user's space leaves out: skipped, and the summary says so
+                skipped.append(f"recipe {recipe.name!r} skipped: {outside}")
+                continue
             space.check_recipe(recipe, fail)
-        return space
+            kept.append(recipe)
+        return replace(space, recipes=tuple(kept), skipped_recipes=tuple(skipped))
 
     @classmethod
     def _by_task(cls, mapping, source, task, fail):
@@ -348,13 +357,12 @@ class SearchSpace:
         self.draw(source)
         return source.asked
 
-    def check_recipe(self, recipe: Recipe, fail):
-        """Fail unless the space can draw ``recipe`` and it is a valid config."""
-        where = f"recipes.{recipe.name}"
-        if recipe.family not in self.families:
-            fail(where, f"family {shown(recipe.family)} is not in the space's families")
-        if recipe.weights not in self.weights:
-            fail(where, f"weights {shown(recipe.weights)} is not in the space's weights")
+    def outside(self, recipe: Recipe) -> str | None:
+        """Why the space cannot draw a value of ``recipe`` (its range or choices leave it out),
+        or None when it can or the recipe names a family or scheme the space lacks (a mistake
+        :meth:`check_recipe` refuses)."""
+        if recipe.family not in self.families or recipe.weights not in self.weights:
+            return None
         dims = {f"{recipe.family}.{k}": d for k, d in self.families[recipe.family].items()} | {
             f"weights.{recipe.weights}.{k}": d for k, d in self.weights[recipe.weights].items()
         }
@@ -363,10 +371,22 @@ class SearchSpace:
         asked = self.recipe_values(recipe)
         for name, value in asked.items():
             if name in dims and not dims[name].contains(value):
-                fail(where, f"{name}={shown(value)} is outside the space's {dims[name]}")
+                return f"{name}={shown(value)} is outside the space's {dims[name]}"
         for name, value in recipe.values().items():
             if name not in asked and value != dims.get(name, Fixed(value)).values()[0]:
-                fail(where, f"{name}={shown(value)} is not a parameter this space draws")
+                return f"{name}={shown(value)} is not a parameter this space draws"
+        return None
+
+    def check_recipe(self, recipe: Recipe, fail):
+        """Fail unless the space can draw ``recipe`` and it is a valid config."""
+        where = f"recipes.{recipe.name}"
+        if recipe.family not in self.families:
+            fail(where, f"family {shown(recipe.family)} is not in the space's families")
+        if recipe.weights not in self.weights:
+            fail(where, f"weights {shown(recipe.weights)} is not in the space's weights")
+        outside = self.outside(recipe)
+        if outside:
+            fail(where, outside)
         if recipe.drw_start is not None and recipe.weights == "none":
             fail(where, "drw_start needs a weight scheme")
         task = next((t for t in self.tasks if t in SPECS[recipe.family].tasks), None)

@@ -253,6 +253,8 @@ class SearchSession:
         )
         seconds = {"search": search_seconds, "confirmation": time.perf_counter() - started}
         selection = self._note_a_missing_incumbent(selection)
+        for note in self.space.skipped_recipes:  # a value outside the user's narrowed space
+            selection = selection.with_warning(note)
         for note in selection.warnings:
             warnings.warn(note, UserWarning, stacklevel=5)  # the caller of optimize
         return self._refit_result(selection, parent_id, seconds)

@@ -309,3 +309,28 @@ def test_a_declared_incumbent_that_did_not_complete_is_said_to_have_been_replace
     assert note + "'ce_baseline' stood in for it" in result.summary()
     fine, _ = fake_search(FakeRunner(), mlflow_uri, experiment, n_trials=4, confirm_seeds=1)
     assert "declared recipe to beat" not in fine.summary()
+
+
+def test_a_recipe_outside_a_narrowed_space_is_skipped_and_the_summary_says_so(
+    mlflow_uri, experiment
+):
+    """From the held-back adversarial set: with focal's gamma narrowed to [0.5, 1.5], the
+    focal recipe (gamma 2) ran at 2 without a word. Now it is skipped, and said to be."""
+    from lossearch.records import CONFIG
+    from tests.fakes import FakeRunner, fake_search
+
+    space = {
+        "families": {"ce": {}, "focal": {"gamma": {"type": "float", "low": 0.5, "high": 1.5}}},
+        "recipes": [
+            {"name": "ce_baseline", "family": "ce"},
+            {"name": "focal", "family": "focal", "params": {"gamma": 2.0}},
+        ],
+    }
+    result, driver = fake_search(FakeRunner(), mlflow_uri, experiment, space=space, n_trials=4)
+    note = "recipe 'focal' skipped: focal.gamma=2.0 is outside the space's"
+    assert any(w.startswith(note) for w in result.selection.warnings)
+    assert note in result.summary()
+    ran = [t.user_attrs[CONFIG] for t in driver.state.trials()]
+    gammas = [c["params"]["gamma"] for c in ran if c["family"] == "focal"]
+    assert all(0.5 <= g <= 1.5 for g in gammas)  # no trial left the space
+    assert "focal" not in {r.recipe for r in result.search.completed_records()}
