@@ -23,6 +23,7 @@ from lossearch.config import LossConfig
 from lossearch.records import StudyState, TrialRecord, is_lossearch_trial, record_of, user_hp_values
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
+from lossearch.stopping import SearchProgress
 from lossearch.tracking import Tracker, TrialRun
 
 log = logging.getLogger("lossearch")
@@ -148,15 +149,44 @@ class BaseDriver(abc.ABC):
     def importances(self) -> dict[str, float]:
         return {}
 
+    # -- stopping early: the same rule on every backend that reports its progress --------------
+
+    stopper = None  # a lossearch.stopping.BaseStopper, or None to search the whole budget
+
+    def search_progress(self) -> SearchProgress | None:
+        """What a stopper sees now; None (the default) never stops the search."""
+        return None
+
+    def stop_reason(self) -> str | None:
+        """Why the search stops before its budget: decided once and kept with the search, so
+        that every worker stops at its next trial too (under :meth:`exclusive`)."""
+        if self.stopper is None:
+            return None
+        reason = self.state.attrs.get(keys.STOPPED_EARLY)
+        progress = None if reason is not None else self.search_progress()
+        if progress is not None:
+            reason = self.stopper.reason_to_stop(progress)
+            if reason is not None:
+                # the contenders first: a worker that sees the reason finds them beside it
+                self.state.set(keys.CONTENDERS, self.stopper.contenders(progress))
+                self.state.set(keys.STOPPED_EARLY, reason)
+        return reason
+
     def stopped_early(self) -> str | None:
         """Why the search stopped before its trial budget (:mod:`lossearch.stopping`), or
-        None: it used the budget, or the backend does not stop early."""
-        return None
+        None: it used the budget, or it searches without a stopper."""
+        return self.state.attrs.get(keys.STOPPED_EARLY) if self.stopper else None
 
     def contenders(self) -> list[int] | None:
         """After an early stop, the trials the confirmation may race
         (:meth:`lossearch.stopping.BaseStopper.contenders`), else None."""
-        return None
+        return self.state.attrs.get(keys.CONTENDERS) if self.stopped_early() else None
+
+    def forget_an_old_stop(self) -> None:
+        """A search resumed without a stopper searches on past where one stopped it."""
+        if self.stopper is None and self.state.attrs.get(keys.STOPPED_EARLY):
+            self.state.set(keys.STOPPED_EARLY, None)
+            self.state.set(keys.CONTENDERS, None)
 
     def complete_choice(self, n_trials: int) -> dict | None:
         """The stored ``Selection.to_dict()`` when the search already holds ``n_trials``

@@ -209,20 +209,6 @@ class KerasTunerDriver(BaseDriver):
     def describe(self) -> dict:
         return {"backend": "keras_tuner", "tuner": self.tuner_name}
 
-    def stop_reason(self) -> str | None:
-        """Why the search stops before its budget (the stopper's rule, as on Optuna), kept
-        with the search once decided; None while it goes on."""
-        if self.stopper is None:
-            return None
-        reason = self.state.attrs.get(keys.STOPPED_EARLY)
-        if reason is None:
-            progress = self.search_progress()
-            reason = self.stopper.reason_to_stop(progress)
-            if reason is not None:
-                self.state.set(keys.CONTENDERS, self.stopper.contenders(progress))
-                self.state.set(keys.STOPPED_EARLY, reason)
-        return reason
-
     def search_progress(self) -> SearchProgress:
         """What a stopper sees: the completed records and the sampled trials finished."""
         sampled = [t for t in self.state.trials(keys.FINISHED) if not t.user_attrs.get(keys.RECIPE)]
@@ -235,17 +221,9 @@ class KerasTunerDriver(BaseDriver):
             runner=self.runner,
         )
 
-    def stopped_early(self) -> str | None:
-        return self.state.attrs.get(keys.STOPPED_EARLY) if self.stopper else None
-
-    def contenders(self) -> list[int] | None:
-        return self.state.attrs.get(keys.CONTENDERS) if self.stopped_early() else None
-
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         # n_jobs is 1: the settings refuse others (lossearch.capabilities)
-        if self.stopper is None and self.state.attrs.get(keys.STOPPED_EARLY):
-            self.state.set(keys.STOPPED_EARLY, None)  # searched on past it
-            self.state.set(keys.CONTENDERS, None)
+        self.forget_an_old_stop()
         self.tuner.deadline = None if timeout is None else time.monotonic() + timeout
         # Keras Tuner's own per-trial tables (verbose=1) repeat what MLflow shows; one bar
         # like the Optuna driver's instead (Hyperband decides its own number of trials).

@@ -312,7 +312,7 @@ class OptunaDriver(BaseDriver):
                         optuna.storages.fail_stale_trials(self.study)
                 usage = self.usage()
                 if usage.claimed < n_trials:
-                    if self._stop_reason() is not None:  # only while budget is left
+                    if self.stop_reason() is not None:  # only while budget is left
                         return
                     self.study.optimize(
                         lambda trial: self._objective_releasing(claim, trial),
@@ -328,22 +328,7 @@ class OptunaDriver(BaseDriver):
                 return
             stop.wait(min(interval, 5))
 
-    def _stop_reason(self) -> str | None:
-        """Why the search stops before its budget: decided by one worker and kept in the
-        study, so every other worker stops at its next trial too (call under the lock)."""
-        if self.stopper is None:
-            return None
-        reason = self.state.attrs.get(keys.STOPPED_EARLY)
-        if reason is None:
-            progress = self.progress()
-            reason = self.stopper.reason_to_stop(progress)
-            if reason is not None:
-                # the contenders first: a worker that sees the reason finds them beside it
-                self.state.set(keys.CONTENDERS, self.stopper.contenders(progress))
-                self.state.set(keys.STOPPED_EARLY, reason)
-        return reason
-
-    def progress(self) -> SearchProgress:
+    def search_progress(self) -> SearchProgress:
         """What a stopper sees: the completed records and the sampled trials finished."""
         trials = self.study.get_trials(deepcopy=False)
         sampled = [t for t in trials if t.state in FINISHED and keys.RECIPE not in t.user_attrs]
@@ -448,14 +433,6 @@ class OptunaDriver(BaseDriver):
         done = usage.finished >= n_trials or self.stopped_early() is not None
         return attrs[keys.CHOICE] if closed and idle and done else None
 
-    def stopped_early(self) -> str | None:
-        return self.state.attrs.get(keys.STOPPED_EARLY) if self.stopper else None
-
-    def contenders(self) -> list[int] | None:
-        if self.stopped_early() is None:
-            return None
-        return self.state.attrs.get(keys.CONTENDERS)
-
     def claim_finish(self) -> bool:
         usage = self.usage()
         if usage.running or self.state.attrs.get(keys.FINISHED_WITH) == usage.finished:
@@ -466,9 +443,7 @@ class OptunaDriver(BaseDriver):
     def run(self, n_trials, *, timeout, n_jobs, show_progress):
         self._importances = None  # more trials: the close computes them again
         with self.lock.claim():  # two workers starting together queue the recipes once
-            if self.stopper is None and self.state.attrs.get(keys.STOPPED_EARLY):
-                self.state.set(keys.STOPPED_EARLY, None)  # searched on past it
-                self.state.set(keys.CONTENDERS, None)
+            self.forget_an_old_stop()
             self.enqueue_recipes(n_trials)
         self.optimize(n_trials, timeout=timeout, n_jobs=n_jobs, show_progress=show_progress)
 
