@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import keras
 
@@ -41,21 +42,38 @@ from lossearch.tracking import Tracker
 log = logging.getLogger("lossearch")
 
 
+@dataclass(frozen=True)
+class OpenedStorage:
+    """Where the search keeps its trials, as the session opened it from the settings'
+    ``storage`` and ``study_name`` (which stay as the user gave them)."""
+
+    storage: Any  # an Optuna storage, or None: in memory (Keras Tuner keeps its project)
+    name: str | None  # safe to log (credentials masked)
+    file: str | None  # the file the study lives in (SQLite, journal), an input of the search
+    resumable: bool
+
+    @classmethod
+    def open(cls, settings: SearchSettings) -> OpenedStorage:
+        """A bad URL fails here, before any trial."""
+        storage = resolve_storage(settings.storage, settings.study_name)
+        on_disk = storage_file(storage)
+        optuna = settings.backend == "optuna"
+        return cls(
+            open_storage(storage) if optuna else None,
+            storage_name(storage),
+            None if on_disk is None else str(on_disk),
+            storage is not None or not optuna,
+        )
+
+
 def build_session(runner: TrialRunner, space: SearchSpace, settings: SearchSettings):
     """The session that runs ``runner``'s trials over ``space`` as ``settings`` say: the
     storage opened (a bad URL fails here, before any trial), MLflow reached (an
     unreachable server too) and the backend's driver created."""
-    storage = resolve_storage(settings.storage, settings.study_name)
-    on_disk = storage_file(storage)
-    settings = dataclasses.replace(
-        settings,
-        storage=open_storage(storage) if settings.backend == "optuna" else None,
-        storage_name=storage_name(storage),
-        storage_file=None if on_disk is None else str(on_disk),
-    )
+    opened = OpenedStorage.open(settings)
     tracker = Tracker(settings.tracking_uri, settings.experiment_name)
-    driver = create_driver(runner, space, tracker, settings)
-    return SearchSession(runner, space, tracker, driver, settings)
+    driver = create_driver(runner, space, tracker, settings, opened.storage)
+    return SearchSession(runner, space, tracker, driver, settings, opened)
 
 
 class SearchSession:
@@ -68,9 +86,10 @@ class SearchSession:
         tracker: Tracker,
         driver: BaseDriver,
         settings: SearchSettings,
+        storage: OpenedStorage,
     ):
         self.runner, self.space, self.tracker = runner, space, tracker
-        self.driver, self.settings = driver, settings
+        self.driver, self.settings, self.storage = driver, settings, storage
 
     @property
     def data(self) -> PreparedData:
@@ -191,7 +210,7 @@ class SearchSession:
         }
         tags = {
             "study_name": self.driver.name,
-            "storage": s.storage_name or "in-memory",
+            "storage": self.storage.name or "in-memory",
             "lossearch.space": self.space.source,
             "lossearch.keras_backend": keras.backend.backend(),
         }
@@ -214,7 +233,7 @@ class SearchSession:
         """The trial loop itself failed (a trial's own failure never gets here)."""
         reason = one_line_reason(_first_failure(exc), limit=500)
         self.tracker.end_search("FAILED", reason)
-        where = self.settings.storage_name or "memory"
+        where = self.storage.name or "memory"
         raise RuntimeError(
             f"lossearch: the search stopped: {reason}. Trials already completed are in "
             f"{where!r} if it can still be read; check the storage, then rerun with the same "
@@ -225,11 +244,10 @@ class SearchSession:
         with self.driver.exclusive():
             if self.driver.claim_finish():  # not while other workers still run trials
                 self.tracker.end_search("KILLED")
-        s = self.settings
-        where = f" ({s.storage_name})" if s.storage_name else ""
+        where = f" ({self.storage.name})" if self.storage.name else ""
         how = (
             "rerun with the same storage and study_name to resume."
-            if s.resumable
+            if self.storage.resumable
             else "pass storage= and study_name= to make searches resumable."
         )
         log.warning(
@@ -315,7 +333,7 @@ class SearchSession:
             seconds={**seconds, **({"refit": time.perf_counter() - started} if refit else {})},
             test_metrics=test,
             inputs={
-                "the storage": self.settings.storage_file,
+                "the storage": self.storage.file,
                 "the space file": self._space_file(),
             },
         )

@@ -35,21 +35,14 @@ class SearchSettings:
     sampler: Any = None  # Optuna sampler, None for lossearch's TPE
     pruner: Any = None  # Optuna pruner, None for successive halving
     callbacks: tuple = ()  # Optuna study callbacks, called after each trial
-    early_stop: Any = True  # True, False or a lossearch.stopping.BaseStopper (Optuna only)
-    storage: Any = None  # a URL, or once opened an Optuna storage (storages.open_storage)
+    early_stop: Any = True  # True, False or a lossearch.stopping.BaseStopper
+    storage: Any = None  # as given: a URL or an Optuna storage (opened by the session)
     study_name: str | None = None
     tracking_uri: str | None = None  # MLflow's; None: MLflow's default
     experiment_name: str = "lossearch"
 
-    storage_name: str | None = None  # the storage as text safe to log
-    storage_file: str | None = None  # the file the study lives in (SQLite, journal)
-
     def __post_init__(self):
         _check_combinations(self)
-
-    @property
-    def resumable(self) -> bool:
-        return self.storage is not None or self.backend == "keras_tuner"
 
 
 def readable_study_name(space_name: str, taken: Iterable[str] = ()) -> str:

@@ -47,7 +47,7 @@ def test_a_function_whose_constraints_miss_a_parameter_fails_at_import():
 def test_the_search_settings_take_each_search_argument():
     """SearchSettings' fields are optimize's arguments (the trial runner takes the rest),
     but for what build_session derives from the storage."""
-    fields = set(SearchSettings.__dataclass_fields__) - {"storage_name", "storage_file"}
+    fields = set(SearchSettings.__dataclass_fields__)
     assert fields <= set(SIGNATURE.parameters)
 
 

@@ -152,12 +152,14 @@ def default_pruner() -> optuna.pruners.BasePruner:
 class OptunaDriver(BaseDriver):
     """An Optuna study whose trials draw loss configs from the space (recipes first)."""
 
-    def __init__(self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, study, settings):
+    def __init__(
+        self, runner: TrialRunner, space: SearchSpace, tracker: Tracker, study, settings, storage
+    ):
         super().__init__(runner, space, tracker, settings.seed)
         self.study, self.settings = study, settings
         self.state = keys.OptunaStudyState(study)  # what the search keeps, read and written
         # The storage object we opened: create_study wraps it, the lock needs the original.
-        self.storage = settings.storage
+        self.storage = storage
         self.lock = StudyLock.for_storage(self.storage, study.study_name)
         self.stopper = default_stopper(settings.early_stop)
         self._importances: dict[str, float] | None = None  # as computed at the close
@@ -167,23 +169,29 @@ class OptunaDriver(BaseDriver):
 
     @classmethod
     def create(
-        cls, runner: TrialRunner, space: SearchSpace, tracker: Tracker, settings: SearchSettings
+        cls,
+        runner: TrialRunner,
+        space: SearchSpace,
+        tracker: Tracker,
+        settings: SearchSettings,
+        storage=None,
     ) -> OptunaDriver:
-        """Open (or resume) the study; ``settings.storage`` is opened already."""
+        """Open (or resume) the study in ``storage``, the Optuna storage the session opened
+        (None: in memory)."""
         # The progress bar and MLflow report progress; failures get one line from the base.
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         n_recipes = len(space.recipes)
         # Other threads or processes may hold running trials: let TPE lie about them.
-        parallel = settings.n_jobs != 1 or settings.storage is not None
+        parallel = settings.n_jobs != 1 or storage is not None
         study = optuna.create_study(
-            storage=settings.storage,
+            storage=storage,
             sampler=settings.sampler or default_sampler(settings.seed, n_recipes, parallel),
             pruner=settings.pruner or default_pruner(),
-            study_name=settings.study_name or _unnamed(space, settings.storage),
+            study_name=settings.study_name or _unnamed(space, storage),
             direction=runner.objective.direction,
             load_if_exists=True,
         )
-        return cls(runner, space, tracker, study, settings)
+        return cls(runner, space, tracker, study, settings, storage)
 
     def join(self) -> None:
         """Count this worker in; the 2nd, 3rd... worker samples with a seed of its own."""
