@@ -448,7 +448,7 @@ def run_keras_tuner_hyperband(setting, budget, seed):
     import keras
     import keras_tuner as kt
 
-    from lossearch.keras_tuner import LossHyperModel, best_config
+    from lossearch.integrations.keras_tuner import LossHyperModel, best_config
 
     binary = setting.task == "binary"
     x_tr, x_va, y_tr, y_va = _holdout(setting, seed)

@@ -13,6 +13,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from lossearch import _moved
+
 
 def _command_line() -> bool:
     """The ``lossearch`` command: it loads Keras and TensorFlow (seconds to import) itself,
@@ -42,25 +44,27 @@ if not _command_line():
 # loss needs Keras alone: in a serving image, or on a machine without the tracking stack.
 _LAZY = {
     "optimize": "lossearch.api",
-    "sync_mlflow": "lossearch.mlflow_sync",
+    "sync_mlflow": "lossearch.tracking.sync",
     "SearchResult": "lossearch.result",
     "open_storage": "lossearch.storages",
-    "suggest_loss": "lossearch.optuna",
+    "suggest_loss": "lossearch.integrations.optuna",
 }
-# Submodules for your own Optuna study or Keras Tuner tuner, loaded on first use.
+# Submodules for your own Optuna study or Keras Tuner tuner, loaded on first use (their home
+# is lossearch.integrations; lossearch._moved keeps their old names importable).
 _SUBMODULES = ("optuna", "keras_tuner")
+_moved.install()
 
 if TYPE_CHECKING:
     from lossearch.api import optimize
-    from lossearch.mlflow_sync import sync_mlflow
-    from lossearch.optuna import suggest_loss
+    from lossearch.integrations.optuna import suggest_loss
     from lossearch.result import SearchResult
     from lossearch.storages import open_storage
+    from lossearch.tracking.sync import sync_mlflow
 
 
 def __getattr__(name: str):
     if name in _SUBMODULES:
-        return importlib.import_module(f"lossearch.{name}")
+        return importlib.import_module(f"lossearch.integrations.{name}")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

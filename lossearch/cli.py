@@ -409,7 +409,7 @@ def cmd_worker(args):
 
 
 def cmd_sync_mlflow(args):
-    from lossearch.mlflow_sync import sync_mlflow
+    from lossearch.tracking.sync import sync_mlflow
 
     report = sync_mlflow(
         args.storage, args.study, tracking_uri=args.tracking_uri, experiment_name=args.experiment

@@ -1,7 +1,7 @@
 """The user's model: how it is called, what it outputs, how a trial's loss is compiled in.
 
 One owner for these facts, shared by the trial runner (both backends) and
-:class:`lossearch.keras_tuner.LossHyperModel`, so the two can never disagree on the
+:class:`lossearch.integrations.keras_tuner.LossHyperModel`, so the two can never disagree on the
 task, on what a loss config is told about the data, or on what ``compile`` keeps.
 """
 

@@ -27,7 +27,6 @@ from lossearch.backends.base import BaseDriver
 from lossearch.data import PreparedData
 from lossearch.layers import with_decision
 from lossearch.metrics import evaluate
-from lossearch.mlflow_model import log_keras_model
 from lossearch.records import TrialRecord
 from lossearch.result import SearchResult
 from lossearch.runner import TrialRunner
@@ -37,7 +36,8 @@ from lossearch.selection.roles import declared_incumbent
 from lossearch.settings import SearchSettings, resolve_storage, storage_name
 from lossearch.storages import open_storage, storage_file
 from lossearch.summary import SearchRun
-from lossearch.tracking import Tracker
+from lossearch.tracking.model import log_keras_model
+from lossearch.tracking.runs import Tracker
 
 log = logging.getLogger("lossearch")
 

@@ -24,7 +24,7 @@ from lossearch.records import StudyState, TrialRecord, is_lossearch_trial, recor
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.stopping import SearchProgress
-from lossearch.tracking import Tracker, TrialRun
+from lossearch.tracking.runs import Tracker, TrialRun
 
 log = logging.getLogger("lossearch")
 

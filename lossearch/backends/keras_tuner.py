@@ -1,7 +1,7 @@
 """The Keras Tuner driver: the same space, recipes, runner and tracking as Optuna.
 
 * Loss parameters are drawn through Keras Tuner's ``hp`` by
-  :class:`lossearch.keras_tuner.KerasTunerSource`, as in :class:`LossHyperModel`.
+  :class:`lossearch.integrations.keras_tuner.KerasTunerSource`, as in :class:`LossHyperModel`.
 * :data:`ORACLES` hand out the space's recipes before their own samples (grid
   search enumerates them anyway).
 * :class:`KerasTunerDriver` runs the oracle's trials through the shared
@@ -23,14 +23,14 @@ from lossearch._compat import RecipesFirst
 from lossearch._validation import Options, check
 from lossearch.arguments import TUNERS
 from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
-from lossearch.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
+from lossearch.integrations.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
 from lossearch.records import KerasTunerState, StoredTrial
 from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
 from lossearch.selection.roles import recipes_in_running_order
 from lossearch.settings import SearchSettings, plain_name, readable_study_name
 from lossearch.stopping import SearchProgress, default_stopper
-from lossearch.tracking import Tracker
+from lossearch.tracking.runs import Tracker
 
 
 class _EncodedRecipeSource(RecipeSource):

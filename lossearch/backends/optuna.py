@@ -34,7 +34,7 @@ from lossearch.settings import SearchSettings, readable_study_name
 from lossearch.stopping import SearchProgress, default_stopper
 from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
 from lossearch.stored import importances_of
-from lossearch.tracking import Tracker, TrialRun
+from lossearch.tracking.runs import Tracker, TrialRun
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 

@@ -19,7 +19,7 @@ from lossearch._secrets import mask_credentials
 from lossearch._validation import NON_EMPTY_STR, validate_params
 from lossearch.records import FINISHED, StoredTrial, config_of, record_of, user_hp_values
 from lossearch.stored import StoredStudy
-from lossearch.tracking import Tracker, TrialRun
+from lossearch.tracking.runs import Tracker, TrialRun
 
 
 @dataclass

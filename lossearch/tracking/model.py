@@ -19,7 +19,7 @@ import mlflow
 import numpy as np
 
 from lossearch.config import LossConfig
-from lossearch.tracking import Tracker
+from lossearch.tracking.runs import Tracker
 
 MODEL_NAME = "model"  # the model's name on the parent run: runs:/<parent>/model
 EXAMPLE_ROWS = 5

@@ -2,7 +2,7 @@
 
 Example:
     >>> import keras_tuner as kt                                              # doctest: +SKIP
-    >>> from lossearch.keras_tuner import LossHyperModel, best_config
+    >>> from lossearch.integrations.keras_tuner import LossHyperModel, best_config
     >>> tuner = kt.Hyperband(
     ...     LossHyperModel(build_model, space="long_tail", class_counts=counts),
     ...     objective=kt.Objective("val_balanced_accuracy", "max"), max_epochs=20)

@@ -37,7 +37,7 @@ from lossearch.config import LossConfig
 from lossearch.models import TASKS, loss_facts
 from lossearch.search_space import SearchSpace
 from lossearch.stored import StoredStudy
-from lossearch.tracking import Tracker
+from lossearch.tracking.runs import Tracker
 from lossearch.weights import check_counts
 
 __all__ = ["MLflowCallback", "PruningCallback", "best_config", "enqueue_recipes", "suggest_loss"]
@@ -179,7 +179,7 @@ class MLflowCallback:
         self.metric_name = metric_name
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        from lossearch.mlflow_sync import log_trial, open_parent
+        from lossearch.tracking.sync import log_trial, open_parent
 
         if keys.CONFIG not in trial.user_attrs:  # the objective failed before suggest_loss
             return
