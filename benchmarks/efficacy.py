@@ -267,7 +267,7 @@ def regret(setting, result, budget, seed, top=REGRET_TOP) -> tuple[list[dict], d
     trial number."""
     from optuna.trial import TrialState
 
-    from lossearch.records import decision_of
+    from lossearch.study.state import decision_of
 
     study, picked = result.study, result.selection
     trials = [

@@ -63,7 +63,7 @@ def record(problem: tuple, seed: int, trials: int, epochs: int) -> dict:
     from efficacy import SPACE, build_model_for, test_scores
 
     import lossearch
-    from lossearch.records import decision_of
+    from lossearch.study.state import decision_of
 
     lossearch.limit_threads(1)
     name, task, imbalance = problem

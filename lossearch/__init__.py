@@ -46,7 +46,7 @@ _LAZY = {
     "optimize": "lossearch.api",
     "sync_mlflow": "lossearch.tracking.sync",
     "SearchResult": "lossearch.result",
-    "open_storage": "lossearch.storages",
+    "open_storage": "lossearch.study.storages",
     "suggest_loss": "lossearch.integrations.optuna",
 }
 # Submodules for your own Optuna study or Keras Tuner tuner, loaded on first use (their home
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from lossearch.api import optimize
     from lossearch.integrations.optuna import suggest_loss
     from lossearch.result import SearchResult
-    from lossearch.storages import open_storage
+    from lossearch.study.storages import open_storage
     from lossearch.tracking.sync import sync_mlflow
 
 

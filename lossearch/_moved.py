@@ -1,7 +1,8 @@
 """Modules that moved, still importable by their old names.
 
 ``import lossearch.optuna`` (and ``from lossearch.keras_tuner import LossHyperModel``, ...)
-keep working after the move into :mod:`lossearch.integrations` and :mod:`lossearch.tracking`:
+keep working after the moves into :mod:`lossearch.integrations`, :mod:`lossearch.tracking`
+and :mod:`lossearch.study`:
 a finder gives the new module under the old name, the same object (its own name unchanged),
 loaded only when asked for.
 """
@@ -18,6 +19,9 @@ MOVED = {
     "lossearch.keras_tuner": "lossearch.integrations.keras_tuner",
     "lossearch.mlflow_sync": "lossearch.tracking.sync",
     "lossearch.mlflow_model": "lossearch.tracking.model",
+    "lossearch.storages": "lossearch.study.storages",
+    "lossearch.records": "lossearch.study.state",
+    "lossearch.stored": "lossearch.study.stored",
 }
 
 

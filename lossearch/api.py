@@ -21,7 +21,7 @@ from lossearch.runner import TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.session import build_session
 from lossearch.settings import SearchSettings
-from lossearch.stored import load_best_config
+from lossearch.study.stored import load_best_config
 
 __all__ = ["load_best_config", "optimize"]
 

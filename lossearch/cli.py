@@ -120,7 +120,7 @@ def _worker_arguments(parser: argparse.ArgumentParser):
 
 
 def _storage(args):
-    from lossearch.storages import HEARTBEAT_INTERVAL, open_storage
+    from lossearch.study.storages import HEARTBEAT_INTERVAL, open_storage
 
     return open_storage(
         args.storage,
@@ -151,7 +151,7 @@ def _check_output(option: str, path: str | None, inputs: dict) -> None:
 def _command_inputs(args) -> dict:
     """The files this command reads, which no output of it may replace."""
     from lossearch.settings import resolve_storage
-    from lossearch.storages import storage_file
+    from lossearch.study.storages import storage_file
 
     storage = resolve_storage(getattr(args, "storage", None), getattr(args, "study", None))
     inputs = {"the storage": storage_file(storage)}
@@ -418,7 +418,7 @@ def cmd_sync_mlflow(args):
 
 
 def cmd_export(args):
-    from lossearch.stored import load_best_config
+    from lossearch.study.stored import load_best_config
 
     config = load_best_config(args.storage, args.study)
     config.to_json(args.output)
@@ -427,7 +427,7 @@ def cmd_export(args):
 
 def cmd_report(args):
     from lossearch.report import write_report
-    from lossearch.stored import StoredStudy
+    from lossearch.study.stored import StoredStudy
 
     summary = StoredStudy.load(args.storage, args.study).summary()
     print(
@@ -436,7 +436,7 @@ def cmd_report(args):
 
 
 def cmd_repair(args):
-    from lossearch.storages import repair_journal
+    from lossearch.study.storages import repair_journal
 
     repair = repair_journal(args.storage)
     shown = mask_credentials(args.storage)

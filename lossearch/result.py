@@ -10,7 +10,7 @@ from lossearch._files import refuse_inputs
 from lossearch.config import LossConfig
 from lossearch.report import write_report
 from lossearch.selection import Selection
-from lossearch.stored import StoredStudy
+from lossearch.study.stored import StoredStudy
 from lossearch.summary import SearchSummary
 
 

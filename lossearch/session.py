@@ -27,14 +27,14 @@ from lossearch.backends.base import BaseDriver
 from lossearch.data import PreparedData
 from lossearch.layers import with_decision
 from lossearch.metrics import evaluate
-from lossearch.records import TrialRecord
 from lossearch.result import SearchResult
 from lossearch.runner import TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.selection import Selection, select, validation_support
 from lossearch.selection.roles import declared_incumbent
 from lossearch.settings import SearchSettings, resolve_storage, storage_name
-from lossearch.storages import open_storage, storage_file
+from lossearch.study.state import TrialRecord
+from lossearch.study.storages import open_storage, storage_file
 from lossearch.summary import SearchRun
 from lossearch.tracking.model import log_keras_model
 from lossearch.tracking.runs import Tracker

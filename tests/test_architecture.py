@@ -60,14 +60,15 @@ def test_no_import_cycle():
 @pytest.mark.parametrize(
     ("module", "forbidden"),
     [
-        ("lossearch.storages", "lossearch.tracking"),
+        ("lossearch.study", "lossearch.tracking"),
         ("lossearch.settings", "lossearch.tracking"),
         ("lossearch.report", "lossearch.backends"),
-        ("lossearch.stored", "lossearch.backends"),
+        ("lossearch.study", "lossearch.backends"),
+        ("lossearch.study", "lossearch.session"),
         ("lossearch.tracking", "lossearch.session"),
         ("lossearch.tracking", "lossearch.backends"),
         ("lossearch.integrations", "lossearch.session"),
-        ("lossearch.selection", "lossearch.records"),
+        ("lossearch.selection", "lossearch.study"),
     ],
 )
 def test_a_lower_layer_does_not_import_a_higher_one(module, forbidden):
@@ -97,10 +98,10 @@ def test_only_tracking_talks_to_mlflow():
 
 def test_only_the_state_module_writes_what_a_search_stores():
     """An Optuna study's (and its trials') attributes and a Keras Tuner search's file are
-    written by lossearch.records alone (its StudyState); the drivers call it."""
+    written by lossearch.study.state alone (its StudyState); the drivers call it."""
     offenders = []
     for name, tree in TREES.items():
-        if name == "lossearch.records":
+        if name == "lossearch.study.state":
             continue
         for node in ast.walk(tree):
             written = isinstance(node, ast.Attribute) and node.attr in (
@@ -111,7 +112,7 @@ def test_only_the_state_module_writes_what_a_search_stores():
             named = isinstance(node, ast.Constant) and node.value == "lossearch.json"
             if written or named:
                 offenders.append(f"{name}:{node.lineno}")
-    assert offenders == [], "write through lossearch.records.StudyState"
+    assert offenders == [], "write through lossearch.study.state.StudyState"
 
 
 def test_one_baseline_function_and_no_locals_routing():
@@ -154,7 +155,7 @@ def _loaded_after(code: str, modules: tuple[str, ...], command: bool = False) ->
 
 
 def test_reading_a_stored_study_loads_no_mlflow():
-    code = "import lossearch.stored, lossearch.report, lossearch.storages, lossearch.settings"
+    code = "import lossearch.study.stored, lossearch.report, lossearch.settings"
     assert _loaded_after(code, ("mlflow",)) == []
 
 
@@ -163,7 +164,8 @@ def test_configs_spaces_and_stored_studies_load_no_keras():
     and reporting them (`lossearch export`, `report`) needs neither Keras nor TensorFlow,
     nor scikit-learn; building the loss does (lossearch/losses/families.py)."""
     code = (
-        "import lossearch.config, lossearch.search_space, lossearch.stored, lossearch.report\n"
+        "import lossearch.config, lossearch.search_space, lossearch.report\n"
+        "import lossearch.study.stored\n"
         "config = lossearch.config.LossConfig('ldam', class_counts=[90, 10], drw_start=0.5,"
         " weights='inverse')\n"
         "lossearch.config.LossConfig.from_json(config.to_json())\n"
@@ -192,6 +194,9 @@ def test_docs_architecture_names_every_module():
         ("lossearch.keras_tuner", "lossearch.integrations.keras_tuner"),
         ("lossearch.mlflow_sync", "lossearch.tracking.sync"),
         ("lossearch.mlflow_model", "lossearch.tracking.model"),
+        ("lossearch.storages", "lossearch.study.storages"),
+        ("lossearch.records", "lossearch.study.state"),
+        ("lossearch.stored", "lossearch.study.stored"),
     ],
 )
 def test_a_moved_module_keeps_its_old_name(old, new):

@@ -4,7 +4,7 @@ A driver decides *which* loss configs to run (Optuna's sampler and pruner, a Ker
 Tuner oracle); :meth:`BaseDriver.run_trial` runs one of them the same way for every
 driver: seeded, trained by the shared :class:`~lossearch.runner.TrialRunner`, its
 epochs and outcome written to one MLflow child run, kept as a
-:class:`~lossearch.records.TrialRecord`. In the manner of Optuna's ``BaseSampler``:
+:class:`~lossearch.study.state.TrialRecord`. In the manner of Optuna's ``BaseSampler``:
 the methods a driver must answer are abstract; the multi-worker hooks default to a
 single worker.
 """
@@ -17,13 +17,19 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from lossearch import _interrupt
-from lossearch import records as keys
 from lossearch._secrets import one_line_reason
 from lossearch.config import LossConfig
-from lossearch.records import StudyState, TrialRecord, is_lossearch_trial, record_of, user_hp_values
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.stopping import SearchProgress
+from lossearch.study import state as keys
+from lossearch.study.state import (
+    StudyState,
+    TrialRecord,
+    is_lossearch_trial,
+    record_of,
+    user_hp_values,
+)
 from lossearch.tracking.runs import Tracker, TrialRun
 
 log = logging.getLogger("lossearch")
@@ -63,7 +69,7 @@ class BaseDriver(abc.ABC):
     """A backend driving a search over ``space`` through the shared ``runner``.
 
     Subclasses implement the abstract methods and set ``state``, the
-    :class:`~lossearch.records.StudyState` their search keeps; the hooks ``join``,
+    :class:`~lossearch.study.state.StudyState` their search keeps; the hooks ``join``,
     ``exclusive``, ``claim_finish`` and ``importances`` have single-worker defaults.
     """
 

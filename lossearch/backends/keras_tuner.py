@@ -6,7 +6,7 @@
   search enumerates them anyway).
 * :class:`KerasTunerDriver` runs the oracle's trials through the shared
   per-trial routine of :class:`lossearch.backends.base.BaseDriver`, and keeps what the
-  search stores in the project's :class:`~lossearch.records.KerasTunerState`, which
+  search stores in the project's :class:`~lossearch.study.state.KerasTunerState`, which
   ``lossearch export``, ``report`` and ``sync-mlflow`` read (``keras_tuner:///FOLDER``).
 """
 
@@ -18,18 +18,18 @@ import time
 import keras_tuner as kt
 from tqdm.auto import tqdm
 
-from lossearch import records as keys
 from lossearch._compat import RecipesFirst
 from lossearch._validation import Options, check
 from lossearch.arguments import TUNERS
 from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
 from lossearch.integrations.keras_tuner import KerasTunerSource, LossHyperModel, encode_choice
-from lossearch.records import KerasTunerState, StoredTrial
 from lossearch.runner import TrialRunner
 from lossearch.search_space import RecipeSource, SearchSpace
 from lossearch.selection.roles import recipes_in_running_order
 from lossearch.settings import SearchSettings, plain_name, readable_study_name
 from lossearch.stopping import SearchProgress, default_stopper
+from lossearch.study import state as keys
+from lossearch.study.state import KerasTunerState, StoredTrial
 from lossearch.tracking.runs import Tracker
 
 

@@ -21,19 +21,19 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from lossearch import _compat
-from lossearch import records as keys
 from lossearch._processes import is_gone, this_process
 from lossearch.backends.base import BaseDriver, TrialFailed, TrialHooks
 from lossearch.callbacks import first_final_epoch
 from lossearch.hyperparameters import HyperParameters
-from lossearch.records import record_of, write_completed
 from lossearch.runner import TrialPruned, TrialRunner
 from lossearch.search_space import SearchSpace
 from lossearch.selection.roles import recipes_in_running_order
 from lossearch.settings import SearchSettings, readable_study_name
 from lossearch.stopping import SearchProgress, default_stopper
-from lossearch.storages import StudyLock, heartbeat_interval, stale_trial_callback
-from lossearch.stored import importances_of
+from lossearch.study import state as keys
+from lossearch.study.state import record_of, write_completed
+from lossearch.study.storages import StudyLock, heartbeat_interval, stale_trial_callback
+from lossearch.study.stored import importances_of
 from lossearch.tracking.runs import Tracker, TrialRun
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

@@ -30,13 +30,13 @@ from collections.abc import Sequence
 import keras
 import optuna
 
-from lossearch import records as keys
 from lossearch._validation import NON_EMPTY_STR, Interval, Options, validate_params
 from lossearch.backends.optuna import OptunaSource
 from lossearch.config import LossConfig
 from lossearch.models import TASKS, loss_facts
 from lossearch.search_space import SearchSpace
-from lossearch.stored import StoredStudy
+from lossearch.study import state as keys
+from lossearch.study.stored import StoredStudy
 from lossearch.tracking.runs import Tracker
 from lossearch.weights import check_counts
 

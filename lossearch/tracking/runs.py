@@ -396,7 +396,7 @@ class Tracker:
         reason: str | None = None,
     ):
         """Close a child run: its state, the user's ``hp``, and for a completed trial its
-        :class:`~lossearch.records.TrialRecord`'s metrics. The live search and
+        :class:`~lossearch.study.state.TrialRecord`'s metrics. The live search and
         ``sync-mlflow`` both end trials here, so MLflow gets the same either way."""
         if trial.run_id is not None:
             metrics = None if record is None else trial_metrics(record)

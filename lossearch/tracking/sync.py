@@ -2,7 +2,7 @@
 or a Keras Tuner project).
 
 A search goes on when MLflow stops answering; every trial's config, metrics and
-per-epoch scores stay with the search (:mod:`lossearch.records`). This writes what
+per-epoch scores stay with the search (:mod:`lossearch.study.state`). This writes what
 MLflow misses: one child run per finished trial under the study's parent run.
 It never duplicates: a trial whose child run exists and has ended is skipped,
 and a run left RUNNING (MLflow dropped mid-trial, or the worker died) is
@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from lossearch import records as keys
 from lossearch._secrets import mask_credentials
 from lossearch._validation import NON_EMPTY_STR, validate_params
-from lossearch.records import FINISHED, StoredTrial, config_of, record_of, user_hp_values
-from lossearch.stored import StoredStudy
+from lossearch.study import state as keys
+from lossearch.study.state import FINISHED, StoredTrial, config_of, record_of, user_hp_values
+from lossearch.study.stored import StoredStudy
 from lossearch.tracking.runs import Tracker, TrialRun
 
 

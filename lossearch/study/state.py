@@ -4,7 +4,7 @@ trials back as records.
 A lossearch search is self-contained. Each trial keeps its loss config, metrics and
 decision rule, and the search keeps its selection and its MLflow parent run's description,
 so ``lossearch export``, ``report`` and ``sync-mlflow`` need neither the data nor MLflow
-(they read a search through :class:`lossearch.stored.StoredStudy`). Where it is kept
+(they read a search through :class:`lossearch.study.stored.StoredStudy`). Where it is kept
 depends on the backend, and :class:`StudyState` hides which: an Optuna study's user
 attributes (:class:`OptunaStudyState`), or a Keras Tuner project's ``lossearch.json``
 (:class:`KerasTunerState`). Nothing else writes them (``tests/test_architecture.py``);
@@ -384,6 +384,6 @@ def open_state(storage: str, study_name: str) -> StudyState:
                 f"searches there: {found}."
             )
         return KerasTunerState.open(project)
-    from lossearch.storages import load_study
+    from lossearch.study.storages import load_study
 
     return OptunaStudyState(load_study(storage, study_name))

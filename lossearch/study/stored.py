@@ -1,8 +1,8 @@
 """A lossearch search read back from its storage, for ``export``, ``report`` and
 ``sync-mlflow``: an Optuna study, or a Keras Tuner project (``keras_tuner:///FOLDER``).
 
-:class:`StoredStudy` reads what :mod:`lossearch.records` says a search stores, through its
-:class:`~lossearch.records.StudyState`, and asks :mod:`lossearch.selection` which trial is
+:class:`StoredStudy` reads what :mod:`lossearch.study.state` says a search stores, through its
+:class:`~lossearch.study.state.StudyState`, and asks :mod:`lossearch.selection` which trial is
 the pick and which the baseline, so that every reader names the same trials as the live
 search did. It needs neither the data nor MLflow.
 """
@@ -14,10 +14,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from lossearch import records as keys
 from lossearch.config import LossConfig
-from lossearch.records import OptunaStudyState, StudyState, TrialRecord, open_state, record_of
 from lossearch.selection import Selection, top_trial
+from lossearch.study import state as keys
+from lossearch.study.state import OptunaStudyState, StudyState, TrialRecord, open_state, record_of
 from lossearch.summary import SearchRun, SearchSummary
 
 NOT_CLOSED = "the top trial so far (search not closed)"
