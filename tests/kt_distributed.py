@@ -20,7 +20,7 @@ import keras_tuner as kt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lossearch.datasets import long_tailed_digits  # noqa: E402
-from lossearch.keras_tuner import LossHyperModel, best_config  # noqa: E402
+from lossearch.integrations.keras_tuner import LossHyperModel, best_config  # noqa: E402
 
 MAX_TRIALS = 6
 

@@ -11,9 +11,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lossearch import records as keys
 from lossearch.metrics import evaluate
-from lossearch.stored import StoredStudy
+from lossearch.study import state as keys
+from lossearch.study.stored import StoredStudy
 from tests.fakes import FakeRunner, fake_search
 from tests.search_helpers import QUICK_RECIPES
 
@@ -354,7 +354,7 @@ def test_rerunning_a_finished_study_returns_its_pick_and_changes_nothing(
 ):
     """On main a rerun said "other workers still run trials", counted a second worker and
     reopened the finished MLflow parent run for good, with unconfirmed numbers."""
-    from lossearch.stored import load_best_config
+    from lossearch.study.stored import load_best_config
 
     storage = f"sqlite:///{tmp_path}/study.db"
     common = {"storage": storage, "study_name": "done", "n_trials": 5}
@@ -484,7 +484,7 @@ def test_the_report_reads_the_importances_the_search_computed_when_it_closed(
 ):
     """`lossearch report` reads them from the study rather than loading scikit-learn to
     compute them again (issue 41: every answer that needs no training within a second)."""
-    from lossearch import records as keys
+    from lossearch.study import state as keys
 
     storage = f"sqlite:///{tmp_path}/study.db"
     result, _ = fake_search(

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lossearch.storages import journal_tail, open_storage, repair_journal
-from lossearch.stored import StoredStudy
+from lossearch.study.storages import journal_tail, open_storage, repair_journal
+from lossearch.study.stored import StoredStudy
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

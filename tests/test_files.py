@@ -7,7 +7,7 @@ import pytest
 
 from lossearch import LossConfig
 from lossearch._files import refuse_inputs, write_text
-from lossearch.stored import StoredStudy
+from lossearch.study.stored import StoredStudy
 from tests.fakes import FakeRunner, fake_search
 
 

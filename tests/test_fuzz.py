@@ -18,7 +18,7 @@ from lossearch import LossConfig, load_loss
 from lossearch._secrets import mask_credentials
 from lossearch.data import prepare_data
 from lossearch.search_space import SearchSpace
-from lossearch.storages import open_storage
+from lossearch.study.storages import open_storage
 
 settings.register_profile(
     "ci", max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.too_slow]

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lossearch import records as keys
+from lossearch.study import state as keys
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lossearch
-from lossearch.keras_tuner import LossHyperModel, best_config
+from lossearch.integrations.keras_tuner import LossHyperModel, best_config
 from tests.search_helpers import dense_model, digits, runs_of, tiny_search
 
 ROOT = Path(__file__).parent.parent
@@ -392,8 +392,8 @@ def test_a_keras_tuner_search_is_exported_reported_and_synced_from_the_command_l
     """On main a Keras Tuner search kept only its choice in a file StoredStudy could not read:
     export, report and sync-mlflow answered for Optuna studies only."""
     from lossearch.cli import main
-    from lossearch.records import KERAS_TUNER_FILE
-    from lossearch.stored import StoredStudy
+    from lossearch.study.state import KERAS_TUNER_FILE
+    from lossearch.study.stored import StoredStudy
 
     monkeypatch.chdir(tmp_path)
     x, y = digits()

@@ -15,8 +15,8 @@ from lossearch.metrics import (
     scalar_metric,
     summary_metrics,
 )
-from lossearch.records import TrialRecord
 from lossearch.selection import incumbent_record
+from lossearch.study.state import TrialRecord
 
 NAMES = ["a", "b", "c", "d"]
 CONTEXT = {"task": "multiclass", "class_names": NAMES, "minority_classes": [2, 3]}

@@ -15,7 +15,12 @@ import pytest
 
 import lossearch
 from lossearch import cli
-from lossearch.optuna import PruningCallback, best_config, enqueue_recipes, suggest_loss
+from lossearch.integrations.optuna import (
+    PruningCallback,
+    best_config,
+    enqueue_recipes,
+    suggest_loss,
+)
 from tests.mlflow_store import new_store
 from tests.search_helpers import runs_of, tiny_search
 

@@ -9,7 +9,6 @@ from lossearch import LossConfig
 from lossearch.data import PreparedData, Split
 from lossearch.decision import fit_decision
 from lossearch.metrics import OBJECTIVES, Objective
-from lossearch.records import TrialRecord
 from lossearch.runner import TrialOutcome
 from lossearch.selection import (
     Candidate,
@@ -22,6 +21,7 @@ from lossearch.selection import (
     validation_warnings,
 )
 from lossearch.selection.confirmation import race
+from lossearch.study.state import TrialRecord
 
 BACC = OBJECTIVES["balanced_accuracy"]
 PR_AUC = OBJECTIVES["pr_auc"]
@@ -276,9 +276,9 @@ def test_robust_with_nothing_to_confirm_is_the_top_trial_and_says_why():
 def test_the_declared_incumbent_runs_first_whatever_the_budget(mlflow_uri, experiment):
     """On main a 3-trial search ran CE and two weighted CEs, never the logit-adjusted
     incumbent, and said it kept the declared recipe (CE stood in)."""
-    from lossearch.records import RECIPE
     from lossearch.search_space import SearchSpace
     from lossearch.selection.roles import recipes_in_running_order
+    from lossearch.study.state import RECIPE
     from tests.fakes import FakeRunner, fake_search
 
     space = SearchSpace.load("long_tail", task="multiclass")
@@ -316,7 +316,7 @@ def test_a_recipe_outside_a_narrowed_space_is_skipped_and_the_summary_says_so(
 ):
     """From the held-back adversarial set: with focal's gamma narrowed to [0.5, 1.5], the
     focal recipe (gamma 2) ran at 2 without a word. Now it is skipped, and said to be."""
-    from lossearch.records import CONFIG
+    from lossearch.study.state import CONFIG
     from tests.fakes import FakeRunner, fake_search
 
     space = {

@@ -11,12 +11,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lossearch import records as keys
 from lossearch._noise import Z_CLEAR, bootstrap_std
 from lossearch.config import LossConfig
-from lossearch.records import TrialRecord
 from lossearch.stopping import PATIENCE, BaseStopper, NoChallengerStopper, SearchProgress
-from lossearch.stored import StoredStudy
+from lossearch.study import state as keys
+from lossearch.study.state import TrialRecord
+from lossearch.study.stored import StoredStudy
 from tests.fakes import COUNTS, FakeRunner, fake_search
 from tests.search_helpers import QUICK_RECIPES
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lossearch.storages import StudyLock, open_storage, stale_trial_callback
+from lossearch.study.storages import StudyLock, open_storage, stale_trial_callback
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_a_torn_journal_is_refused_before_anything_is_appended_and_repair_fixes_
     """On main a resumed search appended records onto the cut line, and then neither
     lossearch nor optuna.load_study could read the file."""
     from lossearch import cli
-    from lossearch.stored import StoredStudy
+    from lossearch.study.stored import StoredStudy
     from tests.fakes import FakeRunner, fake_search
 
     path = tmp_path / "j.log"
@@ -107,7 +107,7 @@ def test_repair_refuses_files_that_are_not_journals_and_never_overwrites_a_torn_
     """On main, repair truncated an SQLite database named as a journal and moved the last
     line of a text file to .torn; a second repair overwrote the first .torn."""
     from lossearch import cli
-    from lossearch.storages import repair_journal
+    from lossearch.study.storages import repair_journal
     from tests.fakes import FakeRunner, fake_search
 
     database = tmp_path / "s.db"
@@ -139,7 +139,7 @@ def test_repair_refuses_files_that_are_not_journals_and_never_overwrites_a_torn_
 
 
 def test_reading_a_missing_journal_creates_no_file(tmp_path):
-    from lossearch.stored import StoredStudy
+    from lossearch.study.stored import StoredStudy
 
     with pytest.raises(ValueError, match="no journal file"):
         StoredStudy.load(f"journal:///{tmp_path}/missing.log", "s")
